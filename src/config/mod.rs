@@ -1,0 +1,401 @@
+//! Configuration in two stages (as ripgrep does it): `raw` mirrors the YAML file and rejects unknown keys; this
+//! module turns it into the validated [`Config`] in one place ([`Config::from_raw`]) and renders the effective
+//! settings for `check-config`.
+//!
+//! Every error names the file, the key path and the line. This module does not watch the file for changes; the
+//! controller decides when to load it again.
+
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::derive::DeriveOptions;
+
+/// Whether the controller may write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Observe, derive, diff and report; never write. The default.
+    #[default]
+    DryRun,
+    /// Repair drift by writing the owned inline policy.
+    Enforce,
+}
+
+/// The log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// One JSON object per line, for log pipelines. The default.
+    #[default]
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// One account to manage, in one or more Regions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// The 12-digit account id.
+    pub account: String,
+    /// The Regions whose task definitions are watched.
+    pub regions: Vec<String>,
+    /// The role to assume in the account; `None` uses the controller's own credentials.
+    pub assume_role_arn: Option<String>,
+    /// The external id to pass when assuming the role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// The session name for the assumed role.
+    pub session_name: String,
+}
+
+/// Which task definitions are in scope.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    include_patterns: Vec<String>,
+    exclude_patterns: Vec<String>,
+    include: GlobSet,
+    exclude: GlobSet,
+}
+
+impl Scope {
+    /// Build a scope from include and exclude family globs.
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Scope, globset::Error> {
+        Ok(Scope {
+            include_patterns: include.to_vec(),
+            exclude_patterns: exclude.to_vec(),
+            include: glob_set(include)?,
+            exclude: glob_set(exclude)?,
+        })
+    }
+
+    /// Whether a family is in scope: it matches an include glob and no exclude glob.
+    pub fn contains_family(&self, family: &str) -> bool {
+        self.include.is_match(family) && !self.exclude.is_match(family)
+    }
+}
+
+impl PartialEq for Scope {
+    fn eq(&self, other: &Self) -> bool {
+        self.include_patterns == other.include_patterns
+            && self.exclude_patterns == other.exclude_patterns
+    }
+}
+
+fn glob_set(patterns: &[String]) -> Result<GlobSet, globset::Error> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        builder.add(Glob::new(pattern)?);
+    }
+    builder.build()
+}
+
+/// Exponential backoff settings for retryable AWS errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BackoffSettings {
+    /// The first wait.
+    #[serde(with = "humantime_serde_text")]
+    pub initial_interval: Duration,
+    /// The longest single wait.
+    #[serde(with = "humantime_serde_text")]
+    pub max_interval: Duration,
+    /// How long one call keeps retrying before the error is reported for this pass.
+    #[serde(with = "humantime_serde_text")]
+    pub max_elapsed: Duration,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    /// The file it was read from.
+    #[serde(skip)]
+    pub source: PathBuf,
+    /// `dry-run` or `enforce`.
+    pub mode: Mode,
+    /// The accounts and Regions to manage.
+    pub targets: Vec<Target>,
+    /// Which families are in scope.
+    #[serde(skip)]
+    pub scope: Scope,
+    /// Include globs, as written (for display).
+    pub include_families: Vec<String>,
+    /// Exclude globs, as written (for display).
+    pub exclude_families: Vec<String>,
+    /// Grant ECR and awslogs permissions also to EC2-only task definitions.
+    pub ecr_and_logs_on_ec2: bool,
+    /// The name of the inline policy the controller owns on each execution role.
+    pub inline_policy_name: String,
+    /// Time between full passes.
+    #[serde(with = "humantime_serde_text")]
+    pub resync_interval: Duration,
+    /// How many roles are reconciled at once.
+    pub concurrency: usize,
+    /// Retry settings for retryable AWS errors.
+    pub backoff: BackoffSettings,
+    /// The HTTP listen address for `/metrics`, `/healthz` and `/readyz`.
+    pub http_listen: SocketAddr,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Log level filter (`tracing` env-filter syntax).
+    pub log_level: String,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{file}: cannot read the file: {message}")]
+    ReadFailed {
+        /// The file.
+        file: String,
+        /// The OS error.
+        message: String,
+    },
+    /// A key has a bad value, is unknown, or is missing.
+    #[error("{}", format_invalid(file, path, *line, *column, message))]
+    Invalid {
+        /// The file.
+        file: String,
+        /// The key path (`targets[0].account`), empty for the document itself.
+        path: String,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// 1-based column, when known.
+        column: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// A bounded label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ConfigError::ReadFailed { .. } => "read_failed",
+            ConfigError::Invalid { .. } => "invalid",
+        }
+    }
+}
+
+fn format_invalid(
+    file: &str,
+    path: &str,
+    line: Option<usize>,
+    column: Option<usize>,
+    message: &str,
+) -> String {
+    let mut out = file.to_string();
+    if let Some(line) = line {
+        out.push_str(&format!(":{line}"));
+        if let Some(column) = column {
+            out.push_str(&format!(":{column}"));
+        }
+    }
+    if !path.is_empty() {
+        out.push_str(&format!(": {path}"));
+    }
+    // serde_yaml may already start its message with the path; don't say it twice.
+    let message = message
+        .strip_prefix(&format!("{path}: "))
+        .unwrap_or(message);
+    out.push_str(&format!(": {message}"));
+    out
+}
+
+impl Config {
+    /// Read, parse and validate a config file.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError::ReadFailed {
+            file: file.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Config::from_yaml(file, &text)
+    }
+
+    /// Parse and validate config text; `file` is used in error messages.
+    pub fn from_yaml(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw = raw::parse(file, text)?;
+        Config::from_raw(file, text, raw)
+    }
+
+    /// The one place where a raw config becomes a validated one: checks across keys.
+    fn from_raw(file: &Path, text: &str, raw: raw::RawConfig) -> Result<Config, ConfigError> {
+        let invalid = |path: &str, message: String| ConfigError::Invalid {
+            file: file.display().to_string(),
+            path: path.to_string(),
+            line: line_of_key(text, path),
+            column: None,
+            message,
+        };
+        if raw.targets.is_empty() {
+            return Err(invalid("targets", "at least one target is needed".into()));
+        }
+        let mut targets: Vec<Target> = Vec::new();
+        for (i, t) in raw.targets.into_iter().enumerate() {
+            let path = format!("targets[{i}]");
+            if t.regions.is_empty() {
+                return Err(invalid(
+                    &format!("{path}.regions"),
+                    "at least one Region is needed".into(),
+                ));
+            }
+            if targets.iter().any(|other| other.account == t.account.0) {
+                return Err(invalid(
+                    &format!("{path}.account"),
+                    format!(
+                        "account {} is listed twice; list all its Regions in one target",
+                        t.account.0
+                    ),
+                ));
+            }
+            if let Some(role) = &t.assume_role_arn
+                && role.1.account != t.account.0
+            {
+                return Err(invalid(
+                    &format!("{path}.assume_role_arn"),
+                    format!(
+                        "role `{}` is in account {}, not in the target's account {}",
+                        role.0, role.1.account, t.account.0
+                    ),
+                ));
+            }
+            if t.external_id.is_some() && t.assume_role_arn.is_none() {
+                return Err(invalid(
+                    &format!("{path}.external_id"),
+                    "external_id is only used with assume_role_arn".into(),
+                ));
+            }
+            let mut regions: Vec<String> = t.regions.into_iter().map(|r| r.0).collect();
+            regions.sort();
+            if regions.windows(2).any(|w| w[0] == w[1]) {
+                return Err(invalid(
+                    &format!("{path}.regions"),
+                    "a Region is listed twice".into(),
+                ));
+            }
+            targets.push(Target {
+                account: t.account.0,
+                regions,
+                assume_role_arn: t.assume_role_arn.map(|r| r.0),
+                external_id: t.external_id,
+                session_name: t.session_name.unwrap_or_else(|| "execrole".to_string()),
+            });
+        }
+        let include: Vec<String> = raw
+            .task_definitions
+            .include_families
+            .into_iter()
+            .map(|g| g.0)
+            .collect();
+        let exclude: Vec<String> = raw
+            .task_definitions
+            .exclude_families
+            .into_iter()
+            .map(|g| g.0)
+            .collect();
+        let scope = Scope::new(&include, &exclude)
+            .map_err(|e| invalid("task_definitions", format!("invalid family glob: {e}")))?;
+        if raw.concurrency == 0 {
+            return Err(invalid("concurrency", "must be at least 1".into()));
+        }
+        if raw.resync_interval.0 < Duration::from_secs(1) {
+            return Err(invalid("resync_interval", "must be at least 1s".into()));
+        }
+        if raw.backoff.initial_interval.0 > raw.backoff.max_interval.0 {
+            return Err(invalid(
+                "backoff.initial_interval",
+                "must not be longer than backoff.max_interval".into(),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&raw.logging.level).map_err(|e| {
+            invalid(
+                "logging.level",
+                format!("`{}` is not a log filter: {e}", raw.logging.level),
+            )
+        })?;
+        Ok(Config {
+            source: file.to_path_buf(),
+            mode: raw.mode,
+            targets,
+            scope,
+            include_families: include,
+            exclude_families: exclude,
+            ecr_and_logs_on_ec2: raw.task_definitions.ecr_and_logs_on_ec2,
+            inline_policy_name: raw.policy.inline_name.0,
+            resync_interval: raw.resync_interval.0,
+            concurrency: raw.concurrency,
+            backoff: BackoffSettings {
+                initial_interval: raw.backoff.initial_interval.0,
+                max_interval: raw.backoff.max_interval.0,
+                max_elapsed: raw.backoff.max_elapsed.0,
+            },
+            http_listen: raw.http.listen,
+            log_format: raw.logging.format,
+            log_level: raw.logging.level,
+        })
+    }
+
+    /// The derivation settings this config asks for.
+    pub fn derive_options(&self) -> DeriveOptions {
+        DeriveOptions {
+            ecr_and_logs_on_ec2: self.ecr_and_logs_on_ec2,
+        }
+    }
+
+    /// The effective settings as YAML, defaults filled in.
+    pub fn to_effective_yaml(&self) -> String {
+        raw::to_yaml(self)
+    }
+}
+
+/// The 1-based line of the last key of `path` (`targets[1].regions` → the second `regions:` under `targets`),
+/// found by a plain scan of the text: good enough to point a human at the place for checks across keys.
+pub(crate) fn line_of_key(text: &str, path: &str) -> Option<usize> {
+    let mut index = 0usize;
+    let mut wanted: Vec<(String, Option<usize>)> = Vec::new();
+    for segment in path.split('.') {
+        match segment.split_once('[') {
+            Some((key, rest)) => {
+                let n = rest.trim_end_matches(']').parse().ok();
+                wanted.push((key.to_string(), n));
+            }
+            None => wanted.push((segment.to_string(), None)),
+        }
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    for (key, nth) in wanted {
+        let found = (index..lines.len()).find(|&i| {
+            let l = lines[i].trim_start().trim_start_matches("- ");
+            l.starts_with(&format!("{key}:"))
+        })?;
+        index = found;
+        if let Some(n) = nth {
+            // The n-th list item after the key, counting only items as indented as the first one.
+            let is_item = |l: &str| l.trim_start().starts_with("- ");
+            let indent = |l: &str| l.len() - l.trim_start().len();
+            let first = (found + 1..lines.len()).find(|&i| is_item(lines[i]))?;
+            let item_indent = indent(lines[first]);
+            index = (first..lines.len())
+                .filter(|&i| is_item(lines[i]) && indent(lines[i]) == item_indent)
+                .nth(n)?;
+        }
+    }
+    Some(index + 1)
+}
+
+/// Durations are shown as `humantime` text (`5m`), the way they are written.
+mod humantime_serde_text {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests;

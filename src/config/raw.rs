@@ -1,0 +1,330 @@
+//! The raw configuration: types that mirror the YAML file one to one, with `deny_unknown_fields` everywhere, and
+//! the one place that reads YAML (`serde_yaml`). Values that can be checked on their own (account ids, Regions,
+//! durations, globs, ARNs, addresses) are checked while deserialising, so their errors carry the key path and line.
+//! Checks across keys live in `validate.rs`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+use crate::model::{RoleKey, is_account_id, is_region};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub mode: super::Mode,
+    pub targets: Vec<RawTarget>,
+    #[serde(default)]
+    pub task_definitions: RawTaskDefinitions,
+    #[serde(default)]
+    pub policy: RawPolicy,
+    #[serde(default = "default_resync")]
+    pub resync_interval: DurationText,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default)]
+    pub backoff: RawBackoff,
+    #[serde(default)]
+    pub http: RawHttp,
+    #[serde(default)]
+    pub logging: RawLogging,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTarget {
+    pub account: AccountId,
+    pub regions: Vec<RegionName>,
+    #[serde(default)]
+    pub assume_role_arn: Option<RoleArn>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub session_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTaskDefinitions {
+    #[serde(default = "default_include")]
+    pub include_families: Vec<GlobText>,
+    #[serde(default)]
+    pub exclude_families: Vec<GlobText>,
+    #[serde(default = "default_true")]
+    pub ecr_and_logs_on_ec2: bool,
+}
+
+impl Default for RawTaskDefinitions {
+    fn default() -> Self {
+        RawTaskDefinitions {
+            include_families: default_include(),
+            exclude_families: Vec::new(),
+            ecr_and_logs_on_ec2: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    #[serde(default = "default_policy_name")]
+    pub inline_name: PolicyName,
+}
+
+impl Default for RawPolicy {
+    fn default() -> Self {
+        RawPolicy {
+            inline_name: default_policy_name(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBackoff {
+    #[serde(default = "default_initial")]
+    pub initial_interval: DurationText,
+    #[serde(default = "default_max_interval")]
+    pub max_interval: DurationText,
+    #[serde(default = "default_max_elapsed")]
+    pub max_elapsed: DurationText,
+}
+
+impl Default for RawBackoff {
+    fn default() -> Self {
+        RawBackoff {
+            initial_interval: default_initial(),
+            max_interval: default_max_interval(),
+            max_elapsed: default_max_elapsed(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttp {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: default_listen(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLogging {
+    #[serde(default)]
+    pub format: super::LogFormat,
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+impl Default for RawLogging {
+    fn default() -> Self {
+        RawLogging {
+            format: super::LogFormat::default(),
+            level: default_level(),
+        }
+    }
+}
+
+fn default_resync() -> DurationText {
+    DurationText(Duration::from_secs(300))
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_include() -> Vec<GlobText> {
+    vec![GlobText("*".to_string())]
+}
+fn default_true() -> bool {
+    true
+}
+fn default_policy_name() -> PolicyName {
+    PolicyName("execrole".to_string())
+}
+fn default_initial() -> DurationText {
+    DurationText(Duration::from_millis(500))
+}
+fn default_max_interval() -> DurationText {
+    DurationText(Duration::from_secs(30))
+}
+fn default_max_elapsed() -> DurationText {
+    DurationText(Duration::from_secs(120))
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 9464))
+}
+fn default_level() -> String {
+    "info".to_string()
+}
+
+/// Read and deserialise a config file's text. Errors name the file, the key path and the line.
+pub(crate) fn parse(file: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let path = if path == "." { String::new() } else { path };
+        // serde_yaml knows where structural errors are, but reports errors raised by a value's own checks at the
+        // start of the document: then the key path finds the line.
+        let location = inner
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .filter(|&(line, column)| path.is_empty() || (line, column) != (1, 1));
+        let (line, column) = match location {
+            Some((line, column)) => (Some(line), Some(column)),
+            None => (super::line_of_key(text, &path), None),
+        };
+        ConfigError::Invalid {
+            file: file.display().to_string(),
+            path,
+            line,
+            column,
+            message: strip_location(&inner.to_string()),
+        }
+    })
+}
+
+/// Render the effective settings as YAML (for `check-config`).
+pub(crate) fn to_yaml<T: Serialize>(value: &T) -> String {
+    serde_yaml::to_string(value).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+}
+
+/// serde_yaml appends " at line L column C" (and may prefix the path); we report both separately.
+fn strip_location(message: &str) -> String {
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    message.to_string()
+}
+
+/// A 12-digit account id, which must be quoted in YAML (an unquoted number loses leading zeros).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AccountId(pub String);
+
+impl<'de> Deserialize<'de> for AccountId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = AccountId;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a quoted 12-digit account id")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AccountId, E> {
+                if is_account_id(v) {
+                    Ok(AccountId(v.to_string()))
+                } else {
+                    Err(E::custom(format!("`{v}` is not a 12-digit account id")))
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<AccountId, E> {
+                Err(E::custom(format!(
+                    "account id {v} must be quoted (\"{v:012}\"): YAML reads an unquoted number and drops leading zeros"
+                )))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<AccountId, E> {
+                Err(E::custom(format!("`{v}` is not a 12-digit account id")))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A Region name such as `eu-west-1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RegionName(pub String);
+
+impl<'de> Deserialize<'de> for RegionName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if is_region(&text) {
+            Ok(RegionName(text))
+        } else {
+            Err(de::Error::custom(format!(
+                "`{text}` is not a Region name (like `eu-west-1`)"
+            )))
+        }
+    }
+}
+
+/// A duration written like `30s`, `5m`, `1h`, `500ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DurationText(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(DurationText)
+            .map_err(|e| {
+                de::Error::custom(format!(
+                    "`{text}` is not a duration like `30s`, `5m` or `1h` ({e})"
+                ))
+            })
+    }
+}
+
+/// A family glob (`*`, `?`, `[…]`, `{a,b}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GlobText(pub String);
+
+impl<'de> Deserialize<'de> for GlobText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        globset::Glob::new(&text)
+            .map(|_| GlobText(text.clone()))
+            .map_err(|e| de::Error::custom(format!("`{text}` is not a valid glob: {e}")))
+    }
+}
+
+/// An IAM role ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RoleArn(pub String, pub RoleKey);
+
+impl<'de> Deserialize<'de> for RoleArn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match RoleKey::from_role_arn(&text) {
+            Some(key) => Ok(RoleArn(text, key)),
+            None => Err(de::Error::custom(format!(
+                "`{text}` is not an IAM role ARN (arn:aws:iam::123456789012:role/name)"
+            ))),
+        }
+    }
+}
+
+/// An IAM policy name: 1–128 of letters, digits and `+=,.@_-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PolicyName(pub String);
+
+impl<'de> Deserialize<'de> for PolicyName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let valid = !text.is_empty()
+            && text.len() <= 128
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+        if valid {
+            Ok(PolicyName(text))
+        } else {
+            Err(de::Error::custom(format!(
+                "`{text}` is not an IAM policy name (1-128 letters, digits and +=,.@_-)"
+            )))
+        }
+    }
+}

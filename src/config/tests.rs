@@ -1,0 +1,183 @@
+//! Config tests: defaults, every key, and errors that name the file, the key path and the line.
+
+use super::*;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_yaml(Path::new("execrole.yaml"), text)
+}
+
+const MINIMAL: &str = "targets:\n  - account: \"123456789012\"\n    regions: [us-east-1]\n";
+
+#[test]
+fn a_minimal_config_gets_safe_defaults() {
+    let config = load(MINIMAL).unwrap();
+    assert_eq!(config.mode, Mode::DryRun);
+    assert_eq!(config.inline_policy_name, "execrole");
+    assert_eq!(config.resync_interval, Duration::from_secs(300));
+    assert_eq!(config.http_listen, "0.0.0.0:9464".parse().unwrap());
+    assert_eq!(config.log_format, LogFormat::Json);
+    assert!(config.scope.contains_family("anything"));
+    assert!(config.ecr_and_logs_on_ec2);
+    assert_eq!(config.targets[0].session_name, "execrole");
+}
+
+#[test]
+fn every_key_is_read() {
+    let config = load(
+        r#"
+mode: enforce
+targets:
+  - account: "111111111111"
+    regions: [us-east-1, eu-west-1]
+    assume_role_arn: arn:aws:iam::111111111111:role/execrole-target
+    external_id: shared-secret
+    session_name: ops
+task_definitions:
+  include_families: ["web*", "api"]
+  exclude_families: ["web-legacy*"]
+  ecr_and_logs_on_ec2: false
+policy:
+  inline_name: platform-execrole
+resync_interval: 90s
+concurrency: 8
+backoff:
+  initial_interval: 1s
+  max_interval: 1m
+  max_elapsed: 5m
+http:
+  listen: 127.0.0.1:9000
+logging:
+  format: text
+  level: debug
+"#,
+    )
+    .unwrap();
+    assert_eq!(config.mode, Mode::Enforce);
+    let t = &config.targets[0];
+    assert_eq!(t.regions, vec!["eu-west-1", "us-east-1"]);
+    assert_eq!(
+        t.assume_role_arn.as_deref(),
+        Some("arn:aws:iam::111111111111:role/execrole-target")
+    );
+    assert_eq!(t.external_id.as_deref(), Some("shared-secret"));
+    assert_eq!(t.session_name, "ops");
+    assert!(config.scope.contains_family("web-api"));
+    assert!(config.scope.contains_family("api"));
+    assert!(!config.scope.contains_family("web-legacy-1"));
+    assert!(!config.scope.contains_family("apis"));
+    assert!(!config.ecr_and_logs_on_ec2);
+    assert_eq!(config.inline_policy_name, "platform-execrole");
+    assert_eq!(config.resync_interval, Duration::from_secs(90));
+    assert_eq!(config.concurrency, 8);
+    assert_eq!(config.backoff.max_elapsed, Duration::from_secs(300));
+    assert_eq!(config.http_listen, "127.0.0.1:9000".parse().unwrap());
+    assert_eq!(config.log_format, LogFormat::Text);
+    let yaml = config.to_effective_yaml();
+    assert!(yaml.contains("mode: enforce"), "{yaml}");
+    assert!(yaml.contains("resync_interval: 1m 30s"), "{yaml}");
+}
+
+#[test]
+fn errors_name_the_file_the_key_path_and_the_line() {
+    let cases = [
+        (
+            "mode: enforced\n",
+            "execrole.yaml:1",
+            "mode",
+            "unknown variant",
+        ),
+        (
+            "targets:\n  - account: \"123456789012\"\n    regions: [us-east-1]\n    colour: blue\n",
+            "execrole.yaml:4",
+            "targets[0]",
+            "unknown field `colour`",
+        ),
+        (
+            "targets:\n  - account: 123456789012\n    regions: [us-east-1]\n",
+            "execrole.yaml:2",
+            "targets[0].account",
+            "must be quoted",
+        ),
+        (
+            "targets:\n  - account: \"123456789012\"\n    regions: [us-east-1, mars]\n",
+            "execrole.yaml:3",
+            "targets[0].regions[1]",
+            "`mars` is not a Region name",
+        ),
+        (
+            &format!("{MINIMAL}resync_interval: soon\n"),
+            "execrole.yaml:4",
+            "resync_interval",
+            "not a duration",
+        ),
+        (
+            &format!("{MINIMAL}task_definitions:\n  include_families: [\"a[\"]\n"),
+            "execrole.yaml:5",
+            "task_definitions.include_families[0]",
+            "not a valid glob",
+        ),
+        (
+            &format!("{MINIMAL}policy:\n  inline_name: \"has space\"\n"),
+            "execrole.yaml:5",
+            "policy.inline_name",
+            "not an IAM policy name",
+        ),
+        (
+            "mode: enforce\n",
+            "execrole.yaml",
+            "",
+            "missing field `targets`",
+        ),
+        (
+            "targets:\n  - account: \"123456789012\"\n    regions: [us-east-1]\n  - account: \"123456789012\"\n    regions: [eu-west-1]\n",
+            "execrole.yaml:4",
+            "targets[1].account",
+            "listed twice",
+        ),
+        (
+            "targets:\n  - account: \"123456789012\"\n    regions: [us-east-1]\n    external_id: x\n",
+            "execrole.yaml:4",
+            "targets[0].external_id",
+            "only used with assume_role_arn",
+        ),
+        (
+            "targets:\n  - account: \"123456789012\"\n    regions: [us-east-1]\n    assume_role_arn: arn:aws:iam::111111111111:role/x\n",
+            "execrole.yaml:4",
+            "targets[0].assume_role_arn",
+            "not in the target's account",
+        ),
+        (
+            "targets: []\n",
+            "execrole.yaml:1",
+            "targets",
+            "at least one target",
+        ),
+    ];
+    for (text, location, path, message) in cases {
+        let err = load(text).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with(location), "{text}\n=> {shown}");
+        if !path.is_empty() {
+            assert!(shown.contains(&format!(": {path}: ")), "{text}\n=> {shown}");
+        }
+        assert!(shown.contains(message), "{text}\n=> {shown}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_an_error_that_names_it() {
+    let err = Config::load(Path::new("/nonexistent/execrole.yaml")).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/execrole.yaml: cannot read")
+    );
+    assert_eq!(err.reason(), "read_failed");
+}
+
+#[test]
+fn the_example_and_demo_configs_are_valid() {
+    for file in ["config/example.yaml", "config/demo.yaml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

@@ -1,0 +1,314 @@
+//! Pure derivation: a task definition (plus the facts looked up about it) → the permissions its execution role
+//! needs, each with the reasons (task definition, container, field path) behind it, and findings for what cannot be
+//! granted safely. One file per rule family, numbered as in `derivation-rules.md`.
+//!
+//! It decides *what* is needed, never *how* it is written: compiling requirements into a policy is `policy`'s job,
+//! and comparing with IAM is `plan`'s. It never guesses: a value that cannot be turned into an exact ARN becomes a
+//! finding, never a wildcard.
+
+mod ecr;
+mod logs;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::model::{Arn, RoleKey, TaskDefinition, is_account_id, partition_for_region};
+use crate::policy::Permission;
+
+/// Why a permission is needed: which task definition, container and field asked for it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Reason {
+    /// `family:revision` (or the ARN's last segment).
+    pub task_definition: String,
+    /// The container name (`#index` when unnamed).
+    pub container: String,
+    /// The JSON path of the field, e.g. `containerDefinitions[0].image`.
+    pub field: String,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} container {} {}",
+            self.task_definition, self.container, self.field
+        )
+    }
+}
+
+/// One permission and every reason it is needed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Requirement {
+    /// What to allow.
+    pub permission: Permission,
+    /// Why (sorted, deduplicated).
+    pub reasons: BTreeSet<Reason>,
+}
+
+/// The kinds of finding; bounded, so they can label metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// The task definition needs an execution role and names none: its tasks will fail to start.
+    NoExecutionRole,
+    /// `executionRoleArn` is not an IAM role ARN.
+    InvalidExecutionRole,
+    /// A reference (image, ARN, option) cannot be parsed; the task would fail to start.
+    InvalidReference,
+    /// A value still holds a template placeholder (`${…}`, `{{…}}`, `<…>`).
+    UnresolvedPlaceholder,
+    /// A resource in another account must also allow the role in its own policy; reported, never written.
+    CrossAccountResource,
+    /// A required option is missing, or a default was assumed.
+    IncompleteConfiguration,
+    /// The account or Region of the task definition is unknown, so an exact ARN cannot be built.
+    UnknownContext,
+}
+
+impl FindingKind {
+    /// The metric label and JSON name of the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::NoExecutionRole => "no_execution_role",
+            FindingKind::InvalidExecutionRole => "invalid_execution_role",
+            FindingKind::InvalidReference => "invalid_reference",
+            FindingKind::UnresolvedPlaceholder => "unresolved_placeholder",
+            FindingKind::CrossAccountResource => "cross_account_resource",
+            FindingKind::IncompleteConfiguration => "incomplete_configuration",
+            FindingKind::UnknownContext => "unknown_context",
+        }
+    }
+
+    /// Whether tasks of the task definition will fail to start because of it.
+    pub fn is_blocking(self) -> bool {
+        matches!(
+            self,
+            FindingKind::NoExecutionRole
+                | FindingKind::InvalidExecutionRole
+                | FindingKind::InvalidReference
+                | FindingKind::UnresolvedPlaceholder
+        )
+    }
+}
+
+/// Something the user should know about a task definition that no write can fix.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Finding {
+    /// What kind of problem.
+    pub kind: FindingKind,
+    /// `family:revision`.
+    pub task_definition: String,
+    /// The container, when the finding is about one.
+    pub container: Option<String>,
+    /// The JSON path of the field.
+    pub field: Option<String>,
+    /// A sentence for humans.
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.kind.as_str(), self.task_definition)?;
+        if let Some(container) = &self.container {
+            write!(f, " container {container}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, " {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Settings that change what is derived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeriveOptions {
+    /// Grant ECR pulls and `awslogs` also for task definitions that run only on EC2 (where the instance role is used
+    /// unless the agent is configured otherwise). On by default: a service can move between launch types.
+    pub ecr_and_logs_on_ec2: bool,
+}
+
+impl Default for DeriveOptions {
+    fn default() -> Self {
+        DeriveOptions {
+            ecr_and_logs_on_ec2: true,
+        }
+    }
+}
+
+/// Where a task definition lives, for the inputs that do not say (register-task-definition input has no ARN).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeriveContext {
+    /// The account to assume when the task definition has no ARN.
+    pub account: Option<String>,
+    /// The Region to assume when the task definition has no ARN.
+    pub region: Option<String>,
+}
+
+/// What one task definition needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Derivation {
+    /// `family:revision`.
+    pub task_definition: String,
+    /// The execution role that must hold the permissions, when the task definition names a valid one.
+    pub role: Option<RoleKey>,
+    /// The execution role ARN as written.
+    pub execution_role_arn: Option<String>,
+    /// The permissions, sorted.
+    pub requirements: Vec<Requirement>,
+    /// What cannot be granted, or needs a human.
+    pub findings: Vec<Finding>,
+}
+
+/// The account, Region and partition a task definition runs in, as far as they are known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TaskScope {
+    pub account: Option<String>,
+    pub region: Option<String>,
+}
+
+impl TaskScope {
+    fn of(td: &TaskDefinition, ctx: &DeriveContext) -> TaskScope {
+        let arn = td.parsed_arn();
+        let role_account = td
+            .execution_role_arn
+            .as_deref()
+            .and_then(|a| Arn::parse(a).ok())
+            .map(|a| a.account)
+            .filter(|a| is_account_id(a));
+        TaskScope {
+            account: arn
+                .as_ref()
+                .map(|a| a.account.clone())
+                .filter(|a| is_account_id(a))
+                .or_else(|| ctx.account.clone())
+                .or(role_account),
+            region: arn
+                .map(|a| a.region)
+                .filter(|r| !r.is_empty())
+                .or_else(|| ctx.region.clone()),
+        }
+    }
+}
+
+/// Collects requirements and findings while the rules run over one task definition.
+pub(crate) struct Needs {
+    task_definition: String,
+    scope: TaskScope,
+    requirements: BTreeMap<Permission, BTreeSet<Reason>>,
+    findings: BTreeSet<Finding>,
+}
+
+impl Needs {
+    pub(crate) fn grant(&mut self, permission: Permission, container: &str, field: &str) {
+        self.requirements
+            .entry(permission)
+            .or_default()
+            .insert(Reason {
+                task_definition: self.task_definition.clone(),
+                container: container.to_string(),
+                field: field.to_string(),
+            });
+    }
+
+    pub(crate) fn find(
+        &mut self,
+        kind: FindingKind,
+        container: Option<&str>,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) {
+        self.findings.insert(Finding {
+            kind,
+            task_definition: self.task_definition.clone(),
+            container: container.map(str::to_string),
+            field: field.map(str::to_string),
+            message: message.into(),
+        });
+    }
+}
+
+/// Everything the execution role of `td` needs, with reasons and findings. Deterministic, and independent of the
+/// order of the containers.
+pub fn required_permissions(
+    td: &TaskDefinition,
+    ctx: &DeriveContext,
+    options: &DeriveOptions,
+) -> Derivation {
+    let mut needs = Needs {
+        task_definition: td.display_name(),
+        scope: TaskScope::of(td, ctx),
+        requirements: BTreeMap::new(),
+        findings: BTreeSet::new(),
+    };
+    let ecr_and_logs = options.ecr_and_logs_on_ec2 || !td.is_ec2_only();
+    for container in &td.containers {
+        if ecr_and_logs {
+            ecr::private_images(container, &mut needs);
+            logs::awslogs(container, &mut needs);
+        }
+    }
+
+    let role = td
+        .execution_role_arn
+        .as_deref()
+        .and_then(RoleKey::from_role_arn);
+    match (&td.execution_role_arn, &role) {
+        (Some(arn), None) => needs.find(
+            FindingKind::InvalidExecutionRole,
+            None,
+            Some("executionRoleArn"),
+            format!("`{arn}` is not an IAM role ARN; tasks that need it will fail to start"),
+        ),
+        (None, _) if !needs.requirements.is_empty() => needs.find(
+            FindingKind::NoExecutionRole,
+            None,
+            Some("executionRoleArn"),
+            "the task definition needs an execution role and names none: its tasks will fail to start",
+        ),
+        _ => {}
+    }
+    Derivation {
+        task_definition: needs.task_definition,
+        role,
+        execution_role_arn: td.execution_role_arn.clone(),
+        requirements: needs
+            .requirements
+            .into_iter()
+            .map(|(permission, reasons)| Requirement {
+                permission,
+                reasons,
+            })
+            .collect(),
+        findings: needs.findings.into_iter().collect(),
+    }
+}
+
+/// Merge the requirements of several task definitions (one role): the union of permissions, reasons combined.
+pub fn merge_requirements<'a>(
+    requirements: impl IntoIterator<Item = &'a Requirement>,
+) -> Vec<Requirement> {
+    let mut merged: BTreeMap<Permission, BTreeSet<Reason>> = BTreeMap::new();
+    for requirement in requirements {
+        merged
+            .entry(requirement.permission.clone())
+            .or_default()
+            .extend(requirement.reasons.iter().cloned());
+    }
+    merged
+        .into_iter()
+        .map(|(permission, reasons)| Requirement {
+            permission,
+            reasons,
+        })
+        .collect()
+}
+
+/// The partition of a Region, or of the task's Region when none is given.
+pub(crate) fn partition(region: &str) -> &'static str {
+    partition_for_region(region)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,388 @@
+//! Table tests for the derivation rules, one test per rule family and edge case.
+
+use super::*;
+
+const TASK_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:3";
+const ROLE: &str = "arn:aws:iam::123456789012:role/app-exec";
+
+fn task(containers: &str) -> TaskDefinition {
+    let text = format!(
+        r#"{{"taskDefinitionArn":"{TASK_ARN}","family":"web","revision":3,"executionRoleArn":"{ROLE}",
+            "containerDefinitions":{containers}}}"#
+    );
+    TaskDefinition::from_json(&text).expect("test task definition parses")
+}
+
+fn derive(td: &TaskDefinition) -> Derivation {
+    required_permissions(td, &DeriveContext::default(), &DeriveOptions::default())
+}
+
+fn grants(d: &Derivation) -> Vec<(String, String)> {
+    d.requirements
+        .iter()
+        .map(|r| (r.permission.action.clone(), r.permission.resource.clone()))
+        .collect()
+}
+
+fn kinds(d: &Derivation) -> Vec<FindingKind> {
+    d.findings.iter().map(|f| f.kind).collect()
+}
+
+fn ecr_grants(repository_arn: &str) -> Vec<(String, String)> {
+    let mut v = vec![("ecr:GetAuthorizationToken".to_string(), "*".to_string())];
+    for action in ecr::LAYER_ACTIONS {
+        v.push((action.to_string(), repository_arn.to_string()));
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn private_ecr_images_need_the_token_and_layer_actions_on_the_exact_repository() {
+    let digest = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+    let cases = [
+        (
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1.2",
+            "arn:aws:ecr:us-east-1:123456789012:repository/web",
+        ),
+        (
+            &format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/web@{digest}") as &str,
+            "arn:aws:ecr:us-east-1:123456789012:repository/web",
+        ),
+        (
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/svc/worker:2.3",
+            "arn:aws:ecr:us-east-1:123456789012:repository/team/svc/worker",
+        ),
+        // Region from the host, not from the task.
+        (
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web",
+            "arn:aws:ecr:eu-west-1:123456789012:repository/web",
+        ),
+        (
+            "123456789012.dkr-ecr.eu-west-1.on.aws/web",
+            "arn:aws:ecr:eu-west-1:123456789012:repository/web",
+        ),
+        (
+            "123456789012.dkr.ecr-fips.us-east-2.amazonaws.com/web",
+            "arn:aws:ecr:us-east-2:123456789012:repository/web",
+        ),
+    ];
+    for (image, repository) in cases {
+        let d = derive(&task(&format!(r#"[{{"name":"app","image":"{image}"}}]"#)));
+        assert_eq!(grants(&d), ecr_grants(repository), "{image}");
+        assert!(d.findings.is_empty(), "{image}: {:?}", d.findings);
+        let reason = d.requirements[0].reasons.iter().next().unwrap();
+        assert_eq!(reason.container, "app");
+        assert_eq!(reason.field, "containerDefinitions[0].image");
+        assert_eq!(reason.task_definition, "web:3");
+    }
+}
+
+#[test]
+fn china_and_govcloud_registries_use_their_partition() {
+    let d = derive(&task(
+        r#"[{"name":"a","image":"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/app:1"},
+            {"name":"b","image":"123456789012.dkr.ecr.us-gov-west-1.amazonaws.com/app:1"}]"#,
+    ));
+    let resources: BTreeSet<_> = grants(&d).into_iter().map(|(_, r)| r).collect();
+    assert!(resources.contains("arn:aws-cn:ecr:cn-north-1:123456789012:repository/app"));
+    assert!(resources.contains("arn:aws-us-gov:ecr:us-gov-west-1:123456789012:repository/app"));
+}
+
+#[test]
+fn cross_account_ecr_images_are_granted_and_reported() {
+    let d = derive(&task(
+        r#"[{"name":"api","image":"222222222222.dkr.ecr.eu-west-1.amazonaws.com/shared/base:2024.1"}]"#,
+    ));
+    assert_eq!(
+        grants(&d),
+        ecr_grants("arn:aws:ecr:eu-west-1:222222222222:repository/shared/base")
+    );
+    assert_eq!(kinds(&d), vec![FindingKind::CrossAccountResource]);
+    assert!(d.findings[0].message.contains("222222222222"));
+}
+
+#[test]
+fn images_from_other_registries_need_nothing() {
+    for image in [
+        "nginx",
+        "nginx:1.27",
+        "docker.io/library/nginx:latest",
+        "public.ecr.aws/aws-observability/aws-otel-collector:latest",
+        "ghcr.io/org/app:1",
+        "registry.local:5000/app:1",
+    ] {
+        let d = derive(&task(&format!(r#"[{{"name":"app","image":"{image}"}}]"#)));
+        assert!(d.requirements.is_empty(), "{image}");
+        assert!(d.findings.is_empty(), "{image}");
+    }
+}
+
+#[test]
+fn bad_and_templated_images_are_findings_not_grants() {
+    let cases = [
+        (
+            "aws_account_id.dkr.ecr.us-west-2.amazonaws.com/hello",
+            FindingKind::InvalidReference,
+        ),
+        (
+            "${ACCOUNT}.dkr.ecr.us-west-2.amazonaws.com/hello",
+            FindingKind::UnresolvedPlaceholder,
+        ),
+        (
+            "<account>.dkr.ecr.us-west-2.amazonaws.com/hello",
+            FindingKind::UnresolvedPlaceholder,
+        ),
+        (
+            "123456789012.dkr.ecr.us-west-2.amazonaws.com/{{ .Repo }}",
+            FindingKind::UnresolvedPlaceholder,
+        ),
+    ];
+    for (image, kind) in cases {
+        let d = derive(&task(&format!(r#"[{{"name":"app","image":"{image}"}}]"#)));
+        assert!(d.requirements.is_empty(), "{image}");
+        assert_eq!(kinds(&d), vec![kind], "{image}");
+    }
+}
+
+#[test]
+fn awslogs_needs_stream_and_events_on_the_group_with_the_star_suffix() {
+    let d = derive(&task(
+        r#"[{"name":"app","image":"nginx","logConfiguration":{"logDriver":"awslogs",
+            "options":{"awslogs-group":"/ecs/web","awslogs-region":"us-east-1","awslogs-stream-prefix":"web"}}}]"#,
+    ));
+    let resource = "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/web:*".to_string();
+    assert_eq!(
+        grants(&d),
+        vec![
+            ("logs:CreateLogStream".to_string(), resource.clone()),
+            ("logs:PutLogEvents".to_string(), resource),
+        ]
+    );
+    assert!(d.findings.is_empty());
+}
+
+#[test]
+fn awslogs_create_group_adds_create_log_group_on_the_same_resource() {
+    for value in [r#""true""#, r#""TRUE""#, "true"] {
+        let d = derive(&task(&format!(
+            r#"[{{"name":"app","image":"nginx","logConfiguration":{{"logDriver":"awslogs",
+                "options":{{"awslogs-group":"/ecs/w","awslogs-region":"us-east-1","awslogs-create-group":{value}}}}}}}]"#
+        )));
+        let create = d
+            .requirements
+            .iter()
+            .find(|r| r.permission.action == "logs:CreateLogGroup")
+            .expect("CreateLogGroup granted");
+        assert_eq!(
+            create.permission.resource,
+            "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/w:*"
+        );
+        assert_eq!(
+            create.reasons.iter().next().unwrap().field,
+            "containerDefinitions[0].logConfiguration.options.awslogs-create-group"
+        );
+    }
+    let d = derive(&task(
+        r#"[{"name":"app","image":"nginx","logConfiguration":{"logDriver":"awslogs",
+            "options":{"awslogs-group":"/ecs/w","awslogs-region":"us-east-1","awslogs-create-group":"false"}}}]"#,
+    ));
+    assert!(
+        !d.requirements
+            .iter()
+            .any(|r| r.permission.action == "logs:CreateLogGroup")
+    );
+}
+
+#[test]
+fn awslogs_region_other_than_the_tasks_decides_region_and_partition() {
+    let d = derive(&task(
+        r#"[{"name":"app","image":"nginx","logConfiguration":{"logDriver":"awslogs",
+            "options":{"awslogs-group":"g","awslogs-region":"eu-west-1"}}},
+            {"name":"cn","image":"nginx","logConfiguration":{"logDriver":"awslogs",
+            "options":{"awslogs-group":"g","awslogs-region":"cn-northwest-1"}}}]"#,
+    ));
+    let resources: BTreeSet<_> = grants(&d).into_iter().map(|(_, r)| r).collect();
+    assert_eq!(
+        resources,
+        BTreeSet::from([
+            "arn:aws:logs:eu-west-1:123456789012:log-group:g:*".to_string(),
+            "arn:aws-cn:logs:cn-northwest-1:123456789012:log-group:g:*".to_string(),
+        ])
+    );
+}
+
+#[test]
+fn missing_awslogs_region_falls_back_to_the_tasks_region_with_a_finding() {
+    let d = derive(&task(
+        r#"[{"name":"app","image":"nginx","logConfiguration":{"logDriver":"awslogs","options":{"awslogs-group":"g"}}}]"#,
+    ));
+    assert_eq!(
+        grants(&d)[0].1,
+        "arn:aws:logs:us-east-1:123456789012:log-group:g:*"
+    );
+    assert_eq!(kinds(&d), vec![FindingKind::IncompleteConfiguration]);
+}
+
+#[test]
+fn awslogs_without_a_known_account_or_region_is_a_finding_never_a_made_up_arn() {
+    let td = TaskDefinition::from_json(
+        r#"{"containerDefinitions":[{"name":"app","image":"nginx","logConfiguration":{"logDriver":"awslogs",
+           "options":{"awslogs-group":"g"}}}]}"#,
+    )
+    .unwrap();
+    let d = derive(&td);
+    assert!(d.requirements.is_empty());
+    assert_eq!(kinds(&d), vec![FindingKind::UnknownContext]);
+    // The context supplied by the caller (derive --account/--region) fills the gap.
+    let ctx = DeriveContext {
+        account: Some("123456789012".into()),
+        region: Some("ap-northeast-1".into()),
+    };
+    let d = required_permissions(&td, &ctx, &DeriveOptions::default());
+    assert_eq!(
+        grants(&d)[0].1,
+        "arn:aws:logs:ap-northeast-1:123456789012:log-group:g:*"
+    );
+}
+
+#[test]
+fn bad_awslogs_options_are_findings() {
+    let cases = [
+        (
+            r#"{"awslogs-region":"us-east-1"}"#,
+            FindingKind::InvalidReference,
+        ),
+        (
+            r#"{"awslogs-group":"${LOG_GROUP}","awslogs-region":"us-east-1"}"#,
+            FindingKind::UnresolvedPlaceholder,
+        ),
+        (
+            r#"{"awslogs-group":"bad*group","awslogs-region":"us-east-1"}"#,
+            FindingKind::InvalidReference,
+        ),
+        (
+            r#"{"awslogs-group":"g","awslogs-region":"region"}"#,
+            FindingKind::InvalidReference,
+        ),
+    ];
+    for (options, kind) in cases {
+        let d = derive(&task(&format!(
+            r#"[{{"name":"app","image":"nginx","logConfiguration":{{"logDriver":"awslogs","options":{options}}}}}]"#
+        )));
+        assert!(d.requirements.is_empty(), "{options}");
+        assert_eq!(kinds(&d), vec![kind], "{options}");
+    }
+}
+
+#[test]
+fn other_log_drivers_need_nothing_from_the_awslogs_rule() {
+    let d = derive(&task(
+        r#"[{"name":"app","image":"nginx","logConfiguration":{"logDriver":"splunk","options":{"splunk-url":"https://x"}}}]"#,
+    ));
+    assert!(d.requirements.is_empty());
+}
+
+#[test]
+fn a_task_that_needs_a_role_and_names_none_is_a_finding() {
+    let td = TaskDefinition::from_json(
+        r#"{"taskDefinitionArn":"arn:aws:ecs:us-west-2:123456789012:task-definition/hello:1",
+           "containerDefinitions":[{"name":"hello","image":"123456789012.dkr.ecr.us-west-2.amazonaws.com/hello"}]}"#,
+    )
+    .unwrap();
+    let d = derive(&td);
+    assert_eq!(d.role, None);
+    assert_eq!(kinds(&d), vec![FindingKind::NoExecutionRole]);
+    // One that needs nothing needs no role either.
+    let td =
+        TaskDefinition::from_json(r#"{"containerDefinitions":[{"name":"x","image":"nginx"}]}"#)
+            .unwrap();
+    assert!(derive(&td).findings.is_empty());
+}
+
+#[test]
+fn an_execution_role_that_is_not_a_role_arn_is_a_finding() {
+    let td = TaskDefinition::from_json(
+        r#"{"executionRoleArn":"ecsTaskExecutionRole","containerDefinitions":[{"name":"x","image":"nginx"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(kinds(&derive(&td)), vec![FindingKind::InvalidExecutionRole]);
+}
+
+#[test]
+fn ec2_only_tasks_skip_ecr_and_logs_when_told_to() {
+    let td = TaskDefinition::from_json(&format!(
+        r#"{{"taskDefinitionArn":"{TASK_ARN}","executionRoleArn":"{ROLE}","requiresCompatibilities":["EC2"],
+            "containerDefinitions":[{{"name":"a","image":"123456789012.dkr.ecr.us-east-1.amazonaws.com/web"}}]}}"#
+    ))
+    .unwrap();
+    assert!(!derive(&td).requirements.is_empty());
+    let options = DeriveOptions {
+        ecr_and_logs_on_ec2: false,
+    };
+    let d = required_permissions(&td, &DeriveContext::default(), &options);
+    assert!(d.requirements.is_empty());
+}
+
+#[test]
+fn reasons_from_several_containers_and_task_definitions_merge_per_permission() {
+    let a = derive(&task(
+        r#"[{"name":"a","image":"123456789012.dkr.ecr.us-east-1.amazonaws.com/web"},
+            {"name":"b","image":"123456789012.dkr.ecr.us-east-1.amazonaws.com/web:2"}]"#,
+    ));
+    let token = a
+        .requirements
+        .iter()
+        .find(|r| r.permission.action == "ecr:GetAuthorizationToken")
+        .unwrap();
+    assert_eq!(token.reasons.len(), 2);
+    let merged = merge_requirements(a.requirements.iter().chain(a.requirements.iter()));
+    assert_eq!(merged, a.requirements);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn container() -> impl Strategy<Value = String> {
+        let image = prop_oneof![
+            Just("nginx".to_string()),
+            "[a-z]{1,5}(/[a-z]{1,5}){0,2}"
+                .prop_map(|r| format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{r}:1")),
+            "[a-z]{1,5}".prop_map(|r| format!("222222222222.dkr.ecr.eu-west-1.amazonaws.com/{r}")),
+        ];
+        let log = prop_oneof![
+            Just(String::new()),
+            ("[a-z/]{1,8}", any::<bool>()).prop_map(|(g, create)| format!(
+                r#","logConfiguration":{{"logDriver":"awslogs","options":{{"awslogs-group":"{g}","awslogs-region":"us-east-1","awslogs-create-group":"{create}"}}}}"#
+            )),
+        ];
+        ("[a-z]{1,6}", image, log)
+            .prop_map(|(name, image, log)| format!(r#"{{"name":"{name}","image":"{image}"{log}}}"#))
+    }
+
+    proptest! {
+        #[test]
+        fn derivation_is_deterministic_and_independent_of_container_order(
+            containers in proptest::collection::vec(container(), 1..6)
+        ) {
+            let forward = derive(&task(&format!("[{}]", containers.join(","))));
+            let mut reversed = containers.clone();
+            reversed.reverse();
+            let backward = derive(&task(&format!("[{}]", reversed.join(","))));
+            prop_assert_eq!(grants(&forward), grants(&backward));
+            let again = derive(&task(&format!("[{}]", containers.join(","))));
+            prop_assert_eq!(forward, again);
+        }
+
+        #[test]
+        fn image_parsing_never_panics(image in ".{0,80}") {
+            let _ = crate::model::ImageRef::parse(&image);
+        }
+
+        #[test]
+        fn task_definition_parsing_never_panics(text in ".{0,200}") {
+            let _ = TaskDefinition::from_json(&text);
+        }
+    }
+}

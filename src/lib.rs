@@ -1,0 +1,31 @@
+//! `execrole` keeps every Amazon ECS task execution role exactly as permissive as its task definitions need: it
+//! watches task definitions through the ECS API, derives the permissions each execution role needs, diffs them
+//! against the role's live IAM state, and repairs drift in its own inline policy.
+//!
+//! # Layout
+//!
+//! A functional core in an imperative shell:
+//!
+//! * [`config`]: the YAML configuration, raw then validated.
+//! * [`model`]: our own types: ARNs, images, task definitions, role keys (pure).
+//! * [`derive`]: task definition → required permissions with reasons, and findings (pure).
+//! * [`policy`]: IAM policy documents: parse, normalise, compare by meaning, diff, compile (pure).
+//! * [`plan`]: desired vs observed → the write that repairs a role; text and JSON rendering (pure).
+//! * [`offline`]: the `derive` command's report over files (pure).
+//! * [`aws`]: narrow traits over ECS and IAM, the SDK adapters behind them, error classification, retries.
+//! * [`controller`]: passes, the describe cache, per-role reconcile and apply.
+//! * [`metrics`]: the Prometheus registry.
+//! * [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//! * [`cli`]: the command-line types.
+
+pub mod aws;
+pub mod cli;
+pub mod config;
+pub mod controller;
+pub mod derive;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod offline;
+pub mod plan;
+pub mod policy;

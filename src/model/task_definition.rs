@@ -1,0 +1,442 @@
+//! Task definitions as the derivation rules read them, parsed leniently from the JSON people actually have: the
+//! output of `aws ecs describe-task-definition` (`{"taskDefinition": {…}, "tags": […]}`), the bare task definition,
+//! or the input of `register-task-definition`, with `null`s, empty strings, a `logConfiguration` given as a
+//! one-element list, and unknown keys.
+//!
+//! Only the fields that decide execution-role permissions are kept. Values are kept as written (apart from empty
+//! strings and `null`, which mean "absent"); judging them is the derivation rules' job. The SDK adapter builds the
+//! same type from the ECS API's response.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::Arn;
+
+/// The parts of a task definition that decide what its execution role needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskDefinition {
+    /// `taskDefinitionArn`, when known (describe output, or from the ECS API).
+    pub arn: Option<String>,
+    /// `family`.
+    pub family: Option<String>,
+    /// `revision`.
+    pub revision: Option<i64>,
+    /// `executionRoleArn`.
+    pub execution_role_arn: Option<String>,
+    /// `requiresCompatibilities` (`EC2`, `FARGATE`, `EXTERNAL`, `MANAGED_INSTANCES`).
+    pub requires_compatibilities: Vec<String>,
+    /// `containerDefinitions`, in order.
+    pub containers: Vec<ContainerDefinition>,
+}
+
+/// One container definition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerDefinition {
+    /// Position in `containerDefinitions`, for field paths in reasons and findings.
+    pub index: usize,
+    /// `name`, or `None` when absent or empty.
+    pub name: Option<String>,
+    /// `image`.
+    pub image: Option<String>,
+    /// `logConfiguration`.
+    pub log_configuration: Option<LogConfiguration>,
+    /// `secrets`.
+    pub secrets: Vec<SecretEntry>,
+    /// `repositoryCredentials.credentialsParameter`.
+    pub repository_credentials: Option<String>,
+    /// `environmentFiles`.
+    pub environment_files: Vec<EnvironmentFile>,
+    /// `firelensConfiguration`.
+    pub firelens_configuration: Option<FirelensConfiguration>,
+    /// `credentialSpecs`.
+    pub credential_specs: Vec<String>,
+}
+
+impl ContainerDefinition {
+    /// The name to show in reasons: the container's name, or `#<index>` when it has none.
+    pub fn display_name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("#{}", self.index))
+    }
+
+    /// The JSON path of a field of this container, e.g. `containerDefinitions[0].image`.
+    pub fn field_path(&self, field: &str) -> String {
+        format!("containerDefinitions[{}].{}", self.index, field)
+    }
+}
+
+/// `logConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogConfiguration {
+    /// `logDriver`.
+    pub log_driver: Option<String>,
+    /// `options`, values as strings (`true` becomes `"true"`).
+    pub options: BTreeMap<String, String>,
+    /// `secretOptions`.
+    pub secret_options: Vec<SecretEntry>,
+    /// Whether the JSON gave `logConfiguration` as a list (seen in copied documentation); the first entry is used.
+    pub was_list: bool,
+}
+
+/// An entry of `secrets` or `secretOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretEntry {
+    /// Position in its list.
+    pub index: usize,
+    /// `name`.
+    pub name: Option<String>,
+    /// `valueFrom`.
+    pub value_from: Option<String>,
+}
+
+/// An entry of `environmentFiles`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvironmentFile {
+    /// Position in its list.
+    pub index: usize,
+    /// `type` (only `s3` exists today).
+    pub kind: Option<String>,
+    /// `value`: an S3 object ARN.
+    pub value: Option<String>,
+}
+
+/// `firelensConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirelensConfiguration {
+    /// `type` (`fluentbit` or `fluentd`).
+    pub kind: Option<String>,
+    /// `options`.
+    pub options: BTreeMap<String, String>,
+}
+
+/// Why a JSON text is not a task definition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskDefinitionError {
+    /// Not JSON at all.
+    #[error("not valid JSON: {0}")]
+    InvalidJson(String),
+    /// JSON, but not an object with `containerDefinitions`.
+    #[error(
+        "not a task definition: expected an object with `containerDefinitions` (or `taskDefinition`)"
+    )]
+    NotATaskDefinition,
+    /// A field has a type no task definition uses.
+    #[error("`{path}` must be {expected}")]
+    WrongType {
+        /// JSON path of the field.
+        path: String,
+        /// What it must be.
+        expected: &'static str,
+    },
+}
+
+impl TaskDefinitionError {
+    /// A bounded label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TaskDefinitionError::InvalidJson(_) => "invalid_json",
+            TaskDefinitionError::NotATaskDefinition => "not_a_task_definition",
+            TaskDefinitionError::WrongType { .. } => "wrong_type",
+        }
+    }
+}
+
+impl TaskDefinition {
+    /// Parse a task definition from JSON text in any of the shapes described in the module doc.
+    pub fn from_json(text: &str) -> Result<TaskDefinition, TaskDefinitionError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| TaskDefinitionError::InvalidJson(e.to_string()))?;
+        TaskDefinition::from_value(&value)
+    }
+
+    /// Parse a task definition from a JSON value (see [`TaskDefinition::from_json`]).
+    pub fn from_value(value: &Value) -> Result<TaskDefinition, TaskDefinitionError> {
+        let object = match value.get("taskDefinition") {
+            Some(inner) if inner.is_object() => inner,
+            _ => value,
+        };
+        let Some(map) = object.as_object() else {
+            return Err(TaskDefinitionError::NotATaskDefinition);
+        };
+        if !map.contains_key("containerDefinitions") {
+            return Err(TaskDefinitionError::NotATaskDefinition);
+        }
+        let containers = list(object, "containerDefinitions", "containerDefinitions")?
+            .iter()
+            .enumerate()
+            .map(|(index, c)| container(index, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TaskDefinition {
+            arn: string(object, "taskDefinitionArn", "taskDefinitionArn")?,
+            family: string(object, "family", "family")?,
+            revision: object.get("revision").and_then(Value::as_i64),
+            execution_role_arn: string(object, "executionRoleArn", "executionRoleArn")?,
+            requires_compatibilities: list(
+                object,
+                "requiresCompatibilities",
+                "requiresCompatibilities",
+            )?
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+            containers,
+        })
+    }
+
+    /// The parsed `taskDefinitionArn`, when present and well-formed.
+    pub fn parsed_arn(&self) -> Option<Arn> {
+        self.arn.as_deref().and_then(|a| Arn::parse(a).ok())
+    }
+
+    /// A short name for reasons and findings: `family:revision`, the family, or the ARN.
+    pub fn display_name(&self) -> String {
+        match (&self.family, self.revision, &self.arn) {
+            (Some(family), Some(revision), _) => format!("{family}:{revision}"),
+            (_, _, Some(arn)) => arn.rsplit('/').next().unwrap_or(arn.as_str()).to_string(),
+            (Some(family), None, None) => family.clone(),
+            (None, _, None) => "(unnamed task definition)".to_string(),
+        }
+    }
+
+    /// Whether the task definition can only run on EC2 container instances (`requiresCompatibilities` is exactly
+    /// `EC2`), where ECR pulls and `awslogs` use the instance role unless the agent is told otherwise.
+    pub fn is_ec2_only(&self) -> bool {
+        !self.requires_compatibilities.is_empty()
+            && self
+                .requires_compatibilities
+                .iter()
+                .all(|c| c.eq_ignore_ascii_case("EC2"))
+    }
+}
+
+fn container(index: usize, value: &Value) -> Result<ContainerDefinition, TaskDefinitionError> {
+    let path = |field: &str| format!("containerDefinitions[{index}].{field}");
+    if !value.is_object() {
+        return Err(TaskDefinitionError::WrongType {
+            path: format!("containerDefinitions[{index}]"),
+            expected: "an object",
+        });
+    }
+    let log_configuration = match value.get("logConfiguration") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => match items.first() {
+            Some(first) => Some(log_configuration(
+                first,
+                &path("logConfiguration[0]"),
+                true,
+            )?),
+            None => None,
+        },
+        Some(other) => Some(log_configuration(other, &path("logConfiguration"), false)?),
+    };
+    let repository_credentials = match value.get("repositoryCredentials") {
+        None | Some(Value::Null) => None,
+        Some(creds) => string(
+            creds,
+            "credentialsParameter",
+            &path("repositoryCredentials.credentialsParameter"),
+        )?,
+    };
+    let firelens_configuration = match value.get("firelensConfiguration") {
+        None | Some(Value::Null) => None,
+        Some(f) => Some(FirelensConfiguration {
+            kind: string(f, "type", &path("firelensConfiguration.type"))?,
+            options: options(f, &path("firelensConfiguration.options"))?,
+        }),
+    };
+    Ok(ContainerDefinition {
+        index,
+        name: string(value, "name", &path("name"))?,
+        image: string(value, "image", &path("image"))?,
+        log_configuration,
+        secrets: secret_entries(value, "secrets", &path("secrets"))?,
+        repository_credentials,
+        environment_files: list(value, "environmentFiles", &path("environmentFiles"))?
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let p = format!("{}[{i}]", path("environmentFiles"));
+                Ok(EnvironmentFile {
+                    index: i,
+                    kind: string(f, "type", &format!("{p}.type"))?,
+                    value: string(f, "value", &format!("{p}.value"))?,
+                })
+            })
+            .collect::<Result<_, TaskDefinitionError>>()?,
+        firelens_configuration,
+        credential_specs: list(value, "credentialSpecs", &path("credentialSpecs"))?
+            .iter()
+            .filter_map(|v| v.as_str().filter(|s| !s.is_empty()).map(str::to_string))
+            .collect(),
+    })
+}
+
+fn log_configuration(
+    value: &Value,
+    path: &str,
+    was_list: bool,
+) -> Result<LogConfiguration, TaskDefinitionError> {
+    if !value.is_object() {
+        return Err(TaskDefinitionError::WrongType {
+            path: path.to_string(),
+            expected: "an object",
+        });
+    }
+    Ok(LogConfiguration {
+        log_driver: string(value, "logDriver", &format!("{path}.logDriver"))?,
+        options: options(value, &format!("{path}.options"))?,
+        secret_options: secret_entries(value, "secretOptions", &format!("{path}.secretOptions"))?,
+        was_list,
+    })
+}
+
+fn secret_entries(
+    value: &Value,
+    key: &str,
+    path: &str,
+) -> Result<Vec<SecretEntry>, TaskDefinitionError> {
+    list(value, key, path)?
+        .iter()
+        .enumerate()
+        .map(|(index, s)| {
+            Ok(SecretEntry {
+                index,
+                name: string(s, "name", &format!("{path}[{index}].name"))?,
+                value_from: string(s, "valueFrom", &format!("{path}[{index}].valueFrom"))?,
+            })
+        })
+        .collect()
+}
+
+/// `options`-style maps: string values kept, booleans and numbers as their JSON text, `null` dropped.
+fn options(value: &Value, path: &str) -> Result<BTreeMap<String, String>, TaskDefinitionError> {
+    match value.get("options") {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(map)) => Ok(map
+            .iter()
+            .filter_map(|(k, v)| match v {
+                Value::String(s) => Some((k.clone(), s.clone())),
+                Value::Bool(b) => Some((k.clone(), b.to_string())),
+                Value::Number(n) => Some((k.clone(), n.to_string())),
+                _ => None,
+            })
+            .collect()),
+        Some(_) => Err(TaskDefinitionError::WrongType {
+            path: path.to_string(),
+            expected: "an object of strings",
+        }),
+    }
+}
+
+/// A string field; `null`, absent and `""` are all `None`.
+fn string(value: &Value, key: &str, path: &str) -> Result<Option<String>, TaskDefinitionError> {
+    match value.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+        Some(_) => Err(TaskDefinitionError::WrongType {
+            path: path.to_string(),
+            expected: "a string",
+        }),
+    }
+}
+
+/// A list field; `null` and absent are empty.
+fn list<'a>(value: &'a Value, key: &str, path: &str) -> Result<&'a [Value], TaskDefinitionError> {
+    match value.get(key) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items.as_slice()),
+        Some(_) => Err(TaskDefinitionError::WrongType {
+            path: path.to_string(),
+            expected: "a list",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_output_and_register_input_parse_alike() {
+        let inner = r#"{"family":"web","revision":3,
+            "taskDefinitionArn":"arn:aws:ecs:us-east-1:123456789012:task-definition/web:3",
+            "executionRoleArn":"arn:aws:iam::123456789012:role/app-exec",
+            "requiresCompatibilities":["FARGATE"],
+            "containerDefinitions":[{"name":"web","image":"nginx",
+              "logConfiguration":{"logDriver":"awslogs","options":{"awslogs-group":"/ecs/web","awslogs-create-group":true}}}]}"#;
+        let wrapped = format!(r#"{{"taskDefinition":{inner},"tags":[]}}"#);
+        let a = TaskDefinition::from_json(inner).unwrap();
+        let b = TaskDefinition::from_json(&wrapped).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.display_name(), "web:3");
+        let log = a.containers[0].log_configuration.as_ref().unwrap();
+        assert_eq!(log.options["awslogs-create-group"], "true");
+        assert_eq!(a.parsed_arn().unwrap().region, "us-east-1");
+    }
+
+    #[test]
+    fn nulls_and_empty_strings_mean_absent() {
+        let td = TaskDefinition::from_json(
+            r#"{"family":"","executionRoleArn":"","containerDefinitions":[{"name":null,"image":"",
+               "repositoryCredentials":{"credentialsParameter":""},"secrets":null,"logConfiguration":null,
+               "environmentFiles":[{"type":"s3","value":""}],"credentialSpecs":[""]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(td.family, None);
+        assert_eq!(td.execution_role_arn, None);
+        let c = &td.containers[0];
+        assert_eq!((c.name.clone(), c.image.clone()), (None, None));
+        assert_eq!(c.repository_credentials, None);
+        assert!(c.secrets.is_empty() && c.credential_specs.is_empty());
+        assert_eq!(c.environment_files[0].value, None);
+        assert_eq!(c.display_name(), "#0");
+    }
+
+    #[test]
+    fn log_configuration_given_as_a_list_uses_its_first_entry() {
+        let td = TaskDefinition::from_json(
+            r#"{"containerDefinitions":[{"logConfiguration":[{"logDriver":"splunk",
+               "secretOptions":[{"name":"t","valueFrom":"arn:aws:secretsmanager:us-east-1:123456789012:secret:t-AbCdEf"}]}]}]}"#,
+        )
+        .unwrap();
+        let log = td.containers[0].log_configuration.as_ref().unwrap();
+        assert!(log.was_list);
+        assert_eq!(log.log_driver.as_deref(), Some("splunk"));
+        assert_eq!(log.secret_options.len(), 1);
+    }
+
+    #[test]
+    fn shapes_that_are_not_task_definitions_are_errors_that_say_where() {
+        let cases = [
+            ("not json", "invalid_json"),
+            ("[]", "not_a_task_definition"),
+            (r#"{"family":"x"}"#, "not_a_task_definition"),
+            (r#"{"containerDefinitions":{}}"#, "wrong_type"),
+            (r#"{"containerDefinitions":[{"image":5}]}"#, "wrong_type"),
+        ];
+        for (text, reason) in cases {
+            let err = TaskDefinition::from_json(text).unwrap_err();
+            assert_eq!(err.reason(), reason, "{text}: {err}");
+        }
+        let err =
+            TaskDefinition::from_json(r#"{"containerDefinitions":[{"image":5}]}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`containerDefinitions[0].image` must be a string"
+        );
+    }
+
+    #[test]
+    fn ec2_only_means_exactly_ec2() {
+        let td = |c: &[&str]| TaskDefinition {
+            requires_compatibilities: c.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        assert!(td(&["EC2"]).is_ec2_only());
+        assert!(!td(&["EC2", "FARGATE"]).is_ec2_only());
+        assert!(!td(&[]).is_ec2_only());
+    }
+}

@@ -1,0 +1,199 @@
+//! Rendering a [`Plan`]: text that reads like `terraform plan` (per role a symbol, `+`/`-` per permission, the
+//! reasons behind each addition, findings), and JSON with a stable, documented schema (`"schema": 1`; fields are
+//! only ever added).
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use super::{Change, INLINE_POLICY_LIMIT, Plan, RolePlan};
+use crate::derive::Finding;
+use crate::policy::Permission;
+
+/// The plan as human-readable text.
+pub fn render_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    for role in &plan.roles {
+        role_text(&mut out, role);
+    }
+    if !plan.findings.is_empty() {
+        let _ = writeln!(out, "Task definitions without a usable execution role:");
+        for finding in &plan.findings {
+            let _ = writeln!(out, "    ! {finding}");
+        }
+        out.push('\n');
+    }
+    for (key, error) in &plan.errors {
+        let _ = writeln!(out, "x role {key}: could not be read: {error}\n");
+    }
+    let count = |c: &str| plan.roles.iter().filter(|r| r.change.as_str() == c).count();
+    let findings = plan.findings.len() + plan.roles.iter().map(|r| r.findings.len()).sum::<usize>();
+    if plan.has_changes() {
+        let _ = writeln!(
+            out,
+            "Plan: {} to create, {} to update, {} to delete, {} up to date; {} findings{}.",
+            count("create"),
+            count("update"),
+            count("delete"),
+            count("none"),
+            findings,
+            errors_suffix(plan),
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "No changes. {} execution roles up to date; {} findings{}.",
+            plan.roles.len(),
+            findings,
+            errors_suffix(plan),
+        );
+    }
+    out
+}
+
+fn errors_suffix(plan: &Plan) -> String {
+    if plan.errors.is_empty() {
+        String::new()
+    } else {
+        format!("; {} roles could not be read", plan.errors.len())
+    }
+}
+
+fn role_text(out: &mut String, role: &RolePlan) {
+    let (symbol, verb) = match (&role.change, role.role_exists) {
+        (_, false) => ("!", "does not exist; nothing can be written"),
+        (Change::None, true) => ("=", "up to date"),
+        (Change::Create { .. }, true) => ("+", "inline policy will be created"),
+        (Change::Update { .. }, true) => ("~", "inline policy will be updated"),
+        (Change::Delete, true) => ("-", "inline policy will be deleted (nothing needs it)"),
+    };
+    let _ = writeln!(
+        out,
+        "{symbol} role {} policy {}: {verb}",
+        role.key, role.policy_name
+    );
+    let _ = writeln!(out, "    used by: {}", role.task_definitions.join(", "));
+    if let Some(error) = &role.unreadable_owned_policy {
+        let _ = writeln!(
+            out,
+            "    ! the owned policy cannot be read and will be replaced whole: {error}"
+        );
+    }
+    for addition in &role.added {
+        let _ = writeln!(out, "    + {}", permission_text(&addition.permission));
+        for reason in &addition.reasons {
+            let _ = writeln!(
+                out,
+                "        because {} container {} {}",
+                reason.task_definition, reason.container, reason.field
+            );
+        }
+    }
+    for removed in &role.removed {
+        let _ = writeln!(
+            out,
+            "    - {}   (no longer needed)",
+            permission_text(removed)
+        );
+    }
+    for other in &role.removed_other {
+        let _ = writeln!(out, "    - {other}   (no longer needed)");
+    }
+    for finding in &role.findings {
+        let _ = writeln!(out, "    ! {finding}");
+    }
+    if !role.other_inline_policies.is_empty() {
+        let _ = writeln!(
+            out,
+            "    other inline policies (not ours, left untouched): {}",
+            role.other_inline_policies.join(", ")
+        );
+    }
+    out.push('\n');
+}
+
+fn permission_text(p: &Permission) -> String {
+    let mut text = format!("{} on {}", p.action, p.resource);
+    for (operator, keys) in &p.conditions {
+        for (key, values) in keys {
+            let _ = write!(text, " if {operator} {key} = {}", values.join(" | "));
+        }
+    }
+    text
+}
+
+/// The plan as JSON. Schema (version 1):
+///
+/// ```text
+/// { "schema": 1, "changes_pending": bool,
+///   "summary": { "roles", "create", "update", "delete", "unchanged", "findings", "errors" },
+///   "roles": [ { "account", "role", "policy_name", "role_exists", "change": "none|create|update|delete",
+///                "task_definitions": [..],
+///                "added": [ { "action", "resource", "conditions", "reasons": [ {"task_definition","container","field"} ] } ],
+///                "removed": [ { "action", "resource", "conditions" } ], "removed_other": [ "<statement json>" ],
+///                "policy": <desired policy document or null>, "policy_size": n, "policy_size_limit": 10240,
+///                "other_inline_policies": [..], "unreadable_owned_policy": "<error>" | null,
+///                "findings": [ Finding ] } ],
+///   "findings": [ { "kind", "task_definition", "container", "field", "message" } ],
+///   "errors": [ { "account", "role", "error" } ] }
+/// ```
+pub fn render_json(plan: &Plan) -> Value {
+    let count = |c: &str| plan.roles.iter().filter(|r| r.change.as_str() == c).count();
+    json!({
+        "schema": 1,
+        "changes_pending": plan.has_changes(),
+        "summary": {
+            "roles": plan.roles.len(),
+            "create": count("create"),
+            "update": count("update"),
+            "delete": count("delete"),
+            "unchanged": count("none"),
+            "findings": plan.findings.len() + plan.roles.iter().map(|r| r.findings.len()).sum::<usize>(),
+            "errors": plan.errors.len(),
+        },
+        "roles": plan.roles.iter().map(role_json).collect::<Vec<_>>(),
+        "findings": plan.findings.iter().map(finding_json).collect::<Vec<_>>(),
+        "errors": plan.errors.iter().map(|(key, error)| json!({
+            "account": key.account, "role": key.name, "error": error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn role_json(role: &RolePlan) -> Value {
+    json!({
+        "account": role.key.account,
+        "role": role.key.name,
+        "policy_name": role.policy_name,
+        "role_exists": role.role_exists,
+        "change": role.change.as_str(),
+        "task_definitions": role.task_definitions,
+        "added": role.added.iter().map(|a| json!({
+            "action": a.permission.action,
+            "resource": a.permission.resource,
+            "conditions": a.permission.conditions,
+            "reasons": a.reasons,
+        })).collect::<Vec<_>>(),
+        "removed": role.removed.iter().map(|p| json!({
+            "action": p.action, "resource": p.resource, "conditions": p.conditions,
+        })).collect::<Vec<_>>(),
+        "removed_other": role.removed_other,
+        "policy": role.desired.as_ref().and_then(|d| serde_json::from_str::<Value>(&d.to_json()).ok()),
+        "policy_size": role.desired_size,
+        "policy_size_limit": INLINE_POLICY_LIMIT,
+        "other_inline_policies": role.other_inline_policies,
+        "unreadable_owned_policy": role.unreadable_owned_policy,
+        "findings": role.findings.iter().map(finding_json).collect::<Vec<_>>(),
+    })
+}
+
+/// A finding as JSON (shared with `derive --output json`).
+pub fn finding_json(f: &Finding) -> Value {
+    json!({
+        "kind": f.kind.as_str(),
+        "blocking": f.kind.is_blocking(),
+        "task_definition": f.task_definition,
+        "container": f.container,
+        "field": f.field,
+        "message": f.message,
+    })
+}

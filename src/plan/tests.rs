@@ -1,0 +1,187 @@
+//! Plan tests: the write decided for each combination of desired and observed state.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::derive::Reason;
+
+fn key() -> RoleKey {
+    RoleKey {
+        account: "123456789012".into(),
+        name: "app-exec".into(),
+    }
+}
+
+fn requirement(action: &str, resource: &str) -> Requirement {
+    Requirement {
+        permission: Permission::new(action, resource),
+        reasons: BTreeSet::from([Reason {
+            task_definition: "web:1".into(),
+            container: "web".into(),
+            field: "containerDefinitions[0].image".into(),
+        }]),
+    }
+}
+
+fn desired(requirements: Vec<Requirement>) -> DesiredRole {
+    DesiredRole {
+        key: key(),
+        task_definitions: vec!["web:1".into()],
+        requirements,
+        findings: vec![],
+    }
+}
+
+fn observed(policy: Option<&str>) -> ObservedRole {
+    ObservedRole {
+        exists: true,
+        owned_policy: policy.map(str::to_string),
+        other_inline_policies: vec!["team-extra".into()],
+    }
+}
+
+const REPO: &str = "arn:aws:ecr:us-east-1:123456789012:repository/web";
+
+#[test]
+fn a_role_without_the_owned_policy_gets_it_created() {
+    let plan = plan_role(
+        &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
+        &observed(None),
+        "execrole",
+    );
+    let Change::Create { document } = &plan.change else {
+        panic!("expected create, got {:?}", plan.change);
+    };
+    assert!(document.contains("ecr:BatchGetImage"));
+    assert_eq!(plan.added.len(), 1);
+    assert_eq!(plan.added[0].reasons[0].container, "web");
+}
+
+#[test]
+fn an_equivalent_policy_in_another_shape_is_not_drift() {
+    // URL-encoded, lower-cased action, list instead of string, a Sid: same meaning.
+    let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Sid%22%3A%22x%22%2C%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%5B%22ecr%3Abatchgetimage%22%5D%2C%22Resource%22%3A%5B%22arn%3Aaws%3Aecr%3Aus-east-1%3A123456789012%3Arepository%2Fweb%22%5D%7D%5D%7D";
+    let plan = plan_role(
+        &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
+        &observed(Some(encoded)),
+        "execrole",
+    );
+    assert_eq!(plan.change, Change::None, "{plan:?}");
+    assert!(plan.added.is_empty() && plan.removed.is_empty());
+}
+
+#[test]
+fn a_stale_statement_is_removed_and_a_missing_one_added() {
+    let stale = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:BatchGetImage","Resource":"arn:aws:ecr:us-east-1:123456789012:repository/old"}]}"#;
+    let plan = plan_role(
+        &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
+        &observed(Some(stale)),
+        "execrole",
+    );
+    assert!(matches!(plan.change, Change::Update { .. }));
+    assert_eq!(plan.added[0].permission.resource, REPO);
+    assert_eq!(
+        plan.removed[0].resource,
+        "arn:aws:ecr:us-east-1:123456789012:repository/old"
+    );
+    assert_eq!(plan.removed[0].action, "ecr:BatchGetImage");
+}
+
+#[test]
+fn a_role_that_needs_nothing_loses_its_owned_policy() {
+    let old = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:BatchGetImage","Resource":"*"}]}"#;
+    let plan = plan_role(&desired(vec![]), &observed(Some(old)), "execrole");
+    assert_eq!(plan.change, Change::Delete);
+    let plan = plan_role(&desired(vec![]), &observed(None), "execrole");
+    assert_eq!(plan.change, Change::None);
+}
+
+#[test]
+fn an_unreadable_owned_policy_is_replaced_whole() {
+    let plan = plan_role(
+        &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
+        &observed(Some("not json")),
+        "execrole",
+    );
+    assert!(matches!(plan.change, Change::Update { .. }));
+    assert!(plan.unreadable_owned_policy.is_some());
+}
+
+#[test]
+fn a_missing_role_is_never_written() {
+    let mut o = observed(None);
+    o.exists = false;
+    let plan = plan_role(
+        &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
+        &o,
+        "execrole",
+    );
+    assert_eq!(plan.change, Change::None);
+    assert!(!plan.role_exists);
+    assert!(
+        render_text(&Plan {
+            roles: vec![plan],
+            ..Default::default()
+        })
+        .contains("does not exist")
+    );
+}
+
+#[test]
+fn text_and_json_show_additions_with_reasons_and_removals() {
+    let stale = r#"{"Statement":{"Effect":"Allow","Action":"ecr:BatchGetImage","Resource":"arn:aws:ecr:us-east-1:123456789012:repository/old"}}"#;
+    let role = plan_role(
+        &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
+        &observed(Some(stale)),
+        "execrole",
+    );
+    let plan = Plan {
+        roles: vec![role],
+        ..Default::default()
+    };
+    let text = render_text(&plan);
+    assert!(
+        text.contains("~ role 123456789012/app-exec policy execrole"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("+ ecr:BatchGetImage on {REPO}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("because web:1 container web containerDefinitions[0].image"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- ecr:BatchGetImage on arn:aws:ecr:us-east-1:123456789012:repository/old"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(not ours, left untouched): team-extra"),
+        "{text}"
+    );
+    assert!(text.contains("Plan: 0 to create, 1 to update"), "{text}");
+    let json = render_json(&plan);
+    assert_eq!(json["schema"], 1);
+    assert_eq!(json["changes_pending"], true);
+    assert_eq!(json["roles"][0]["change"], "update");
+    assert_eq!(
+        json["roles"][0]["added"][0]["reasons"][0]["field"],
+        "containerDefinitions[0].image"
+    );
+    assert_eq!(
+        json["roles"][0]["removed"][0]["resource"],
+        "arn:aws:ecr:us-east-1:123456789012:repository/old"
+    );
+    assert_eq!(
+        json["roles"][0]["policy"]["Statement"][0]["Action"],
+        "ecr:BatchGetImage"
+    );
+}
+
+#[test]
+fn an_empty_plan_says_no_changes() {
+    let plan = Plan::default();
+    assert!(!plan.has_changes());
+    assert!(render_text(&plan).starts_with("No changes."));
+}
