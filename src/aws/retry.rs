@@ -1,0 +1,205 @@
+//! Retrying AWS requests with exponential backoff and jitter, through the `backoff` crate (used from this file
+//! only, so it can be swapped). Retryable errors (throttling, 5xx, time-outs, connection errors) wait and try
+//! again until `max_elapsed`; terminal errors return at once. Every attempt is counted in the metrics, so
+//! throttles show even when a retry succeeds. All waiting goes through `tokio::time`, so tests pause the clock.
+
+use std::future::Future;
+use std::time::Duration;
+
+use backoff::Clock;
+use backoff::backoff::Backoff;
+use backoff::exponential::ExponentialBackoff;
+
+use super::AwsError;
+use crate::config::BackoffSettings;
+use crate::metrics::Metrics;
+
+/// How to retry: the config's backoff settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// First wait.
+    pub initial_interval: Duration,
+    /// Longest single wait.
+    pub max_interval: Duration,
+    /// Give up on one request after this long.
+    pub max_elapsed: Duration,
+}
+
+impl From<&BackoffSettings> for RetryPolicy {
+    fn from(b: &BackoffSettings) -> Self {
+        RetryPolicy {
+            initial_interval: b.initial_interval,
+            max_interval: b.max_interval,
+            max_elapsed: b.max_elapsed,
+        }
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial_interval: Duration::from_millis(500),
+            max_interval: Duration::from_secs(30),
+            max_elapsed: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// An exponential backoff (multiplier 2, ±50 % jitter) that reads time from `tokio::time`, so a paused test
+    /// clock governs `max_elapsed` as well as the waits.
+    pub fn backoff(&self) -> ExponentialBackoff<TokioClock> {
+        let mut backoff = ExponentialBackoff {
+            current_interval: self.initial_interval,
+            initial_interval: self.initial_interval,
+            randomization_factor: 0.5,
+            multiplier: 2.0,
+            max_interval: self.max_interval,
+            start_time: TokioClock.now(),
+            max_elapsed_time: Some(self.max_elapsed),
+            clock: TokioClock,
+        };
+        backoff.reset();
+        backoff
+    }
+}
+
+/// The `backoff` crate's clock, read from `tokio::time` (which tests can pause and advance).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+impl Clock for TokioClock {
+    fn now(&self) -> std::time::Instant {
+        tokio::time::Instant::now().into_std()
+    }
+}
+
+/// Run `attempt` until it succeeds, fails terminally, or retryable failures have lasted `max_elapsed`.
+/// Each attempt's outcome and duration are recorded as `service`/`operation` in `metrics`.
+pub async fn call_with_retry<T, F, Fut>(
+    policy: &RetryPolicy,
+    metrics: &Metrics,
+    service: &'static str,
+    operation: &'static str,
+    mut attempt: F,
+) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AwsError>>,
+{
+    let backoff = policy.backoff();
+    backoff::future::retry_notify(
+        backoff,
+        || {
+            let started = tokio::time::Instant::now();
+            let fut = attempt();
+            async move {
+                let result = fut.await;
+                metrics.observe_aws_request(service, operation, result.as_ref().err(), started.elapsed());
+                result.map_err(|err| {
+                    if err.is_retryable() {
+                        backoff::Error::transient(err)
+                    } else {
+                        backoff::Error::permanent(err)
+                    }
+                })
+            }
+        },
+        |err: AwsError, wait: Duration| {
+            metrics.observe_aws_retry(service, operation);
+            tracing::debug!(service, operation, error = %err, wait_ms = wait.as_millis() as u64, "retrying AWS request");
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::aws::ErrorKind;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            initial_interval: Duration::from_millis(100),
+            max_interval: Duration::from_secs(1),
+            max_elapsed: Duration::from_secs(10),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retryable_errors_are_retried_until_success_and_counted() {
+        let metrics = Metrics::new();
+        let calls = AtomicUsize::new(0);
+        let result = call_with_retry(&policy(), &metrics, "iam", "GetRole", || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    Err(AwsError::new(
+                        "iam",
+                        "GetRole",
+                        ErrorKind::Throttling,
+                        "slow down",
+                    ))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(result, Ok(2));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(metrics.aws_requests("iam", "GetRole", "throttled"), 2);
+        assert_eq!(metrics.aws_requests("iam", "GetRole", "success"), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn terminal_errors_return_at_once() {
+        let metrics = Metrics::new();
+        let calls = AtomicUsize::new(0);
+        let result: Result<(), _> =
+            call_with_retry(&policy(), &metrics, "iam", "PutRolePolicy", || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async {
+                    Err(AwsError::new(
+                        "iam",
+                        "PutRolePolicy",
+                        ErrorKind::AccessDenied,
+                        "no",
+                    ))
+                }
+            })
+            .await;
+        assert_eq!(result.unwrap_err().kind, ErrorKind::AccessDenied);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(metrics.aws_requests("iam", "PutRolePolicy", "error"), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retryable_errors_give_up_after_max_elapsed() {
+        let metrics = Metrics::new();
+        let started = tokio::time::Instant::now();
+        let result: Result<(), _> = call_with_retry(
+            &policy(),
+            &metrics,
+            "ecs",
+            "ListTaskDefinitions",
+            || async {
+                Err(AwsError::new(
+                    "ecs",
+                    "ListTaskDefinitions",
+                    ErrorKind::Server,
+                    "boom",
+                ))
+            },
+        )
+        .await;
+        assert_eq!(result.unwrap_err().kind, ErrorKind::Server);
+        let elapsed = started.elapsed();
+        // It stops once the next wait would pass max_elapsed: after more than half of it, never after it.
+        assert!(elapsed > Duration::from_secs(5), "{elapsed:?}");
+        assert!(elapsed <= Duration::from_secs(10), "{elapsed:?}");
+        assert!(metrics.aws_requests("ecs", "ListTaskDefinitions", "error") > 3);
+    }
+}

@@ -1,0 +1,277 @@
+//! The AWS SDK adapters behind [`EcsApi`] and [`IamApi`], and the factory that builds them per target: the
+//! standard credential chain (environment, profile, web identity, container credentials; `AWS_ENDPOINT_URL`
+//! honoured), optionally `sts:AssumeRole` into the target account, one ECS client per Region and one IAM client per
+//! account.
+//!
+//! The SDK's own retries are switched off on purpose: every attempt then goes through [`call_with_retry`], where it
+//! is counted (throttles apart) and retried with our backoff, so the metrics show what really hit AWS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+
+use super::{
+    AwsError, EcsApi, ErrorKind, IamApi, RetryPolicy, RoleInfo, TaskDefinitionPage,
+    call_with_retry, convert,
+};
+use crate::config::Target;
+use crate::metrics::Metrics;
+use crate::model::{TaskDefinition, partition_for_region};
+
+/// Builds SDK clients for targets from one shared base configuration.
+#[derive(Clone)]
+pub struct ClientFactory {
+    base: SdkConfig,
+    metrics: Arc<Metrics>,
+    retry: RetryPolicy,
+}
+
+impl ClientFactory {
+    /// Load the base configuration from the environment (the standard chain).
+    pub async fn from_env(metrics: Arc<Metrics>, retry: RetryPolicy) -> ClientFactory {
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .build(),
+            )
+            .load()
+            .await;
+        ClientFactory {
+            base,
+            metrics,
+            retry,
+        }
+    }
+
+    /// The configuration for a target: the base one, or credentials from assuming the target's role (refreshed by
+    /// the SDK before they expire).
+    async fn target_config(&self, target: &Target) -> SdkConfig {
+        let Some(role_arn) = &target.assume_role_arn else {
+            return self.base.clone();
+        };
+        let mut builder = aws_config::sts::AssumeRoleProvider::builder(role_arn.clone())
+            .session_name(target.session_name.clone())
+            .configure(&self.base);
+        if let Some(external_id) = &target.external_id {
+            builder = builder.external_id(external_id.clone());
+        }
+        let provider = builder.build().await;
+        self.base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .build()
+    }
+
+    /// ECS adapters for each of the target's Regions, and the IAM adapter for its account.
+    pub async fn clients(
+        &self,
+        target: &Target,
+    ) -> (Vec<(String, Arc<dyn EcsApi>)>, Arc<dyn IamApi>) {
+        let config = self.target_config(target).await;
+        let ecs = target
+            .regions
+            .iter()
+            .map(|region| {
+                let conf = aws_sdk_ecs::config::Builder::from(&config)
+                    .region(Region::new(region.clone()))
+                    .build();
+                let api: Arc<dyn EcsApi> = Arc::new(SdkEcs {
+                    client: aws_sdk_ecs::Client::from_conf(conf),
+                    metrics: self.metrics.clone(),
+                    retry: self.retry,
+                });
+                (region.clone(), api)
+            })
+            .collect();
+        // IAM is global per partition; its endpoint is reached through the partition's home Region.
+        let iam_region = match target.regions.first().map(|r| partition_for_region(r)) {
+            Some("aws-cn") => "cn-north-1",
+            Some("aws-us-gov") => "us-gov-west-1",
+            _ => "us-east-1",
+        };
+        let conf = aws_sdk_iam::config::Builder::from(&config)
+            .region(Region::new(iam_region))
+            .build();
+        let iam: Arc<dyn IamApi> = Arc::new(SdkIam {
+            client: aws_sdk_iam::Client::from_conf(conf),
+            metrics: self.metrics.clone(),
+            retry: self.retry,
+        });
+        (ecs, iam)
+    }
+}
+
+/// [`EcsApi`] over the AWS SDK.
+pub struct SdkEcs {
+    client: aws_sdk_ecs::Client,
+    metrics: Arc<Metrics>,
+    retry: RetryPolicy,
+}
+
+#[async_trait]
+impl EcsApi for SdkEcs {
+    async fn list_task_definitions_page(
+        &self,
+        next_token: Option<String>,
+    ) -> Result<TaskDefinitionPage, AwsError> {
+        const OP: &str = "ListTaskDefinitions";
+        let out = call_with_retry(&self.retry, &self.metrics, "ecs", OP, || async {
+            self.client
+                .list_task_definitions()
+                .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+                .max_results(100)
+                .set_next_token(next_token.clone())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ecs", OP, e))
+        })
+        .await?;
+        Ok(TaskDefinitionPage {
+            arns: out.task_definition_arns().to_vec(),
+            next_token: out
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
+        })
+    }
+
+    async fn describe_task_definition(&self, arn: &str) -> Result<TaskDefinition, AwsError> {
+        const OP: &str = "DescribeTaskDefinition";
+        let out = call_with_retry(&self.retry, &self.metrics, "ecs", OP, || async {
+            self.client
+                .describe_task_definition()
+                .task_definition(arn)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ecs", OP, e))
+        })
+        .await?;
+        match out.task_definition() {
+            Some(td) => Ok(convert::task_definition(td)),
+            None => Err(AwsError::new(
+                "ecs",
+                OP,
+                ErrorKind::Other,
+                format!("no task definition returned for {arn}"),
+            )),
+        }
+    }
+}
+
+/// [`IamApi`] over the AWS SDK.
+pub struct SdkIam {
+    client: aws_sdk_iam::Client,
+    metrics: Arc<Metrics>,
+    retry: RetryPolicy,
+}
+
+#[async_trait]
+impl IamApi for SdkIam {
+    async fn get_role(&self, role: &str) -> Result<Option<RoleInfo>, AwsError> {
+        const OP: &str = "GetRole";
+        let result = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .get_role()
+                .role_name(role)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await;
+        match result {
+            Ok(out) => Ok(out.role().map(|r| RoleInfo {
+                arn: r.arn().to_string(),
+                assume_role_policy: r.assume_role_policy_document().map(str::to_string),
+            })),
+            Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn list_role_policies(&self, role: &str) -> Result<Vec<String>, AwsError> {
+        const OP: &str = "ListRolePolicies";
+        let mut names = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+                self.client
+                    .list_role_policies()
+                    .role_name(role)
+                    .set_marker(marker.clone())
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("iam", OP, e))
+            })
+            .await?;
+            names.extend(out.policy_names().iter().cloned());
+            match out.marker().filter(|m| out.is_truncated() && !m.is_empty()) {
+                Some(next) => marker = Some(next.to_string()),
+                None => break,
+            }
+        }
+        Ok(names)
+    }
+
+    async fn get_role_policy(&self, role: &str, policy: &str) -> Result<Option<String>, AwsError> {
+        const OP: &str = "GetRolePolicy";
+        let result = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .get_role_policy()
+                .role_name(role)
+                .policy_name(policy)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await;
+        match result {
+            Ok(out) => Ok(Some(out.policy_document().to_string())),
+            Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn put_role_policy(
+        &self,
+        role: &str,
+        policy: &str,
+        document: &str,
+    ) -> Result<(), AwsError> {
+        const OP: &str = "PutRolePolicy";
+        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .put_role_policy()
+                .role_name(role)
+                .policy_name(policy)
+                .policy_document(document)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_role_policy(&self, role: &str, policy: &str) -> Result<(), AwsError> {
+        const OP: &str = "DeleteRolePolicy";
+        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .delete_role_policy()
+                .role_name(role)
+                .policy_name(policy)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await
+        .map(|_| ())
+    }
+}

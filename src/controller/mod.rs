@@ -1,0 +1,322 @@
+//! The controller: a full pass per resync interval (list, describe what is new, derive, group revisions by
+//! execution role, then reconcile each role with bounded concurrency) until shutdown. A failing target, Region,
+//! revision or role never stops the others; work in flight drains on shutdown.
+//!
+//! It talks to AWS only through the `aws` traits, so tests drive it with in-memory fakes. It does not render plans
+//! (`plan`) or serve HTTP (`http`); it records metrics and readiness for them.
+
+mod reconcile;
+mod watcher;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+pub use reconcile::{ApplyRules, Outcome, RoleReport, reconcile};
+
+use crate::aws::{ClientFactory, EcsApi, IamApi};
+use crate::config::{Config, Mode, Target};
+use crate::derive::{self, DeriveContext, Finding, FindingKind, Requirement};
+use crate::metrics::Metrics;
+use crate::model::RoleKey;
+use crate::plan::{DesiredRole, Plan, RolePlan};
+use watcher::Watcher;
+
+/// The clients of one target: one ECS API per Region, one IAM API for the account.
+#[derive(Clone)]
+pub struct TargetClients {
+    /// ECS per Region.
+    pub ecs: Vec<(String, Arc<dyn EcsApi>)>,
+    /// IAM for the account.
+    pub iam: Arc<dyn IamApi>,
+}
+
+/// Where the controller gets its clients (the SDK factory, or fakes in tests).
+#[async_trait]
+pub trait ClientSource: Send + Sync {
+    /// Clients for a target.
+    async fn clients(&self, target: &Target) -> TargetClients;
+}
+
+#[async_trait]
+impl ClientSource for ClientFactory {
+    async fn clients(&self, target: &Target) -> TargetClients {
+        let (ecs, iam) = ClientFactory::clients(self, target).await;
+        TargetClients { ecs, iam }
+    }
+}
+
+/// Readiness and liveness, shared with the HTTP server.
+#[derive(Debug, Default)]
+pub struct Health {
+    ready: AtomicBool,
+}
+
+impl Health {
+    /// Whether the first full pass has completed and the last pass could see the world.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    /// The plan per role (as observed before any write).
+    pub plan: Plan,
+    /// Count of roles per outcome.
+    pub outcomes: BTreeMap<&'static str, usize>,
+    /// IAM writes made.
+    pub writes: usize,
+    /// Targets or Regions that could not be fully observed.
+    pub observe_errors: Vec<String>,
+    /// How long the pass took.
+    pub duration: Duration,
+}
+
+impl PassReport {
+    /// Whether everything could be observed and every role reconciled.
+    pub fn is_success(&self) -> bool {
+        self.observe_errors.is_empty() && self.plan.errors.is_empty()
+    }
+}
+
+/// What the revisions naming one role contribute: their names, requirements and findings.
+type RoleInputs = (BTreeSet<String>, Vec<Requirement>, BTreeSet<Finding>);
+
+/// The reconciling controller.
+pub struct Controller {
+    config: Config,
+    targets: Vec<(Target, TargetClients)>,
+    watcher: Watcher,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+impl Controller {
+    /// Build a controller and the clients of every target.
+    pub async fn new(
+        config: Config,
+        clients: &dyn ClientSource,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> Controller {
+        let mut targets = Vec::new();
+        for target in &config.targets {
+            targets.push((target.clone(), clients.clients(target).await));
+        }
+        Controller {
+            config,
+            targets,
+            watcher: Watcher::default(),
+            metrics,
+            health,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Run passes every resync interval until `shutdown` fires. A pass in flight finishes the roles it started.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        loop {
+            let report = self.pass(self.config.mode, &shutdown).await;
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let _ = report;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.config.resync_interval) => {}
+            }
+        }
+        tracing::info!("controller stopped");
+    }
+
+    /// One full pass: observe every target, derive, and reconcile every role in `mode`.
+    pub async fn pass(&self, mode: Mode, shutdown: &CancellationToken) -> PassReport {
+        let started = Instant::now();
+        let mut report = PassReport::default();
+        let mut roles: Vec<(DesiredRole, Arc<dyn IamApi>, bool)> = Vec::new();
+        let mut findings_by_kind: BTreeMap<FindingKind, i64> = BTreeMap::new();
+        let mut watched = 0usize;
+        for (target, clients) in &self.targets {
+            let view = self
+                .watcher
+                .observe_target(&self.config, target, &clients.ecs, &self.metrics)
+                .await;
+            watched += view.task_definitions.len();
+            let complete = view.is_complete();
+            report.observe_errors.extend(
+                view.errors
+                    .iter()
+                    .map(|e| format!("account {}: {e}", target.account)),
+            );
+            let (desired, loose) = self.desired_roles(target, &view.task_definitions);
+            for finding in desired
+                .iter()
+                .flat_map(|d| d.findings.iter())
+                .chain(loose.iter())
+            {
+                *findings_by_kind.entry(finding.kind).or_default() += 1;
+            }
+            report.plan.findings.extend(loose);
+            roles.extend(
+                desired
+                    .into_iter()
+                    .map(|d| (d, clients.iam.clone(), complete)),
+            );
+        }
+
+        let policy_name = self.config.inline_policy_name.as_str();
+        let metrics = self.metrics.as_ref();
+        let reports: Vec<(RoleKey, RoleReport)> = futures::stream::iter(roles)
+            .filter(|_| std::future::ready(!shutdown.is_cancelled()))
+            .map(|(desired, iam, complete)| async move {
+                let rules = ApplyRules { mode, complete };
+                let result = reconcile(&desired, iam.as_ref(), policy_name, rules, metrics).await;
+                (desired.key.clone(), result)
+            })
+            .buffer_unordered(self.config.concurrency)
+            .collect()
+            .await;
+
+        let mut role_plans: Vec<RolePlan> = Vec::new();
+        let (mut missing, mut excess) = (0i64, 0i64);
+        for (key, role) in reports {
+            *report.outcomes.entry(role.outcome.as_str()).or_default() += 1;
+            report.writes += role.writes;
+            if let Some(error) = &role.error {
+                tracing::warn!(role = %key, error = %error, "reconcile failed");
+                report.plan.errors.push((key.clone(), error.to_string()));
+            }
+            if let Some(plan) = role.plan {
+                if let Some(doc) = &plan.desired {
+                    let ratio = crate::policy::iam_size(doc) as f64
+                        / crate::plan::INLINE_POLICY_LIMIT as f64;
+                    self.metrics.policy_size_ratio.observe(ratio);
+                }
+                let remains = matches!(role.outcome, Outcome::Pending | Outcome::Error);
+                if remains && !plan.added.is_empty() {
+                    missing += 1;
+                }
+                if remains && (!plan.removed.is_empty() || !plan.removed_other.is_empty()) {
+                    excess += 1;
+                }
+                role_plans.push(plan);
+            }
+        }
+        role_plans.sort_by(|a, b| a.key.cmp(&b.key));
+        report.plan.roles = role_plans;
+        report.plan.errors.sort();
+        report.plan.findings.sort();
+        report.duration = started.elapsed();
+
+        self.record_pass(&report, watched, missing, excess, &findings_by_kind);
+        report
+    }
+
+    /// Group the in-scope revisions of one target by execution role, and derive each role's needs.
+    /// Returns the roles and the findings of revisions that name no usable role.
+    fn desired_roles(
+        &self,
+        target: &Target,
+        task_definitions: &[Arc<crate::model::TaskDefinition>],
+    ) -> (Vec<DesiredRole>, Vec<Finding>) {
+        let options = self.config.derive_options();
+        let mut by_role: BTreeMap<RoleKey, RoleInputs> = BTreeMap::new();
+        let mut loose = Vec::new();
+        for td in task_definitions {
+            let derivation = derive::required_permissions(td, &DeriveContext::default(), &options);
+            match derivation.role {
+                Some(role) if role.account == target.account => {
+                    let entry = by_role.entry(role).or_default();
+                    entry.0.insert(derivation.task_definition);
+                    entry.1.extend(derivation.requirements);
+                    entry.2.extend(derivation.findings);
+                }
+                Some(role) => loose.push(Finding {
+                    kind: FindingKind::InvalidExecutionRole,
+                    task_definition: derivation.task_definition,
+                    container: None,
+                    field: Some("executionRoleArn".into()),
+                    message: format!(
+                        "execution role {role} is not in the task definition's account {}; it is not managed",
+                        target.account
+                    ),
+                }),
+                None => loose.extend(derivation.findings),
+            }
+        }
+        let roles = by_role
+            .into_iter()
+            .map(|(key, (tds, requirements, findings))| DesiredRole {
+                key,
+                task_definitions: tds.into_iter().collect(),
+                requirements: derive::merge_requirements(requirements.iter()),
+                findings: findings.into_iter().collect(),
+            })
+            .collect();
+        (roles, loose)
+    }
+
+    fn record_pass(
+        &self,
+        report: &PassReport,
+        watched: usize,
+        missing: i64,
+        excess: i64,
+        findings: &BTreeMap<FindingKind, i64>,
+    ) {
+        let m = &self.metrics;
+        let success = report.is_success();
+        m.passes
+            .with_label_values(&[if success { "success" } else { "failure" }])
+            .inc();
+        m.roles_managed.set(report.plan.roles.len() as i64);
+        m.roles_in_drift
+            .with_label_values(&["missing"])
+            .set(missing);
+        m.roles_in_drift.with_label_values(&["excess"]).set(excess);
+        m.task_definitions_watched.set(watched as i64);
+        m.findings.reset();
+        for (kind, count) in findings {
+            m.findings.with_label_values(&[kind.as_str()]).set(*count);
+        }
+        let observed_everything = report.observe_errors.is_empty();
+        if success {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            m.last_success.set(now as i64);
+        }
+        self.health
+            .ready
+            .store(observed_everything, Ordering::SeqCst);
+        m.ready.set(i64::from(observed_everything));
+        tracing::info!(
+            result = if success { "success" } else { "failure" },
+            roles = report.plan.roles.len(),
+            in_sync = report.outcomes.get("in_sync").copied().unwrap_or(0),
+            applied = report.outcomes.get("applied").copied().unwrap_or(0),
+            pending = report.outcomes.get("pending").copied().unwrap_or(0),
+            errors = report.outcomes.get("error").copied().unwrap_or(0),
+            writes = report.writes,
+            task_definitions = watched,
+            cached = self.watcher.cached_count(),
+            duration_ms = report.duration.as_millis() as u64,
+            "pass finished"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

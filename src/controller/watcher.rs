@@ -1,0 +1,286 @@
+//! The watcher: lists task definition ARNs (every page) in each target account and Region, keeps the in-scope
+//! families, and describes each revision once per process lifetime (revisions are immutable, so the cache is keyed
+//! by ARN and never goes stale; entries leave the cache when their ARN stops being listed).
+//!
+//! It only observes; it does not derive or decide anything about roles.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+
+use crate::aws::{AwsError, EcsApi};
+use crate::config::{Config, Target};
+use crate::metrics::Metrics;
+use crate::model::{Arn, TaskDefinition};
+
+/// A guard against a service that keeps returning a next token: more pages than this is an error.
+const MAX_PAGES: usize = 10_000;
+
+/// What one pass saw in one account.
+#[derive(Debug, Default)]
+pub(crate) struct AccountView {
+    /// In-scope task definitions, described.
+    pub task_definitions: Vec<Arc<TaskDefinition>>,
+    /// Errors that make the view incomplete (a Region not listed, a revision not described).
+    pub errors: Vec<String>,
+}
+
+impl AccountView {
+    /// Whether every in-scope revision of the account was seen.
+    pub fn is_complete(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// The describe cache: ARN → task definition.
+#[derive(Default)]
+pub(crate) struct Watcher {
+    cache: Mutex<HashMap<String, Arc<TaskDefinition>>>,
+}
+
+/// The family of a task definition ARN (`…:task-definition/<family>:<revision>`).
+pub(crate) fn family_of(arn: &str) -> Option<String> {
+    let parsed = Arn::parse(arn).ok()?;
+    let rest = parsed.resource.strip_prefix("task-definition/")?;
+    let (family, revision) = rest.rsplit_once(':')?;
+    revision.parse::<u64>().ok()?;
+    Some(family.to_string())
+}
+
+/// Every ARN of every page.
+pub(crate) async fn list_all(ecs: &dyn EcsApi) -> Result<Vec<String>, AwsError> {
+    let mut arns = Vec::new();
+    let mut token: Option<String> = None;
+    let mut seen_tokens = BTreeSet::new();
+    for _ in 0..MAX_PAGES {
+        let page = ecs.list_task_definitions_page(token.take()).await?;
+        arns.extend(page.arns);
+        match page.next_token {
+            None => return Ok(arns),
+            Some(next) => {
+                if !seen_tokens.insert(next.clone()) {
+                    return Err(AwsError::new(
+                        "ecs",
+                        "ListTaskDefinitions",
+                        crate::aws::ErrorKind::Other,
+                        "the service returned a next token it had returned before; stopping to avoid a loop",
+                    ));
+                }
+                token = Some(next);
+            }
+        }
+    }
+    Err(AwsError::new(
+        "ecs",
+        "ListTaskDefinitions",
+        crate::aws::ErrorKind::Other,
+        format!("more than {MAX_PAGES} pages"),
+    ))
+}
+
+impl Watcher {
+    /// List, filter and describe the in-scope task definitions of one target.
+    pub(crate) async fn observe_target(
+        &self,
+        config: &Config,
+        target: &Target,
+        regions: &[(String, Arc<dyn EcsApi>)],
+        metrics: &Metrics,
+    ) -> AccountView {
+        let mut view = AccountView::default();
+        let mut listed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (region, ecs) in regions {
+            match list_all(ecs.as_ref()).await {
+                Ok(arns) => {
+                    listed.insert(region.clone(), arns);
+                }
+                Err(err) => {
+                    tracing::warn!(account = %target.account, %region, error = %err, "listing task definitions failed");
+                    view.errors.push(format!("{region}: {err}"));
+                }
+            }
+        }
+        let mut wanted: Vec<(String, Arc<dyn EcsApi>)> = Vec::new();
+        for (region, arns) in &listed {
+            let Some((_, ecs)) = regions.iter().find(|(r, _)| r == region) else {
+                continue;
+            };
+            for arn in arns {
+                let Some(family) = family_of(arn) else {
+                    view.errors
+                        .push(format!("{region}: unexpected task definition ARN `{arn}`"));
+                    continue;
+                };
+                if !config.scope.contains_family(&family) {
+                    continue;
+                }
+                match Arn::parse(arn) {
+                    Ok(parsed) if parsed.account == target.account => {
+                        wanted.push((arn.clone(), ecs.clone()))
+                    }
+                    _ => {
+                        // The credentials reach another account than the target names: never act on it.
+                        view.errors.push(format!(
+                            "{region}: task definition `{arn}` is not in the target account {}",
+                            target.account
+                        ));
+                    }
+                }
+            }
+        }
+        let described = futures::stream::iter(wanted)
+            .map(|(arn, ecs)| async move {
+                let result = self.describe(ecs.as_ref(), &arn, metrics).await;
+                (arn, result)
+            })
+            .buffer_unordered(config.concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        for (arn, result) in described {
+            seen.insert(arn.clone());
+            match result {
+                Ok(td) => view.task_definitions.push(td),
+                Err(err) => {
+                    tracing::warn!(%arn, error = %err, "describing a task definition failed");
+                    view.errors.push(format!("{arn}: {err}"));
+                }
+            }
+        }
+        view.task_definitions.sort_by(|a, b| a.arn.cmp(&b.arn));
+        self.forget_unlisted(target, &listed, &seen);
+        view
+    }
+
+    /// A task definition from the cache, or described once and cached.
+    async fn describe(
+        &self,
+        ecs: &dyn EcsApi,
+        arn: &str,
+        metrics: &Metrics,
+    ) -> Result<Arc<TaskDefinition>, AwsError> {
+        if let Some(td) = self.cached(arn) {
+            metrics.cache_hits.inc();
+            return Ok(td);
+        }
+        metrics.cache_misses.inc();
+        let td = Arc::new(ecs.describe_task_definition(arn).await?);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(arn.to_string(), td.clone());
+        }
+        Ok(td)
+    }
+
+    fn cached(&self, arn: &str) -> Option<Arc<TaskDefinition>> {
+        self.cache.lock().ok()?.get(arn).cloned()
+    }
+
+    /// Drop cache entries of Regions that were listed but no longer list (or no longer scope) them.
+    fn forget_unlisted(
+        &self,
+        target: &Target,
+        listed: &BTreeMap<String, Vec<String>>,
+        seen: &BTreeSet<String>,
+    ) {
+        let Ok(mut cache) = self.cache.lock() else {
+            return;
+        };
+        cache.retain(|arn, _| {
+            let Ok(parsed) = Arn::parse(arn) else {
+                return false;
+            };
+            let listed_here =
+                parsed.account == target.account && listed.contains_key(&parsed.region);
+            !listed_here || seen.contains(arn)
+        });
+    }
+
+    /// How many revisions are cached.
+    pub(crate) fn cached_count(&self) -> usize {
+        self.cache.lock().map(|c| c.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::aws::TaskDefinitionPage;
+
+    /// A fake ECS that serves `pages` in order, keyed by token.
+    struct PagedEcs {
+        pages: Vec<Vec<String>>,
+        calls: AtomicUsize,
+        loop_token: bool,
+    }
+
+    #[async_trait]
+    impl EcsApi for PagedEcs {
+        async fn list_task_definitions_page(
+            &self,
+            token: Option<String>,
+        ) -> Result<TaskDefinitionPage, AwsError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let index: usize = token.as_deref().map(|t| t.parse().unwrap()).unwrap_or(0);
+            let next = if self.loop_token {
+                Some("1".to_string())
+            } else if index + 1 < self.pages.len() {
+                Some((index + 1).to_string())
+            } else {
+                None
+            };
+            Ok(TaskDefinitionPage {
+                arns: self.pages[index].clone(),
+                next_token: next,
+            })
+        }
+
+        async fn describe_task_definition(&self, _arn: &str) -> Result<TaskDefinition, AwsError> {
+            unreachable!("not used")
+        }
+    }
+
+    #[tokio::test]
+    async fn listing_follows_every_page_in_order() {
+        let ecs = PagedEcs {
+            pages: vec![
+                vec!["a".into(), "b".into()],
+                vec!["c".into()],
+                vec![],
+                vec!["d".into()],
+            ],
+            calls: AtomicUsize::new(0),
+            loop_token: false,
+        };
+        assert_eq!(list_all(&ecs).await.unwrap(), vec!["a", "b", "c", "d"]);
+        assert_eq!(ecs.calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_repeating_next_token_is_an_error_not_a_hang() {
+        let ecs = PagedEcs {
+            pages: vec![vec!["a".into()], vec!["b".into()]],
+            calls: AtomicUsize::new(0),
+            loop_token: true,
+        };
+        let err = list_all(&ecs).await.unwrap_err();
+        assert!(err.message.contains("next token"), "{err}");
+    }
+
+    #[test]
+    fn family_comes_from_the_arn() {
+        assert_eq!(
+            family_of("arn:aws:ecs:us-east-1:123456789012:task-definition/web:3").as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            family_of("arn:aws:ecs:us-east-1:123456789012:task-definition/web"),
+            None
+        );
+        assert_eq!(family_of("nonsense"), None);
+    }
+}

@@ -1,0 +1,241 @@
+//! The `execrole` binary: parse the command line, load the config, start tracing, build clients, run, and wait for
+//! shutdown (SIGTERM or SIGINT). All logic lives in the library; this file only wires it together.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use execrole::aws::{ClientFactory, RetryPolicy};
+use execrole::cli::{Cli, Command, DeriveOutput, PlanOutput};
+use execrole::config::{Config, LogFormat, Mode};
+use execrole::controller::{Controller, Health};
+use execrole::derive::DeriveContext;
+use execrole::http::{self, HttpState};
+use execrole::metrics::Metrics;
+use execrole::model::{is_account_id, is_region};
+use execrole::{offline, plan};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Derive {
+            files,
+            output,
+            account,
+            region,
+        } => derive(&files, output, account, region),
+        Command::Plan { config, output } => with_runtime(|| plan_command(config, output)),
+        Command::Run {
+            config,
+            once,
+            dry_run,
+            listen,
+        } => with_runtime(|| run_command(config, once, dry_run, listen)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("execrole: error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn with_runtime<F, Fut>(f: F) -> Result<ExitCode>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(f())
+}
+
+fn check_config(file: &std::path::Path) -> Result<ExitCode> {
+    let config = Config::load(file)?;
+    println!("# {}: valid. Effective settings:", file.display());
+    print!("{}", config.to_effective_yaml());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn derive(
+    files: &[PathBuf],
+    output: DeriveOutput,
+    account: Option<String>,
+    region: Option<String>,
+) -> Result<ExitCode> {
+    if let Some(account) = &account {
+        anyhow::ensure!(
+            is_account_id(account),
+            "--account `{account}` is not a 12-digit account id"
+        );
+    }
+    if let Some(region) = &region {
+        anyhow::ensure!(
+            is_region(region),
+            "--region `{region}` is not a Region name"
+        );
+    }
+    let inputs: Vec<(String, Result<String, String>)> = files
+        .iter()
+        .map(|f| {
+            (
+                f.display().to_string(),
+                std::fs::read_to_string(f).map_err(|e| format!("cannot read the file: {e}")),
+            )
+        })
+        .collect();
+    let ctx = DeriveContext { account, region };
+    let reports = offline::derive_files(&inputs, &ctx, &Default::default());
+    match output {
+        DeriveOutput::Text => print!("{}", offline::render_text(&reports)),
+        DeriveOutput::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&offline::render_json(&reports))?
+        ),
+        DeriveOutput::Policy => print!("{}", offline::render_policies(&reports)),
+    }
+    Ok(if offline::has_errors(&reports) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Logs go to stderr (stdout is for plans and reports). `EXECROLE_LOG` overrides the configured level.
+fn init_tracing(config: &Config, level: &str) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EXECROLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_target(false).init(),
+    }
+}
+
+async fn build_controller(
+    config: Config,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+) -> Controller {
+    let factory =
+        ClientFactory::from_env(metrics.clone(), RetryPolicy::from(&config.backoff)).await;
+    Controller::new(config, &factory, metrics, health).await
+}
+
+async fn plan_command(config: PathBuf, output: PlanOutput) -> Result<ExitCode> {
+    let config = Config::load(&config)?;
+    // The plan is the output; only warnings and errors go to the log unless asked.
+    init_tracing(&config, "warn");
+    let metrics = Arc::new(Metrics::new());
+    let controller = build_controller(config, metrics, Arc::new(Health::default())).await;
+    let report = controller
+        .pass(Mode::DryRun, &CancellationToken::new())
+        .await;
+    match output {
+        PlanOutput::Text => print!("{}", plan::render_text(&report.plan)),
+        PlanOutput::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&plan::render_json(&report.plan))?
+        ),
+    }
+    if !report.is_success() {
+        for error in &report.observe_errors {
+            eprintln!("execrole: could not observe: {error}");
+        }
+        for (role, error) in &report.plan.errors {
+            eprintln!("execrole: could not read role {role}: {error}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    Ok(if report.plan.has_changes() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn run_command(
+    config: PathBuf,
+    once: bool,
+    dry_run: bool,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<ExitCode> {
+    let mut config = Config::load(&config)?;
+    init_tracing(&config, &config.log_level);
+    if dry_run {
+        config.mode = Mode::DryRun;
+    }
+    if let Some(listen) = listen {
+        config.http_listen = listen;
+    }
+    tracing::info!(
+        mode = ?config.mode,
+        targets = config.targets.len(),
+        resync = %humantime::format_duration(config.resync_interval),
+        "execrole starting"
+    );
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+
+    if once {
+        let mode = config.mode;
+        let controller = build_controller(config, metrics, health).await;
+        let report = controller.pass(mode, &shutdown).await;
+        return Ok(if report.is_success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http_listen))?;
+    tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
+    let state = HttpState {
+        metrics: metrics.clone(),
+        health: health.clone(),
+    };
+    let server = tokio::spawn(http::serve(listener, state, shutdown.clone()));
+    let controller = build_controller(config, metrics, health).await;
+    controller.run(shutdown.clone()).await;
+    shutdown.cancel();
+    server.await.context("the HTTP server panicked")??;
+    tracing::info!("execrole stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cancel `shutdown` on SIGTERM or SIGINT.
+async fn wait_for_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing work in flight");
+    shutdown.cancel();
+}
