@@ -1,0 +1,26 @@
+# The two commands: `make demo` runs execrole against a local AWS emulator; `make test` runs every test.
+# Both install what they need (the pinned moto[server] virtualenv under target/).
+
+.PHONY: demo test lint moto-venv unit integration fmt
+
+demo:
+	scripts/demo.sh
+
+test: moto-venv
+	cargo test --all-targets --locked
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --locked -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+moto-venv:
+	@scripts/moto-venv.sh >/dev/null
+
+unit:
+	cargo test --lib --locked
+
+integration: moto-venv
+	cargo test --test integration --locked
