@@ -3,6 +3,9 @@
 
 .PHONY: demo test lint moto-venv unit integration fmt
 
+# No AWS client started from here may ever try the instance-metadata service.
+export AWS_EC2_METADATA_DISABLED := true
+
 demo:
 	scripts/demo.sh
 

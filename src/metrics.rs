@@ -145,7 +145,7 @@ impl Metrics {
             aws_requests: counter_vec(
                 &r,
                 "execrole_aws_requests_total",
-                "AWS API requests (every attempt), by service, operation and outcome (success, throttled, error).",
+                "AWS API requests (every attempt), by service, operation and outcome (success, throttled, not_found, error).",
                 &["service", "operation", "outcome"],
             ),
             aws_request_duration: {
@@ -245,8 +245,8 @@ impl Metrics {
         let outcome = match error {
             None => "success",
             Some(e) if e.kind == ErrorKind::Throttling => "throttled",
-            // A missing role or policy is an answer, not a failure of the request.
-            Some(e) if e.kind == ErrorKind::NotFound => "success",
+            // A missing role or policy is an answer for reads, so it is kept apart from failures.
+            Some(e) if e.kind == ErrorKind::NotFound => "not_found",
             Some(_) => "error",
         };
         self.aws_requests

@@ -51,6 +51,36 @@ impl ClientFactory {
         }
     }
 
+    /// A factory for an AWS-compatible endpoint on this machine (a local emulator): static test credentials, the
+    /// given Region, and every service at `endpoint_url`. Nothing else is consulted: no profile, no instance
+    /// metadata, no environment.
+    pub async fn for_local_endpoint(
+        endpoint_url: &str,
+        region: &str,
+        metrics: Arc<Metrics>,
+        retry: RetryPolicy,
+    ) -> ClientFactory {
+        let credentials = aws_credential_types::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "execrole-local",
+        );
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::disabled())
+            .endpoint_url(endpoint_url)
+            .region(Region::new(region.to_string()))
+            .credentials_provider(credentials)
+            .load()
+            .await;
+        ClientFactory {
+            base,
+            metrics,
+            retry,
+        }
+    }
+
     /// The configuration for a target: the base one, or credentials from assuming the target's role (refreshed by
     /// the SDK before they expire).
     async fn target_config(&self, target: &Target) -> SdkConfig {

@@ -1,0 +1,130 @@
+//! The SDK adapters against the emulator: what they read and how they report absence and errors.
+
+use std::sync::Arc;
+
+use execrole::config::Target;
+use execrole::metrics::Metrics;
+use execrole::policy::PolicyDocument;
+
+use crate::support::*;
+
+fn target() -> Target {
+    Target {
+        account: ACCOUNT.into(),
+        regions: vec![REGION.into()],
+        assume_role_arn: None,
+        external_id: None,
+        session_name: "execrole".into(),
+    }
+}
+
+#[tokio::test]
+async fn ecs_adapter_lists_and_describes_task_definitions_as_our_model() {
+    let moto = Moto::start();
+    let ecs = moto.ecs(REGION).await;
+    let iam = moto.iam().await;
+    let role = create_role(&iam, "app-exec").await;
+    let arn = register(
+        &ecs,
+        "web",
+        &role,
+        vec![container(
+            "web",
+            &ecr_image("team/web"),
+            Some(("/ecs/web", true)),
+        )],
+    )
+    .await;
+
+    let metrics = Arc::new(Metrics::new());
+    let factory = moto.factory(metrics.clone()).await;
+    let (regions, _) = factory.clients(&target()).await;
+    let page = regions[0].1.list_task_definitions_page(None).await.unwrap();
+    assert_eq!(page.arns, vec![arn.clone()]);
+    assert_eq!(page.next_token, None);
+
+    let td = regions[0].1.describe_task_definition(&arn).await.unwrap();
+    assert_eq!(td.arn.as_deref(), Some(arn.as_str()));
+    assert_eq!(td.family.as_deref(), Some("web"));
+    assert_eq!(td.revision, Some(1));
+    assert_eq!(td.execution_role_arn.as_deref(), Some(role.as_str()));
+    let c = &td.containers[0];
+    assert_eq!(c.image.as_deref(), Some(ecr_image("team/web").as_str()));
+    let log = c.log_configuration.as_ref().unwrap();
+    assert_eq!(log.log_driver.as_deref(), Some("awslogs"));
+    assert_eq!(log.options["awslogs-group"], "/ecs/web");
+    assert_eq!(log.options["awslogs-create-group"], "true");
+    assert_eq!(
+        metrics.aws_requests("ecs", "DescribeTaskDefinition", "success"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn iam_adapter_reads_writes_and_reports_absence_as_none() {
+    let moto = Moto::start();
+    let iam = moto.iam().await;
+    create_role(&iam, "app-exec").await;
+    let metrics = Arc::new(Metrics::new());
+    let factory = moto.factory(metrics.clone()).await;
+    let (_, api) = factory.clients(&target()).await;
+
+    assert!(api.get_role("missing").await.unwrap().is_none());
+    let role = api.get_role("app-exec").await.unwrap().unwrap();
+    assert!(role.arn.ends_with(":role/app-exec"));
+    // The trust policy comes back URL-encoded, as from real IAM; the policy model reads it.
+    let trust = PolicyDocument::parse(role.assume_role_policy.as_deref().unwrap()).unwrap();
+    assert_eq!(trust.statements.len(), 1);
+
+    assert_eq!(
+        api.get_role_policy("app-exec", "execrole").await.unwrap(),
+        None
+    );
+    let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"logs:PutLogEvents","Resource":"arn:aws:logs:us-east-1:123456789012:log-group:/ecs/a+b:*"}]}"#;
+    api.put_role_policy("app-exec", "execrole", document)
+        .await
+        .unwrap();
+    assert_eq!(
+        api.list_role_policies("app-exec").await.unwrap(),
+        vec!["execrole"]
+    );
+    let raw = api
+        .get_role_policy("app-exec", "execrole")
+        .await
+        .unwrap()
+        .unwrap();
+    let read = PolicyDocument::parse(&raw).unwrap();
+    assert!(execrole::policy::is_equivalent(
+        &read,
+        &PolicyDocument::parse(document).unwrap()
+    ));
+    api.delete_role_policy("app-exec", "execrole")
+        .await
+        .unwrap();
+    assert!(api.list_role_policies("app-exec").await.unwrap().is_empty());
+    assert_eq!(
+        metrics.iam_writes_total(),
+        0,
+        "adapters do not count writes; the reconcile does"
+    );
+}
+
+#[tokio::test]
+async fn iam_errors_are_classified_as_terminal() {
+    let moto = Moto::start();
+    let metrics = Arc::new(Metrics::new());
+    let factory = moto.factory(metrics.clone()).await;
+    let (_, api) = factory.clients(&target()).await;
+    // The role does not exist: PutRolePolicy fails with NoSuchEntity, which is not retried.
+    let err = api
+        .put_role_policy(
+            "no-such-role",
+            "execrole",
+            r#"{"Version":"2012-10-17","Statement":[]}"#,
+        )
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    assert_eq!(err.operation, "PutRolePolicy");
+    assert_eq!(metrics.aws_requests("iam", "PutRolePolicy", "not_found"), 1);
+}

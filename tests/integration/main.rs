@@ -1,0 +1,7 @@
+//! Integration tests: the AWS SDK adapters, the controller and the `execrole` binary against a real local AWS
+//! (moto in server mode on a free loopback port, one per test). Nothing here can reach anything but 127.0.0.1.
+
+mod adapters;
+mod binary;
+mod reconcile;
+mod support;
