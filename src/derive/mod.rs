@@ -6,8 +6,22 @@
 //! and comparing with IAM is `plan`'s. It never guesses: a value that cannot be turned into an exact ARN becomes a
 //! finding, never a wildcard.
 
+mod baseline;
+mod credspec;
 mod ecr;
+mod facts;
+mod insights;
+mod kms;
 mod logs;
+mod references;
+mod s3;
+mod secrets;
+mod trust;
+
+pub use baseline::{MANAGED_POLICY_ACTIONS, MANAGED_POLICY_NAME, managed_policy_arn};
+pub use facts::{Fact, Facts, KeyFacts, Lookup, ParameterFacts, PullThroughRule, SecretFacts};
+pub use insights::container_insights_permissions;
+pub use trust::{ECS_TASKS_PRINCIPAL, trust_policy};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -65,6 +79,13 @@ pub enum FindingKind {
     IncompleteConfiguration,
     /// The account or Region of the task definition is unknown, so an exact ARN cannot be built.
     UnknownContext,
+    /// A fact needed to decide a requirement was not looked up, or the look-up failed or was denied; nothing was
+    /// granted in its place (never a wildcard).
+    UnresolvedLookup,
+    /// A referenced secret, parameter or key does not exist: tasks will fail to start.
+    ReferenceNotFound,
+    /// A configuration the launch type does not support (e.g. a FireLens config file from S3 on Fargate).
+    UnsupportedConfiguration,
 }
 
 impl FindingKind {
@@ -78,6 +99,9 @@ impl FindingKind {
             FindingKind::CrossAccountResource => "cross_account_resource",
             FindingKind::IncompleteConfiguration => "incomplete_configuration",
             FindingKind::UnknownContext => "unknown_context",
+            FindingKind::UnresolvedLookup => "unresolved_lookup",
+            FindingKind::ReferenceNotFound => "reference_not_found",
+            FindingKind::UnsupportedConfiguration => "unsupported_configuration",
         }
     }
 
@@ -89,6 +113,8 @@ impl FindingKind {
                 | FindingKind::InvalidExecutionRole
                 | FindingKind::InvalidReference
                 | FindingKind::UnresolvedPlaceholder
+                | FindingKind::ReferenceNotFound
+                | FindingKind::UnsupportedConfiguration
         )
     }
 }
@@ -121,18 +147,51 @@ impl fmt::Display for Finding {
     }
 }
 
+/// Which baseline the execution role starts from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Baseline {
+    /// Every rule scoped to exact resources, nothing attached. The default.
+    #[default]
+    LeastPrivilege,
+    /// `AmazonECSTaskExecutionRolePolicy` attached (as the seed's console steps do); derive only what it lacks.
+    ManagedPolicy,
+}
+
+/// The VPC endpoint restriction of rule 1c: conditions on the ECR layer statement only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VpcEndpointCondition {
+    /// Allowed `aws:sourceVpce` values.
+    pub source_vpce: Vec<String>,
+    /// Allowed `aws:sourceVpc` values.
+    pub source_vpc: Vec<String>,
+}
+
+impl VpcEndpointCondition {
+    /// Whether no restriction is configured.
+    pub fn is_empty(&self) -> bool {
+        self.source_vpce.is_empty() && self.source_vpc.is_empty()
+    }
+}
+
 /// Settings that change what is derived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeriveOptions {
     /// Grant ECR pulls and `awslogs` also for task definitions that run only on EC2 (where the instance role is used
     /// unless the agent is configured otherwise). On by default: a service can move between launch types.
     pub ecr_and_logs_on_ec2: bool,
+    /// The baseline.
+    pub baseline: Baseline,
+    /// Rule 1c: VPC endpoint conditions on the ECR layer statement (empty: none).
+    pub vpc_endpoint: VpcEndpointCondition,
 }
 
 impl Default for DeriveOptions {
     fn default() -> Self {
         DeriveOptions {
             ecr_and_logs_on_ec2: true,
+            baseline: Baseline::LeastPrivilege,
+            vpc_endpoint: VpcEndpointCondition::default(),
         }
     }
 }
@@ -159,6 +218,10 @@ pub struct Derivation {
     pub requirements: Vec<Requirement>,
     /// What cannot be granted, or needs a human.
     pub findings: Vec<Finding>,
+    /// Look-ups that were needed and not found in the facts given (the controller performs them and derives
+    /// again). Offline they stay unresolved: each secret, parameter or key one has an `UnresolvedLookup` finding;
+    /// pull-through-cache rules have none (without them nothing extra is granted).
+    pub lookups: Vec<Lookup>,
 }
 
 /// The account, Region and partition a task definition runs in, as far as they are known.
@@ -193,14 +256,35 @@ impl TaskScope {
 }
 
 /// Collects requirements and findings while the rules run over one task definition.
-pub(crate) struct Needs {
+pub(crate) struct Needs<'f> {
     task_definition: String,
     scope: TaskScope,
+    facts: &'f Facts,
+    lookups: BTreeSet<Lookup>,
     requirements: BTreeMap<Permission, BTreeSet<Reason>>,
     findings: BTreeSet<Finding>,
 }
 
-impl Needs {
+impl Needs<'_> {
+    /// The task's Region and account, where bare secret and parameter names live, when both are known.
+    pub(crate) fn place(&self) -> Option<references::Place> {
+        Some(references::Place {
+            region: self.scope.region.clone()?,
+            account: self.scope.account.clone()?,
+        })
+    }
+
+    /// The answer to a look-up, or `None` (and the look-up is recorded as needed).
+    pub(crate) fn fact(&mut self, lookup: Lookup) -> Option<Fact> {
+        match self.facts.get(&lookup) {
+            Some(fact) => Some(fact.clone()),
+            None => {
+                self.lookups.insert(lookup);
+                None
+            }
+        }
+    }
+
     pub(crate) fn grant(&mut self, permission: Permission, container: &str, field: &str) {
         self.requirements
             .entry(permission)
@@ -235,19 +319,26 @@ pub fn required_permissions(
     td: &TaskDefinition,
     ctx: &DeriveContext,
     options: &DeriveOptions,
+    facts: &Facts,
 ) -> Derivation {
     let mut needs = Needs {
         task_definition: td.display_name(),
         scope: TaskScope::of(td, ctx),
+        facts,
+        lookups: BTreeSet::new(),
         requirements: BTreeMap::new(),
         findings: BTreeSet::new(),
     };
     let ecr_and_logs = options.ecr_and_logs_on_ec2 || !td.is_ec2_only();
     for container in &td.containers {
         if ecr_and_logs {
-            ecr::private_images(container, &mut needs);
+            ecr::private_images(container, options, &mut needs);
             logs::awslogs(container, &mut needs);
         }
+        secrets::container_secrets(container, &mut needs);
+        s3::environment_files(container, &mut needs);
+        s3::firelens_config(td, container, &mut needs);
+        credspec::credential_specs(container, &mut needs);
     }
 
     let role = td
@@ -269,6 +360,9 @@ pub fn required_permissions(
         ),
         _ => {}
     }
+    if options.baseline == Baseline::ManagedPolicy {
+        baseline::drop_managed(&mut needs.requirements);
+    }
     Derivation {
         task_definition: needs.task_definition,
         role,
@@ -282,6 +376,7 @@ pub fn required_permissions(
             })
             .collect(),
         findings: needs.findings.into_iter().collect(),
+        lookups: needs.lookups.into_iter().collect(),
     }
 }
 

@@ -1,0 +1,238 @@
+//! Rows 4, 5, 6, 6b and 7: secrets the ECS agent fetches with the execution role. Private registry credentials
+//! (`repositoryCredentials.credentialsParameter`), `secrets[].valueFrom` and `logConfiguration.secretOptions[]`
+//! each become `secretsmanager:GetSecretValue` on the secret or `ssm:GetParameters` on the parameter (both for a
+//! `/aws/reference/secretsmanager/…` parameter), plus `kms:Decrypt` when a look-up shows a customer managed key
+//! (see `kms.rs`).
+//!
+//! The secret's IAM resource: the full ARN when the id ends in the six-character random suffix, otherwise
+//! `<id>-??????` (never wider). An id that ends like a suffix may be a name that itself ends that way; the
+//! `DescribeSecret` look-up settles it, and without it (offline) the id is taken as the full ARN, which is what it
+//! is in practice (ARNs copied from the console). Never a `secretsmanager:VersionStage` condition, never the
+//! `:json-key:…` suffix in the resource. Not here: parsing (`references.rs`), credential specs (`credspec.rs`).
+
+use super::references::{
+    ParameterRef, Place, RefError, SecretRef, ValueFrom, has_random_suffix,
+    parse_credentials_parameter, parse_value_from,
+};
+use super::{Fact, FindingKind, Lookup, Needs, kms};
+use crate::model::{Arn, ContainerDefinition};
+use crate::policy::Permission;
+
+/// Where a reference was found: the container and the field path.
+pub(crate) struct Site {
+    pub container: String,
+    pub field: String,
+}
+
+impl Site {
+    pub fn of(container: &ContainerDefinition, field: &str) -> Site {
+        Site {
+            container: container.display_name(),
+            field: container.field_path(field),
+        }
+    }
+}
+
+/// Rows 4, 5, 6, 6b and 7 for one container.
+pub(crate) fn container_secrets(container: &ContainerDefinition, needs: &mut Needs) {
+    let place = needs.place();
+    if let Some(parameter) = &container.repository_credentials {
+        let site = Site::of(container, "repositoryCredentials.credentialsParameter");
+        match parse_credentials_parameter(parameter, place.as_ref()) {
+            Ok(secret) => grant_secret(&secret, &site, needs),
+            Err(err) => report(err, &site, needs),
+        }
+    }
+    for entry in &container.secrets {
+        let field = format!("secrets[{}].valueFrom", entry.index);
+        value_from(
+            container,
+            entry.value_from.as_deref(),
+            &field,
+            place.as_ref(),
+            needs,
+        );
+    }
+    if let Some(log) = &container.log_configuration {
+        let base = if log.was_list {
+            "logConfiguration[0]"
+        } else {
+            "logConfiguration"
+        };
+        for entry in &log.secret_options {
+            let field = format!("{base}.secretOptions[{}].valueFrom", entry.index);
+            value_from(
+                container,
+                entry.value_from.as_deref(),
+                &field,
+                place.as_ref(),
+                needs,
+            );
+        }
+    }
+}
+
+fn value_from(
+    container: &ContainerDefinition,
+    value: Option<&str>,
+    field: &str,
+    place: Option<&Place>,
+    needs: &mut Needs,
+) {
+    let site = Site::of(container, field);
+    let Some(value) = value else {
+        needs.find(
+            FindingKind::InvalidReference,
+            Some(&site.container),
+            Some(&site.field),
+            "valueFrom is empty; tasks will fail to start",
+        );
+        return;
+    };
+    match parse_value_from(value, place) {
+        Ok(ValueFrom::Secret(secret)) => grant_secret(&secret, &site, needs),
+        Ok(ValueFrom::Parameter(parameter)) => grant_parameter(&parameter, &site, needs),
+        Err(err) => report(err, &site, needs),
+    }
+}
+
+/// A parse error as a finding.
+pub(crate) fn report(err: RefError, site: &Site, needs: &mut Needs) {
+    let (kind, message) = match err {
+        RefError::Placeholder(m) => (FindingKind::UnresolvedPlaceholder, m),
+        RefError::Invalid(m) => (FindingKind::InvalidReference, m),
+        RefError::UnknownContext(m) => (FindingKind::UnknownContext, m),
+    };
+    needs.find(kind, Some(&site.container), Some(&site.field), message);
+}
+
+/// `secretsmanager:GetSecretValue` on the secret, and `kms:Decrypt` when it uses a customer managed key.
+pub(crate) fn grant_secret(secret: &SecretRef, site: &Site, needs: &mut Needs) {
+    let arn = secret.arn();
+    let fact = needs.fact(Lookup::Secret {
+        region: secret.region.clone(),
+        account: secret.account.clone(),
+        secret_id: arn.clone(),
+    });
+    let resource = secret_resource(secret, fact.as_ref());
+    needs.grant(
+        Permission::new("secretsmanager:GetSecretValue", resource),
+        &site.container,
+        &site.field,
+    );
+    cross_account(
+        &secret.account,
+        &format!("secret `{arn}`"),
+        "resource policy (and the key policy of the customer managed key it must use)",
+        site,
+        needs,
+    );
+    let what = format!("secret `{arn}`");
+    match fact {
+        Some(Fact::Secret(facts)) => {
+            if let Some(key_id) = facts.kms_key_id {
+                kms::decrypt(
+                    &key_id,
+                    "secretsmanager",
+                    &secret.region,
+                    &secret.account,
+                    &what,
+                    site,
+                    needs,
+                );
+            }
+        }
+        other => kms::unresolved(other, &what, site, needs),
+    }
+}
+
+/// The IAM resource of a secret (see the module doc for the ambiguous case).
+fn secret_resource(secret: &SecretRef, fact: Option<&Fact>) -> String {
+    let arn = secret.arn();
+    if !secret.has_random_suffix() {
+        return format!("{arn}-??????");
+    }
+    match fact {
+        Some(Fact::Secret(facts)) if facts.arn != arn => {
+            // The id was a name ending like a suffix: the secret's own suffix follows it.
+            let full = facts.arn.as_str();
+            match full.strip_prefix(arn.as_str()) {
+                Some(rest) if rest.len() == 7 && has_random_suffix(full) => format!("{arn}-??????"),
+                _ => arn,
+            }
+        }
+        _ => arn,
+    }
+}
+
+/// `ssm:GetParameters` on the parameter, and `kms:Decrypt` when it is a SecureString under a customer managed key;
+/// for `/aws/reference/secretsmanager/<secret>` also the secret itself.
+pub(crate) fn grant_parameter(parameter: &ParameterRef, site: &Site, needs: &mut Needs) {
+    needs.grant(
+        Permission::new("ssm:GetParameters", parameter.arn()),
+        &site.container,
+        &site.field,
+    );
+    if let Some(secret) = parameter.referenced_secret() {
+        // A reference parameter is not stored in Parameter Store: the secret's facts decide kms:Decrypt.
+        grant_secret(&secret, site, needs);
+        return;
+    }
+    let what = format!("parameter `{}`", parameter.arn());
+    cross_account(&parameter.account, &what, "sharing (AWS RAM)", site, needs);
+    let fact = needs.fact(Lookup::Parameter {
+        region: parameter.region.clone(),
+        account: parameter.account.clone(),
+        name: parameter.name.clone(),
+    });
+    match fact {
+        Some(Fact::Parameter(facts)) => {
+            if facts.kind == "SecureString" {
+                let key_id = facts.key_id.unwrap_or_else(|| "alias/aws/ssm".to_string());
+                kms::decrypt(
+                    &key_id,
+                    "ssm",
+                    &parameter.region,
+                    &parameter.account,
+                    &what,
+                    site,
+                    needs,
+                );
+            }
+        }
+        other => kms::unresolved(other, &what, site, needs),
+    }
+}
+
+/// A finding when a resource is in another account than the task.
+pub(crate) fn cross_account(
+    account: &str,
+    what: &str,
+    policy: &str,
+    site: &Site,
+    needs: &mut Needs,
+) {
+    if needs.scope.account.as_deref().is_some_and(|a| a != account) {
+        needs.find(
+            FindingKind::CrossAccountResource,
+            Some(&site.container),
+            Some(&site.field),
+            format!(
+                "{what} is in account {account}: its {policy} must also allow the execution role \
+                 (execrole does not write it)"
+            ),
+        );
+    }
+}
+
+/// Whether an ARN names a KMS key (`arn:P:kms:R:A:key/<id>`).
+pub(crate) fn is_key_arn(text: &str) -> bool {
+    Arn::parse(text).is_ok_and(|a| {
+        a.service == "kms"
+            && crate::model::is_region(&a.region)
+            && crate::model::is_account_id(&a.account)
+            && a.resource
+                .strip_prefix("key/")
+                .is_some_and(|k| !k.is_empty())
+    })
+}
