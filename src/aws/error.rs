@@ -206,7 +206,11 @@ pub(crate) fn kind_from_code(code: &str) -> Option<ErrorKind> {
         | "ExpiredTokenException"
         | "SignatureDoesNotMatch"
         | "MissingAuthenticationToken" => ErrorKind::AccessDenied,
-        "NoSuchEntity" | "NoSuchEntityException" => ErrorKind::NotFound,
+        "NoSuchEntity"
+        | "NoSuchEntityException"
+        | "ResourceNotFoundException"
+        | "NotFoundException"
+        | "ParameterNotFound" => ErrorKind::NotFound,
         "MalformedPolicyDocument"
         | "MalformedPolicyDocumentException"
         | "InvalidInput"

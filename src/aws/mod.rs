@@ -7,12 +7,14 @@
 
 mod convert;
 mod error;
+mod facts;
 mod retry;
 mod sdk;
 
 use async_trait::async_trait;
 
 pub use error::{AwsError, ErrorKind};
+pub use facts::{FactsApi, SdkFacts};
 pub use retry::{RetryPolicy, call_with_retry};
 pub use sdk::{ClientFactory, SdkEcs, SdkIam};
 
@@ -71,4 +73,13 @@ pub trait IamApi: Send + Sync {
 
     /// Delete an inline policy.
     async fn delete_role_policy(&self, role: &str, policy: &str) -> Result<(), AwsError>;
+
+    /// The ARNs of the managed policies attached to the role (all pages).
+    async fn list_attached_role_policies(&self, role: &str) -> Result<Vec<String>, AwsError>;
+
+    /// Attach a managed policy.
+    async fn attach_role_policy(&self, role: &str, policy_arn: &str) -> Result<(), AwsError>;
+
+    /// Replace the role's trust policy.
+    async fn update_assume_role_policy(&self, role: &str, document: &str) -> Result<(), AwsError>;
 }

@@ -16,8 +16,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
 use super::{
-    AwsError, EcsApi, ErrorKind, IamApi, RetryPolicy, RoleInfo, TaskDefinitionPage,
-    call_with_retry, convert,
+    AwsError, EcsApi, ErrorKind, FactsApi, IamApi, RetryPolicy, RoleInfo, SdkFacts,
+    TaskDefinitionPage, call_with_retry, convert,
 };
 use crate::config::Target;
 use crate::metrics::Metrics;
@@ -100,12 +100,21 @@ impl ClientFactory {
             .build()
     }
 
-    /// ECS adapters for each of the target's Regions, and the IAM adapter for its account.
+    /// ECS adapters for each of the target's Regions, the IAM adapter for its account, and the look-ups.
     pub async fn clients(
         &self,
         target: &Target,
-    ) -> (Vec<(String, Arc<dyn EcsApi>)>, Arc<dyn IamApi>) {
+    ) -> (
+        Vec<(String, Arc<dyn EcsApi>)>,
+        Arc<dyn IamApi>,
+        Arc<dyn FactsApi>,
+    ) {
         let config = self.target_config(target).await;
+        let facts: Arc<dyn FactsApi> = Arc::new(SdkFacts::new(
+            config.clone(),
+            self.metrics.clone(),
+            self.retry,
+        ));
         let ecs = target
             .regions
             .iter()
@@ -135,7 +144,7 @@ impl ClientFactory {
             metrics: self.metrics.clone(),
             retry: self.retry,
         });
-        (ecs, iam)
+        (ecs, iam, facts)
     }
 }
 
@@ -297,6 +306,68 @@ impl IamApi for SdkIam {
                 .delete_role_policy()
                 .role_name(role)
                 .policy_name(policy)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn list_attached_role_policies(&self, role: &str) -> Result<Vec<String>, AwsError> {
+        const OP: &str = "ListAttachedRolePolicies";
+        let mut arns = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+                self.client
+                    .list_attached_role_policies()
+                    .role_name(role)
+                    .set_marker(marker.clone())
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("iam", OP, e))
+            })
+            .await?;
+            arns.extend(
+                out.attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_arn())
+                    .map(str::to_string),
+            );
+            // moto ends with an extra empty page; a repeated marker would loop, so stop on it too.
+            match out.marker().filter(|m| out.is_truncated() && !m.is_empty()) {
+                Some(next) if Some(next) != marker.as_deref() => marker = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        arns.sort();
+        arns.dedup();
+        Ok(arns)
+    }
+
+    async fn attach_role_policy(&self, role: &str, policy_arn: &str) -> Result<(), AwsError> {
+        const OP: &str = "AttachRolePolicy";
+        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .attach_role_policy()
+                .role_name(role)
+                .policy_arn(policy_arn)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn update_assume_role_policy(&self, role: &str, document: &str) -> Result<(), AwsError> {
+        const OP: &str = "UpdateAssumeRolePolicy";
+        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .update_assume_role_policy()
+                .role_name(role)
+                .policy_document(document)
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("iam", OP, e))

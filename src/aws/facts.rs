@@ -1,0 +1,231 @@
+//! The look-ups behind [`FactsApi`]: `secretsmanager:DescribeSecret`, `ssm:DescribeParameters`, `kms:DescribeKey`
+//! and `ecr:DescribePullThroughCacheRules`, each in the Region the fact lives in. Metadata only: nothing here can
+//! read a secret value (no `GetSecretValue`, no `GetParameter`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_config::{Region, SdkConfig};
+
+use super::{AwsError, ErrorKind, RetryPolicy, call_with_retry};
+use crate::derive::{KeyFacts, ParameterFacts, PullThroughRule, SecretFacts};
+use crate::metrics::Metrics;
+
+/// Facts about secrets, parameters, keys and registries in one account. `None` means "does not exist".
+#[async_trait]
+pub trait FactsApi: Send + Sync {
+    /// `DescribeSecret`: full ARN and KMS key id.
+    async fn describe_secret(
+        &self,
+        region: &str,
+        secret_id: &str,
+    ) -> Result<Option<SecretFacts>, AwsError>;
+    /// `DescribeParameters` filtered by exact name: type and KMS key id.
+    async fn describe_parameter(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<ParameterFacts>, AwsError>;
+    /// `DescribeKey`: key ARN and manager.
+    async fn describe_key(&self, region: &str, key_id: &str) -> Result<Option<KeyFacts>, AwsError>;
+    /// `DescribePullThroughCacheRules` of the account's registry in `region` (all pages).
+    async fn pull_through_cache_rules(
+        &self,
+        region: &str,
+    ) -> Result<Vec<PullThroughRule>, AwsError>;
+}
+
+/// [`FactsApi`] over the AWS SDK, with clients built per Region on first use.
+pub struct SdkFacts {
+    config: SdkConfig,
+    metrics: Arc<Metrics>,
+    retry: RetryPolicy,
+    clients: Mutex<HashMap<String, Clients>>,
+}
+
+#[derive(Clone)]
+struct Clients {
+    secrets: aws_sdk_secretsmanager::Client,
+    ssm: aws_sdk_ssm::Client,
+    kms: aws_sdk_kms::Client,
+    ecr: aws_sdk_ecr::Client,
+}
+
+impl SdkFacts {
+    pub(crate) fn new(config: SdkConfig, metrics: Arc<Metrics>, retry: RetryPolicy) -> SdkFacts {
+        SdkFacts {
+            config,
+            metrics,
+            retry,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn clients(&self, region: &str) -> Clients {
+        let build = || {
+            let region = Region::new(region.to_string());
+            Clients {
+                secrets: aws_sdk_secretsmanager::Client::from_conf(
+                    aws_sdk_secretsmanager::config::Builder::from(&self.config)
+                        .region(region.clone())
+                        .build(),
+                ),
+                ssm: aws_sdk_ssm::Client::from_conf(
+                    aws_sdk_ssm::config::Builder::from(&self.config)
+                        .region(region.clone())
+                        .build(),
+                ),
+                kms: aws_sdk_kms::Client::from_conf(
+                    aws_sdk_kms::config::Builder::from(&self.config)
+                        .region(region.clone())
+                        .build(),
+                ),
+                ecr: aws_sdk_ecr::Client::from_conf(
+                    aws_sdk_ecr::config::Builder::from(&self.config)
+                        .region(region)
+                        .build(),
+                ),
+            }
+        };
+        match self.clients.lock() {
+            Ok(mut map) => map.entry(region.to_string()).or_insert_with(build).clone(),
+            Err(_) => build(),
+        }
+    }
+}
+
+/// `Ok(None)` for "does not exist", the error otherwise.
+fn absent_as_none<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+#[async_trait]
+impl FactsApi for SdkFacts {
+    async fn describe_secret(
+        &self,
+        region: &str,
+        secret_id: &str,
+    ) -> Result<Option<SecretFacts>, AwsError> {
+        const OP: &str = "DescribeSecret";
+        let client = self.clients(region).secrets;
+        let out = absent_as_none(
+            call_with_retry(&self.retry, &self.metrics, "secretsmanager", OP, || async {
+                client
+                    .describe_secret()
+                    .secret_id(secret_id)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("secretsmanager", OP, e))
+            })
+            .await,
+        )?;
+        Ok(out.and_then(|o| {
+            o.arn().map(|arn| SecretFacts {
+                arn: arn.to_string(),
+                kms_key_id: o.kms_key_id().filter(|k| !k.is_empty()).map(str::to_string),
+            })
+        }))
+    }
+
+    async fn describe_parameter(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<ParameterFacts>, AwsError> {
+        const OP: &str = "DescribeParameters";
+        let client = self.clients(region).ssm;
+        let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
+            .key("Name")
+            .option("Equals")
+            .values(name)
+            .build()
+            .map_err(|e| AwsError::new("ssm", OP, ErrorKind::InvalidInput, e.to_string()))?;
+        let out = call_with_retry(&self.retry, &self.metrics, "ssm", OP, || async {
+            client
+                .describe_parameters()
+                .parameter_filters(filter.clone())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("ssm", OP, e))
+        })
+        .await?;
+        Ok(out
+            .parameters()
+            .iter()
+            .find(|p| p.name() == Some(name))
+            .map(|p| ParameterFacts {
+                kind: p
+                    .r#type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default(),
+                key_id: p.key_id().filter(|k| !k.is_empty()).map(str::to_string),
+            }))
+    }
+
+    async fn describe_key(&self, region: &str, key_id: &str) -> Result<Option<KeyFacts>, AwsError> {
+        const OP: &str = "DescribeKey";
+        let client = self.clients(region).kms;
+        let out = absent_as_none(
+            call_with_retry(&self.retry, &self.metrics, "kms", OP, || async {
+                client
+                    .describe_key()
+                    .key_id(key_id)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("kms", OP, e))
+            })
+            .await,
+        )?;
+        Ok(out.and_then(|o| {
+            o.key_metadata().and_then(|m| {
+                m.arn().map(|arn| KeyFacts {
+                    arn: arn.to_string(),
+                    // moto reports `alias/aws/*` keys as CUSTOMER; the key id tells the truth there.
+                    customer_managed: m.key_manager()
+                        == Some(&aws_sdk_kms::types::KeyManagerType::Customer)
+                        && !key_id.starts_with("alias/aws/")
+                        && !key_id.contains(":alias/aws/"),
+                })
+            })
+        }))
+    }
+
+    async fn pull_through_cache_rules(
+        &self,
+        region: &str,
+    ) -> Result<Vec<PullThroughRule>, AwsError> {
+        const OP: &str = "DescribePullThroughCacheRules";
+        let client = self.clients(region).ecr;
+        let mut rules = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = call_with_retry(&self.retry, &self.metrics, "ecr", OP, || async {
+                client
+                    .describe_pull_through_cache_rules()
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("ecr", OP, e))
+            })
+            .await?;
+            rules.extend(
+                out.pull_through_cache_rules()
+                    .iter()
+                    .filter_map(|r| r.ecr_repository_prefix())
+                    .map(|prefix| PullThroughRule {
+                        prefix: prefix.to_string(),
+                    }),
+            );
+            match out.next_token().filter(|t| !t.is_empty()) {
+                Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        Ok(rules)
+    }
+}

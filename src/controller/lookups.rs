@@ -1,0 +1,156 @@
+//! Answering derivation's look-ups through [`FactsApi`], with a cache whose entries live for `lookups.cache_ttl`
+//! (facts under a revision can change: a secret's key, a registry's cache rules). Failed look-ups are not cached:
+//! they are retried next pass, and meanwhile the requirement is reported unresolved, never guessed.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::time::Instant;
+
+use crate::aws::{AwsError, FactsApi};
+use crate::derive::{Fact, Facts, Lookup};
+use crate::metrics::Metrics;
+
+/// Looked-up facts by (target account, look-up), each with the time it was fetched.
+pub(crate) struct FactCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<(String, Lookup), (Fact, Instant)>>,
+}
+
+impl FactCache {
+    pub(crate) fn new(ttl: Duration) -> FactCache {
+        FactCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fresh(&self, account: &str, lookup: &Lookup) -> Option<Fact> {
+        let entries = self.entries.lock().ok()?;
+        let (fact, at) = entries.get(&(account.to_string(), lookup.clone()))?;
+        (at.elapsed() < self.ttl).then(|| fact.clone())
+    }
+
+    fn store(&self, account: &str, lookup: &Lookup, fact: &Fact) {
+        if matches!(fact, Fact::Failed { .. }) {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (_, at)| at.elapsed() < self.ttl);
+            entries.insert(
+                (account.to_string(), lookup.clone()),
+                (fact.clone(), Instant::now()),
+            );
+        }
+    }
+
+    /// Answer every look-up into `facts`, from the cache or through `api` (with bounded concurrency).
+    pub(crate) async fn answer(
+        &self,
+        account: &str,
+        lookups: Vec<Lookup>,
+        api: &dyn FactsApi,
+        facts: &mut Facts,
+        concurrency: usize,
+        metrics: &Metrics,
+    ) {
+        let mut to_fetch = Vec::new();
+        for lookup in lookups {
+            match self.fresh(account, &lookup) {
+                Some(fact) => {
+                    metrics
+                        .lookups
+                        .with_label_values(&[lookup.kind(), "cached"])
+                        .inc();
+                    facts.insert(lookup, fact);
+                }
+                None => to_fetch.push(lookup),
+            }
+        }
+        let fetched: Vec<(Lookup, Fact)> = futures::stream::iter(to_fetch)
+            .map(|lookup| async move {
+                let fact = fetch(account, &lookup, api).await;
+                (lookup, fact)
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        for (lookup, fact) in fetched {
+            let result = match &fact {
+                Fact::NotFound => "not_found",
+                Fact::Failed { reason } => {
+                    tracing::warn!(lookup = ?lookup, reason = %reason, "look-up failed; the requirement stays unresolved");
+                    "failed"
+                }
+                _ => "found",
+            };
+            metrics
+                .lookups
+                .with_label_values(&[lookup.kind(), result])
+                .inc();
+            self.store(account, &lookup, &fact);
+            facts.insert(lookup, fact);
+        }
+    }
+}
+
+fn failed(err: AwsError) -> Fact {
+    Fact::Failed {
+        reason: err.to_string(),
+    }
+}
+
+/// One look-up. Parameters and cache rules of another account cannot be described with this account's
+/// credentials; secrets and keys can, when their resource policies allow it.
+async fn fetch(account: &str, lookup: &Lookup, api: &dyn FactsApi) -> Fact {
+    match lookup {
+        Lookup::Secret {
+            region, secret_id, ..
+        } => match api.describe_secret(region, secret_id).await {
+            Ok(Some(facts)) => Fact::Secret(facts),
+            Ok(None) => Fact::NotFound,
+            Err(err) => failed(err),
+        },
+        Lookup::Key { region, key_id, .. } => match api.describe_key(region, key_id).await {
+            Ok(Some(facts)) => Fact::Key(facts),
+            Ok(None) => Fact::NotFound,
+            Err(err) => failed(err),
+        },
+        Lookup::Parameter {
+            region,
+            account: owner,
+            name,
+        } => {
+            if owner != account {
+                return Fact::Failed {
+                    reason: format!(
+                        "parameter {name} is in account {owner}; it cannot be described from {account}"
+                    ),
+                };
+            }
+            match api.describe_parameter(region, name).await {
+                Ok(Some(facts)) => Fact::Parameter(facts),
+                Ok(None) => Fact::NotFound,
+                Err(err) => failed(err),
+            }
+        }
+        Lookup::PullThroughCacheRules {
+            region,
+            account: owner,
+        } => {
+            if owner != account {
+                return Fact::Failed {
+                    reason: format!(
+                        "the registry of account {owner} cannot be described from {account}"
+                    ),
+                };
+            }
+            match api.pull_through_cache_rules(region).await {
+                Ok(rules) => Fact::PullThroughCacheRules { rules },
+                Err(err) => failed(err),
+            }
+        }
+    }
+}
