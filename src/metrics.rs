@@ -40,6 +40,8 @@ pub struct Metrics {
     pub task_definitions_watched: IntGauge,
     /// `execrole_policy_size_ratio`.
     pub policy_size_ratio: Histogram,
+    /// `execrole_lookups_total{kind,result}`.
+    pub lookups: IntCounterVec,
     /// `execrole_findings{kind}`.
     pub findings: IntGaugeVec,
     /// `execrole_last_successful_pass_timestamp_seconds`.
@@ -97,6 +99,14 @@ fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> 
         .expect("metric registered once");
     metric
 }
+
+/// The IAM operations the controller may write with.
+pub const IAM_WRITE_OPERATIONS: [&str; 4] = [
+    "PutRolePolicy",
+    "DeleteRolePolicy",
+    "AttachRolePolicy",
+    "UpdateAssumeRolePolicy",
+];
 
 /// The drift kinds reported by `execrole_roles_in_drift`.
 pub const DRIFT_KINDS: [&str; 2] = ["missing", "excess"];
@@ -191,6 +201,12 @@ impl Metrics {
                 "Size of each role's desired owned inline policy as a fraction of IAM's 10,240-character limit.",
                 vec![0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
             ),
+            lookups: counter_vec(
+                &r,
+                "execrole_lookups_total",
+                "Fact look-ups for derivation (secret, parameter, kms_key, pull_through_cache_rules), by result (cached, found, not_found, failed).",
+                &["kind", "result"],
+            ),
             findings: gauge_vec(
                 &r,
                 "execrole_findings",
@@ -228,7 +244,7 @@ impl Metrics {
         for kind in DRIFT_KINDS {
             metrics.roles_in_drift.with_label_values(&[kind]).set(0);
         }
-        for operation in ["PutRolePolicy", "DeleteRolePolicy"] {
+        for operation in IAM_WRITE_OPERATIONS {
             metrics.iam_writes.with_label_values(&[operation]);
         }
         metrics
@@ -273,7 +289,7 @@ impl Metrics {
 
     /// The total of IAM writes so far.
     pub fn iam_writes_total(&self) -> u64 {
-        ["PutRolePolicy", "DeleteRolePolicy"]
+        IAM_WRITE_OPERATIONS
             .iter()
             .map(|op| self.iam_writes.with_label_values(&[op]).get())
             .sum()

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::derive::{self, Derivation, DeriveContext, DeriveOptions};
+use crate::derive::{self, Derivation, DeriveContext, DeriveOptions, Facts};
 use crate::model::TaskDefinition;
 use crate::plan::{INLINE_POLICY_LIMIT, finding_json};
 use crate::policy::{self, Permission, PolicyDocument};
@@ -31,7 +31,7 @@ pub fn derive_files(
         .map(|(file, text)| {
             let result = text.clone().and_then(|text| {
                 let td = TaskDefinition::from_json(&text).map_err(|e| e.to_string())?;
-                let derivation = derive::required_permissions(&td, ctx, options);
+                let derivation = derive::required_permissions(&td, ctx, options, &Facts::new());
                 let permissions: Vec<Permission> = derivation
                     .requirements
                     .iter()

@@ -14,7 +14,7 @@ use std::time::Duration;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::derive::DeriveOptions;
+use crate::derive::{Baseline, DeriveOptions, VpcEndpointCondition};
 
 /// Whether the controller may write.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -143,6 +143,45 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log level filter (`tracing` env-filter syntax).
     pub log_level: String,
+    /// `least-privilege` or `managed-policy`.
+    pub baseline: Baseline,
+    /// VPC endpoint conditions on the ECR layer statement (rule 1c).
+    pub ecr_vpc_endpoint: VpcEndpointCondition,
+    /// Container Insights lifecycle-event permissions (rule 13).
+    pub container_insights: ContainerInsights,
+    /// Trust-policy management (rule 14).
+    pub trust_policy: TrustPolicy,
+    /// How long looked-up facts (a secret's KMS key, pull-through-cache rules) are reused.
+    #[serde(with = "humantime_serde_text")]
+    pub lookup_cache_ttl: Duration,
+}
+
+/// Container Insights lifecycle-event permissions (rule 13), opt-in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ContainerInsights {
+    /// Grant the permissions to configure lifecycle events.
+    pub configure: bool,
+    /// Grant the permissions to view them.
+    pub view: bool,
+    /// The role names that get them; empty means every managed role.
+    pub roles: Vec<String>,
+}
+
+impl ContainerInsights {
+    /// Whether the role gets any Container Insights permission.
+    pub fn applies_to(&self, role: &str) -> bool {
+        (self.configure || self.view)
+            && (self.roles.is_empty() || self.roles.iter().any(|r| r == role))
+    }
+}
+
+/// Trust-policy management (rule 14).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TrustPolicy {
+    /// Rewrite a drifted trust policy to trust exactly `ecs-tasks.amazonaws.com`.
+    pub manage: bool,
+    /// Add `aws:SourceAccount` and `aws:SourceArn` conditions (confused-deputy protection).
+    pub harden: bool,
 }
 
 /// A configuration that cannot be used.
@@ -300,6 +339,19 @@ impl Config {
             .collect();
         let scope = Scope::new(&include, &exclude)
             .map_err(|e| invalid("task_definitions", format!("invalid family glob: {e}")))?;
+        if raw.trust_policy.harden && !raw.trust_policy.manage {
+            return Err(invalid(
+                "trust_policy.harden",
+                "harden only applies with manage: true".into(),
+            ));
+        }
+        let insights = &raw.policy.container_insights;
+        if !insights.roles.is_empty() && !insights.configure && !insights.view {
+            return Err(invalid(
+                "policy.container_insights.roles",
+                "roles are listed but neither configure nor view is true".into(),
+            ));
+        }
         if raw.concurrency == 0 {
             return Err(invalid("concurrency", "must be at least 1".into()));
         }
@@ -337,6 +389,33 @@ impl Config {
             http_listen: raw.http.listen,
             log_format: raw.logging.format,
             log_level: raw.logging.level,
+            baseline: raw.policy.baseline,
+            ecr_vpc_endpoint: VpcEndpointCondition {
+                source_vpce: raw
+                    .policy
+                    .ecr_vpc_endpoint
+                    .source_vpce
+                    .into_iter()
+                    .map(|v| v.0)
+                    .collect(),
+                source_vpc: raw
+                    .policy
+                    .ecr_vpc_endpoint
+                    .source_vpc
+                    .into_iter()
+                    .map(|v| v.0)
+                    .collect(),
+            },
+            container_insights: ContainerInsights {
+                configure: raw.policy.container_insights.configure,
+                view: raw.policy.container_insights.view,
+                roles: raw.policy.container_insights.roles,
+            },
+            trust_policy: TrustPolicy {
+                manage: raw.trust_policy.manage,
+                harden: raw.trust_policy.harden,
+            },
+            lookup_cache_ttl: raw.lookups.cache_ttl.0,
         })
     }
 
@@ -344,6 +423,8 @@ impl Config {
     pub fn derive_options(&self) -> DeriveOptions {
         DeriveOptions {
             ecr_and_logs_on_ec2: self.ecr_and_logs_on_ec2,
+            baseline: self.baseline,
+            vpc_endpoint: self.ecr_vpc_endpoint.clone(),
         }
     }
 

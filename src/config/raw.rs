@@ -35,6 +35,58 @@ pub(crate) struct RawConfig {
     pub http: RawHttp,
     #[serde(default)]
     pub logging: RawLogging,
+    #[serde(default)]
+    pub trust_policy: RawTrust,
+    #[serde(default)]
+    pub lookups: RawLookups,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTrust {
+    #[serde(default)]
+    pub manage: bool,
+    #[serde(default)]
+    pub harden: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLookups {
+    #[serde(default = "default_cache_ttl")]
+    pub cache_ttl: DurationText,
+}
+
+impl Default for RawLookups {
+    fn default() -> Self {
+        RawLookups {
+            cache_ttl: default_cache_ttl(),
+        }
+    }
+}
+
+fn default_cache_ttl() -> DurationText {
+    DurationText(Duration::from_secs(600))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVpcEndpoint {
+    #[serde(default)]
+    pub source_vpce: Vec<VpcEndpointId>,
+    #[serde(default)]
+    pub source_vpc: Vec<VpcId>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInsights {
+    #[serde(default)]
+    pub configure: bool,
+    #[serde(default)]
+    pub view: bool,
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,12 +128,21 @@ impl Default for RawTaskDefinitions {
 pub(crate) struct RawPolicy {
     #[serde(default = "default_policy_name")]
     pub inline_name: PolicyName,
+    #[serde(default)]
+    pub baseline: crate::derive::Baseline,
+    #[serde(default)]
+    pub ecr_vpc_endpoint: RawVpcEndpoint,
+    #[serde(default)]
+    pub container_insights: RawInsights,
 }
 
 impl Default for RawPolicy {
     fn default() -> Self {
         RawPolicy {
             inline_name: default_policy_name(),
+            baseline: crate::derive::Baseline::default(),
+            ecr_vpc_endpoint: RawVpcEndpoint::default(),
+            container_insights: RawInsights::default(),
         }
     }
 }
@@ -327,4 +388,47 @@ impl<'de> Deserialize<'de> for PolicyName {
             )))
         }
     }
+}
+
+/// A VPC endpoint id (`vpce-…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VpcEndpointId(pub String);
+
+impl<'de> Deserialize<'de> for VpcEndpointId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if is_aws_id(&text, "vpce-") {
+            Ok(VpcEndpointId(text))
+        } else {
+            Err(de::Error::custom(format!(
+                "`{text}` is not a VPC endpoint id (vpce-0123456789abcdef0)"
+            )))
+        }
+    }
+}
+
+/// A VPC id (`vpc-…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VpcId(pub String);
+
+impl<'de> Deserialize<'de> for VpcId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if is_aws_id(&text, "vpc-") {
+            Ok(VpcId(text))
+        } else {
+            Err(de::Error::custom(format!(
+                "`{text}` is not a VPC id (vpc-0123456789abcdef0)"
+            )))
+        }
+    }
+}
+
+fn is_aws_id(text: &str, prefix: &str) -> bool {
+    text.strip_prefix(prefix).is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    })
 }

@@ -38,6 +38,19 @@ task_definitions:
   ecr_and_logs_on_ec2: false
 policy:
   inline_name: platform-execrole
+  baseline: managed-policy
+  ecr_vpc_endpoint:
+    source_vpce: [vpce-0123456789abcdef0]
+    source_vpc: [vpc-0a1b2c3d]
+  container_insights:
+    configure: true
+    view: false
+    roles: [app-exec]
+trust_policy:
+  manage: true
+  harden: true
+lookups:
+  cache_ttl: 2m
 resync_interval: 90s
 concurrency: 8
 backoff:
@@ -72,6 +85,23 @@ logging:
     assert_eq!(config.backoff.max_elapsed, Duration::from_secs(300));
     assert_eq!(config.http_listen, "127.0.0.1:9000".parse().unwrap());
     assert_eq!(config.log_format, LogFormat::Text);
+    assert_eq!(config.baseline, Baseline::ManagedPolicy);
+    assert_eq!(
+        config.ecr_vpc_endpoint.source_vpce,
+        vec!["vpce-0123456789abcdef0"]
+    );
+    assert_eq!(config.ecr_vpc_endpoint.source_vpc, vec!["vpc-0a1b2c3d"]);
+    assert!(config.container_insights.applies_to("app-exec"));
+    assert!(!config.container_insights.applies_to("other"));
+    assert_eq!(
+        config.trust_policy,
+        TrustPolicy {
+            manage: true,
+            harden: true
+        }
+    );
+    assert_eq!(config.lookup_cache_ttl, Duration::from_secs(120));
+    assert_eq!(config.derive_options().baseline, Baseline::ManagedPolicy);
     let yaml = config.to_effective_yaml();
     assert!(yaml.contains("mode: enforce"), "{yaml}");
     assert!(yaml.contains("resync_interval: 1m 30s"), "{yaml}");

@@ -5,6 +5,7 @@
 //! It talks to AWS only through the `aws` traits, so tests drive it with in-memory fakes. It does not render plans
 //! (`plan`) or serve HTTP (`http`); it records metrics and readiness for them.
 
+mod lookups;
 mod reconcile;
 mod watcher;
 
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use reconcile::{ApplyRules, Outcome, RoleReport, reconcile};
 
-use crate::aws::{ClientFactory, EcsApi, IamApi};
+use crate::aws::{ClientFactory, EcsApi, FactsApi, IamApi};
 use crate::config::{Config, Mode, Target};
 use crate::derive::{self, DeriveContext, Finding, FindingKind, Requirement};
 use crate::metrics::Metrics;
@@ -34,6 +35,8 @@ pub struct TargetClients {
     pub ecs: Vec<(String, Arc<dyn EcsApi>)>,
     /// IAM for the account.
     pub iam: Arc<dyn IamApi>,
+    /// Look-ups (secrets, parameters, keys, registries) in the account.
+    pub facts: Arc<dyn FactsApi>,
 }
 
 /// Where the controller gets its clients (the SDK factory, or fakes in tests).
@@ -46,8 +49,8 @@ pub trait ClientSource: Send + Sync {
 #[async_trait]
 impl ClientSource for ClientFactory {
     async fn clients(&self, target: &Target) -> TargetClients {
-        let (ecs, iam) = ClientFactory::clients(self, target).await;
-        TargetClients { ecs, iam }
+        let (ecs, iam, facts) = ClientFactory::clients(self, target).await;
+        TargetClients { ecs, iam, facts }
     }
 }
 
@@ -77,13 +80,30 @@ pub struct PassReport {
     pub observe_errors: Vec<String>,
     /// How long the pass took.
     pub duration: Duration,
+    /// Whether shutdown cut the pass short (some roles were not reconciled).
+    pub interrupted: bool,
 }
 
 impl PassReport {
     /// Whether everything could be observed and every role reconciled.
     pub fn is_success(&self) -> bool {
-        self.observe_errors.is_empty() && self.plan.errors.is_empty()
+        self.observe_errors.is_empty() && self.plan.errors.is_empty() && !self.interrupted
     }
+}
+
+/// Rule 13's permissions as requirements, with the config as their reason.
+fn insights_requirements(configure: bool, view: bool) -> Vec<Requirement> {
+    derive::container_insights_permissions(configure, view)
+        .into_iter()
+        .map(|permission| Requirement {
+            permission,
+            reasons: BTreeSet::from([derive::Reason {
+                task_definition: "(config)".into(),
+                container: "-".into(),
+                field: "policy.container_insights".into(),
+            }]),
+        })
+        .collect()
 }
 
 /// What the revisions naming one role contribute: their names, requirements and findings.
@@ -94,6 +114,7 @@ pub struct Controller {
     config: Config,
     targets: Vec<(Target, TargetClients)>,
     watcher: Watcher,
+    facts: lookups::FactCache,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
 }
@@ -111,6 +132,7 @@ impl Controller {
             targets.push((target.clone(), clients.clients(target).await));
         }
         Controller {
+            facts: lookups::FactCache::new(config.lookup_cache_ttl),
             config,
             targets,
             watcher: Watcher::default(),
@@ -159,7 +181,10 @@ impl Controller {
                     .iter()
                     .map(|e| format!("account {}: {e}", target.account)),
             );
-            let (desired, loose) = self.desired_roles(target, &view.task_definitions);
+            let derivations = self
+                .derive_all(target, clients, &view.task_definitions)
+                .await;
+            let (desired, loose) = self.desired_roles(target, derivations);
             for finding in desired
                 .iter()
                 .flat_map(|d| d.findings.iter())
@@ -175,6 +200,7 @@ impl Controller {
             );
         }
 
+        let role_count = roles.len();
         let policy_name = self.config.inline_policy_name.as_str();
         let metrics = self.metrics.as_ref();
         let reports: Vec<(RoleKey, RoleReport)> = futures::stream::iter(roles)
@@ -188,6 +214,7 @@ impl Controller {
             .collect()
             .await;
 
+        report.interrupted = reports.len() < role_count;
         let mut role_plans: Vec<RolePlan> = Vec::new();
         let (mut missing, mut excess) = (0i64, 0i64);
         for (key, role) in reports {
@@ -204,7 +231,9 @@ impl Controller {
                     self.metrics.policy_size_ratio.observe(ratio);
                 }
                 let remains = matches!(role.outcome, Outcome::Pending | Outcome::Error);
-                if remains && !plan.added.is_empty() {
+                if remains
+                    && (!plan.added.is_empty() || (!plan.role_exists && plan.desired.is_some()))
+                {
                     missing += 1;
                 }
                 if remains && (!plan.removed.is_empty() || !plan.removed_other.is_empty()) {
@@ -223,18 +252,56 @@ impl Controller {
         report
     }
 
-    /// Group the in-scope revisions of one target by execution role, and derive each role's needs.
-    /// Returns the roles and the findings of revisions that name no usable role.
+    /// Derive every revision, answering the look-ups derivation asks for (a secret's key is only known after the
+    /// secret is described, so this takes a few rounds; it stops when no new look-up is asked).
+    async fn derive_all(
+        &self,
+        target: &Target,
+        clients: &TargetClients,
+        task_definitions: &[Arc<crate::model::TaskDefinition>],
+    ) -> Vec<derive::Derivation> {
+        const MAX_ROUNDS: usize = 4;
+        let options = self.config.derive_options();
+        let mut facts = derive::Facts::new();
+        let mut round = 0;
+        loop {
+            let derivations: Vec<derive::Derivation> = task_definitions
+                .iter()
+                .map(|td| {
+                    derive::required_permissions(td, &DeriveContext::default(), &options, &facts)
+                })
+                .collect();
+            let missing: BTreeSet<derive::Lookup> = derivations
+                .iter()
+                .flat_map(|d| d.lookups.iter().cloned())
+                .collect();
+            round += 1;
+            if missing.is_empty() || round >= MAX_ROUNDS {
+                return derivations;
+            }
+            self.facts
+                .answer(
+                    &target.account,
+                    missing.into_iter().collect(),
+                    clients.facts.as_ref(),
+                    &mut facts,
+                    self.config.concurrency,
+                    &self.metrics,
+                )
+                .await;
+        }
+    }
+
+    /// Group derivations by execution role. Returns the roles and the findings of revisions that name no usable
+    /// role.
     fn desired_roles(
         &self,
         target: &Target,
-        task_definitions: &[Arc<crate::model::TaskDefinition>],
+        derivations: Vec<derive::Derivation>,
     ) -> (Vec<DesiredRole>, Vec<Finding>) {
-        let options = self.config.derive_options();
         let mut by_role: BTreeMap<RoleKey, RoleInputs> = BTreeMap::new();
         let mut loose = Vec::new();
-        for td in task_definitions {
-            let derivation = derive::required_permissions(td, &DeriveContext::default(), &options);
+        for derivation in derivations {
             match derivation.role {
                 Some(role) if role.account == target.account => {
                     let entry = by_role.entry(role).or_default();
@@ -255,16 +322,63 @@ impl Controller {
                 None => loose.extend(derivation.findings),
             }
         }
+        let partition = target
+            .regions
+            .first()
+            .map(|r| crate::model::partition_for_region(r))
+            .unwrap_or("aws");
+        let managed_policy_arn = (self.config.baseline == derive::Baseline::ManagedPolicy)
+            .then(|| derive::managed_policy_arn(partition));
+        let trust_policy = self
+            .config
+            .trust_policy
+            .manage
+            .then(|| self.trust_policy(target, partition));
+        let insights = &self.config.container_insights;
         let roles = by_role
             .into_iter()
-            .map(|(key, (tds, requirements, findings))| DesiredRole {
-                key,
-                task_definitions: tds.into_iter().collect(),
-                requirements: derive::merge_requirements(requirements.iter()),
-                findings: findings.into_iter().collect(),
+            .map(|(key, (tds, mut requirements, findings))| {
+                if insights.applies_to(&key.name) {
+                    requirements.extend(insights_requirements(insights.configure, insights.view));
+                }
+                DesiredRole {
+                    task_definitions: tds.into_iter().collect(),
+                    requirements: derive::merge_requirements(requirements.iter()),
+                    findings: findings.into_iter().collect(),
+                    managed_policy_arn: managed_policy_arn.clone(),
+                    trust_policy: trust_policy.clone(),
+                    key,
+                }
             })
             .collect();
         (roles, loose)
+    }
+
+    /// The trust policy to enforce: `ecs-tasks.amazonaws.com`, hardened with the account and every Region of
+    /// the target when configured.
+    fn trust_policy(&self, target: &Target, partition: &str) -> crate::policy::PolicyDocument {
+        if !self.config.trust_policy.harden {
+            return derive::trust_policy(partition, None);
+        }
+        let first = target
+            .regions
+            .first()
+            .map(String::as_str)
+            .unwrap_or("us-east-1");
+        let mut doc = derive::trust_policy(partition, Some((&target.account, first)));
+        let arns: Vec<String> = target
+            .regions
+            .iter()
+            .map(|r| format!("arn:{partition}:ecs:{r}:{}:*", target.account))
+            .collect();
+        for statement in &mut doc.statements {
+            for keys in statement.condition.values_mut() {
+                if let Some(values) = keys.get_mut("aws:SourceArn") {
+                    *values = arns.clone();
+                }
+            }
+        }
+        doc
     }
 
     fn record_pass(
@@ -275,6 +389,16 @@ impl Controller {
         excess: i64,
         findings: &BTreeMap<FindingKind, i64>,
     ) {
+        if report.interrupted {
+            // A pass cut short by shutdown says nothing about the world: leave every gauge as the last full pass
+            // set it.
+            tracing::info!(
+                reconciled = report.plan.roles.len(),
+                writes = report.writes,
+                "pass interrupted by shutdown"
+            );
+            return;
+        }
         let m = &self.metrics;
         let success = report.is_success();
         m.passes

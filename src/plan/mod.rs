@@ -29,6 +29,10 @@ pub struct DesiredRole {
     pub requirements: Vec<Requirement>,
     /// Their findings.
     pub findings: Vec<Finding>,
+    /// The managed policy that must be attached (`managed-policy` baseline), as an ARN.
+    pub managed_policy_arn: Option<String>,
+    /// The trust policy the role must have, when trust management is on.
+    pub trust_policy: Option<PolicyDocument>,
 }
 
 impl DesiredRole {
@@ -55,6 +59,10 @@ pub struct ObservedRole {
     pub owned_policy: Option<String>,
     /// The names of the role's other inline policies (never touched).
     pub other_inline_policies: Vec<String>,
+    /// The ARNs of attached managed policies (read only when a managed policy must be attached).
+    pub attached_policies: Vec<String>,
+    /// The trust policy as IAM returned it (URL-encoded).
+    pub trust_policy: Option<String>,
 }
 
 /// The single write that repairs a role.
@@ -127,12 +135,18 @@ pub struct RolePlan {
     pub unreadable_owned_policy: Option<String>,
     /// Findings of the task definitions behind the role.
     pub findings: Vec<Finding>,
+    /// The managed policy to attach (`managed-policy` baseline), when it is not attached yet.
+    pub attach_managed_policy: Option<String>,
+    /// The trust policy to write (minified), when trust is managed and has drifted.
+    pub trust_update: Option<String>,
 }
 
 impl RolePlan {
     /// Whether applying the plan would write.
     pub fn has_changes(&self) -> bool {
         self.change != Change::None
+            || self.attach_managed_policy.is_some()
+            || self.trust_update.is_some()
     }
 }
 
@@ -154,9 +168,25 @@ pub fn plan_role(desired: &DesiredRole, observed: &ObservedRole, policy_name: &s
         other_inline_policies: observed.other_inline_policies.clone(),
         unreadable_owned_policy: None,
         findings: desired.findings.clone(),
+        attach_managed_policy: None,
+        trust_update: None,
     };
     if !observed.exists {
         return plan;
+    }
+    plan.attach_managed_policy = desired
+        .managed_policy_arn
+        .as_ref()
+        .filter(|arn| !observed.attached_policies.contains(arn))
+        .cloned();
+    if let Some(trust) = &desired.trust_policy {
+        let current = observed
+            .trust_policy
+            .as_deref()
+            .and_then(|t| PolicyDocument::parse(t).ok());
+        if !current.is_some_and(|c| policy::is_equivalent(&c, trust)) {
+            plan.trust_update = Some(trust.to_json());
+        }
     }
     let observed_doc = match observed.owned_policy.as_deref().map(PolicyDocument::parse) {
         None => None,

@@ -26,7 +26,12 @@ pub fn render_text(plan: &Plan) -> String {
     for (key, error) in &plan.errors {
         let _ = writeln!(out, "x role {key}: could not be read: {error}\n");
     }
-    let count = |c: &str| plan.roles.iter().filter(|r| r.change.as_str() == c).count();
+    let count = |c: &str| {
+        plan.roles
+            .iter()
+            .filter(|r| r.change.as_str() == c && (c != "none" || !r.has_changes()))
+            .count()
+    };
     let findings = plan.findings.len() + plan.roles.iter().map(|r| r.findings.len()).sum::<usize>();
     if plan.has_changes() {
         let _ = writeln!(
@@ -62,6 +67,9 @@ fn errors_suffix(plan: &Plan) -> String {
 fn role_text(out: &mut String, role: &RolePlan) {
     let (symbol, verb) = match (&role.change, role.role_exists) {
         (_, false) => ("!", "does not exist; nothing can be written"),
+        (Change::None, true) if role.has_changes() => {
+            ("~", "inline policy up to date; other changes below")
+        }
         (Change::None, true) => ("=", "up to date"),
         (Change::Create { .. }, true) => ("+", "inline policy will be created"),
         (Change::Update { .. }, true) => ("~", "inline policy will be updated"),
@@ -99,6 +107,15 @@ fn role_text(out: &mut String, role: &RolePlan) {
     for other in &role.removed_other {
         let _ = writeln!(out, "    - {other}   (no longer needed)");
     }
+    if let Some(arn) = &role.attach_managed_policy {
+        let _ = writeln!(
+            out,
+            "    + attach managed policy {arn}   (baseline managed-policy)"
+        );
+    }
+    if let Some(trust) = &role.trust_update {
+        let _ = writeln!(out, "    ~ trust policy will be rewritten: {trust}");
+    }
     for finding in &role.findings {
         let _ = writeln!(out, "    ! {finding}");
     }
@@ -133,6 +150,7 @@ fn permission_text(p: &Permission) -> String {
 ///                "removed": [ { "action", "resource", "conditions" } ], "removed_other": [ "<statement json>" ],
 ///                "policy": <desired policy document or null>, "policy_size": n, "policy_size_limit": 10240,
 ///                "other_inline_policies": [..], "unreadable_owned_policy": "<error>" | null,
+///                "attach_managed_policy": "<arn>" | null, "trust_policy_update": <document> | null,
 ///                "findings": [ Finding ] } ],
 ///   "findings": [ { "kind", "task_definition", "container", "field", "message" } ],
 ///   "errors": [ { "account", "role", "error" } ] }
@@ -182,6 +200,8 @@ fn role_json(role: &RolePlan) -> Value {
         "policy_size_limit": INLINE_POLICY_LIMIT,
         "other_inline_policies": role.other_inline_policies,
         "unreadable_owned_policy": role.unreadable_owned_policy,
+        "attach_managed_policy": role.attach_managed_policy,
+        "trust_policy_update": role.trust_update.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()),
         "findings": role.findings.iter().map(finding_json).collect::<Vec<_>>(),
     })
 }

@@ -29,6 +29,8 @@ fn desired(requirements: Vec<Requirement>) -> DesiredRole {
         task_definitions: vec!["web:1".into()],
         requirements,
         findings: vec![],
+        managed_policy_arn: None,
+        trust_policy: None,
     }
 }
 
@@ -37,6 +39,8 @@ fn observed(policy: Option<&str>) -> ObservedRole {
         exists: true,
         owned_policy: policy.map(str::to_string),
         other_inline_policies: vec!["team-extra".into()],
+        attached_policies: vec![],
+        trust_policy: None,
     }
 }
 
@@ -184,4 +188,41 @@ fn an_empty_plan_says_no_changes() {
     let plan = Plan::default();
     assert!(!plan.has_changes());
     assert!(render_text(&plan).starts_with("No changes."));
+}
+
+#[test]
+fn the_managed_policy_is_attached_once_in_the_managed_baseline() {
+    let arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
+    let mut d = desired(vec![]);
+    d.managed_policy_arn = Some(arn.into());
+    let plan = plan_role(&d, &observed(None), "execrole");
+    assert_eq!(plan.attach_managed_policy.as_deref(), Some(arn));
+    assert!(plan.has_changes());
+    assert!(
+        render_text(&Plan {
+            roles: vec![plan],
+            ..Default::default()
+        })
+        .contains("+ attach managed policy")
+    );
+    let mut o = observed(None);
+    o.attached_policies = vec![arn.into()];
+    assert!(!plan_role(&d, &o, "execrole").has_changes());
+}
+
+#[test]
+fn managed_trust_is_rewritten_only_when_its_meaning_differs() {
+    let trust = crate::derive::trust_policy("aws", None);
+    let mut d = desired(vec![]);
+    d.trust_policy = Some(trust.clone());
+    let mut o = observed(None);
+    // Same meaning, other shape (a list principal, a Sid): no change.
+    o.trust_policy = Some(r#"{"Version":"2012-10-17","Statement":[{"Sid":"x","Effect":"Allow","Principal":{"Service":["ecs-tasks.amazonaws.com"]},"Action":["sts:AssumeRole"]}]}"#.into());
+    assert_eq!(plan_role(&d, &o, "execrole").trust_update, None);
+    // Another principal as well: drift.
+    o.trust_policy = Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":["ecs-tasks.amazonaws.com","ec2.amazonaws.com"]},"Action":"sts:AssumeRole"}]}"#.into());
+    assert_eq!(
+        plan_role(&d, &o, "execrole").trust_update,
+        Some(trust.to_json())
+    );
 }

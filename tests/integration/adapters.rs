@@ -38,7 +38,7 @@ async fn ecs_adapter_lists_and_describes_task_definitions_as_our_model() {
 
     let metrics = Arc::new(Metrics::new());
     let factory = moto.factory(metrics.clone()).await;
-    let (regions, _) = factory.clients(&target()).await;
+    let (regions, _, _) = factory.clients(&target()).await;
     let page = regions[0].1.list_task_definitions_page(None).await.unwrap();
     assert_eq!(page.arns, vec![arn.clone()]);
     assert_eq!(page.next_token, None);
@@ -67,7 +67,7 @@ async fn iam_adapter_reads_writes_and_reports_absence_as_none() {
     create_role(&iam, "app-exec").await;
     let metrics = Arc::new(Metrics::new());
     let factory = moto.factory(metrics.clone()).await;
-    let (_, api) = factory.clients(&target()).await;
+    let (_, api, _) = factory.clients(&target()).await;
 
     assert!(api.get_role("missing").await.unwrap().is_none());
     let role = api.get_role("app-exec").await.unwrap().unwrap();
@@ -114,7 +114,7 @@ async fn iam_errors_are_classified_as_terminal() {
     let moto = Moto::start();
     let metrics = Arc::new(Metrics::new());
     let factory = moto.factory(metrics.clone()).await;
-    let (_, api) = factory.clients(&target()).await;
+    let (_, api, _) = factory.clients(&target()).await;
     // The role does not exist: PutRolePolicy fails with NoSuchEntity, which is not retried.
     let err = api
         .put_role_policy(

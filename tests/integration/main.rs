@@ -3,5 +3,7 @@
 
 mod adapters;
 mod binary;
+mod derive_cli;
+mod lookups;
 mod reconcile;
 mod support;
