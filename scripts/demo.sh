@@ -216,6 +216,12 @@ if grep -q 'repository/api-old' <<<"$api_owned"; then
 fi
 grep -q 'repository/shared/base' <<<"$api_owned" || fail "api-exec/execrole does not grant the shared/base pull"
 echo "stale statement (repository/api-old) is gone; the cross-account shared/base pull is granted"
+grep -q 'kms:Decrypt' <<<"$api_owned" || fail "api-exec/execrole lacks kms:Decrypt for the secret under a customer managed key"
+grep -q 'kms:ViaService' <<<"$api_owned" || fail "kms:Decrypt on api-exec is not limited with kms:ViaService"
+if grep -q ':password::' <<<"$api_owned"; then
+  fail "the secret's json-key suffix leaked into the IAM resource"
+fi
+echo "the CMK-encrypted secret got kms:Decrypt on the key ARN, via Secrets Manager only; no json-key suffix in resources"
 echo
 "$py" "$root/scripts/show_role.py" "$endpoint" legacy-exec execrole
 legacy_after="$("$py" "$root/scripts/show_role.py" --raw "$endpoint" legacy-exec execrole)"
@@ -236,7 +242,8 @@ cat <<'TXT'
      - run --once, in enforce mode, wrote each in-scope role's owned inline policy 'execrole': scoped ECR pulls
        (by repository, including the cross-account and '/'-path ones), awslogs in the log group's own Region,
        logs:CreateLogGroup only where awslogs-create-group is set, nothing for Docker Hub or public.ecr.aws images;
-       the stale api-old grant was removed.
+       the stale api-old grant was removed; the secret under a customer managed key got kms:Decrypt on the key's
+       ARN (via Secrets Manager only), the SecureString under the AWS managed key got none.
      - the daemon's pass over the unchanged world made zero IAM writes, became ready, served /healthz and /metrics,
        and exited cleanly on SIGTERM.
      - plan then reported no changes (exit 0).

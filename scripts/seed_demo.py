@@ -155,12 +155,25 @@ def main(argv):
         [container("worker", f"{ECR}/team/worker:2.3",
                    awslogs("/ecs/worker", "us-east-1", "worker", create_group=True))],
         {"team": "storefront"})]
+    # api's secrets: a database password under a customer managed KMS key (needs kms:Decrypt on the key, via
+    # Secrets Manager), read through a json-key suffix; a feature-flag parameter under the AWS managed key.
+    kms = L.client(sess, "kms", endpoint, "us-east-1")
+    sm = L.client(sess, "secretsmanager", endpoint, "us-east-1")
+    ssm = L.client(sess, "ssm", endpoint, "us-east-1")
+    cmk = kms.create_key(Description="api database secrets")["KeyMetadata"]["Arn"]
+    db_secret = sm.create_secret(Name="api/db", SecretString='{"password":"demo"}', KmsKeyId=cmk)["ARN"]
+    ssm.put_parameter(Name="/api/feature-flags", Value="demo", Type="SecureString")
     # api: cross-account ECR image plus a public sidecar that needs nothing.
+    api_container = container("api", "222222222222.dkr.ecr.eu-west-1.amazonaws.com/shared/base:2024.1",
+                              awslogs("/ecs/api", "us-east-1", "api"))
+    api_container["secrets"] = [
+        {"name": "DB_PASSWORD", "valueFrom": f"{db_secret}:password::"},
+        {"name": "FEATURE_FLAGS", "valueFrom": "/api/feature-flags"},
+    ]
     arns["api"] = [register(
         ecs, "api", "api-exec",
         [
-            container("api", "222222222222.dkr.ecr.eu-west-1.amazonaws.com/shared/base:2024.1",
-                      awslogs("/ecs/api", "us-east-1", "api")),
+            api_container,
             container("otel", "public.ecr.aws/aws-observability/aws-otel-collector:latest",
                       awslogs("/ecs/api", "us-east-1", "otel"), essential=False),
         ],
@@ -191,7 +204,9 @@ def main(argv):
     print(f"  worker ({last('worker')}) -> app-exec: ECR repo path team/worker (contains '/'), awslogs /ecs/worker "
           f"with awslogs-create-group (needs logs:CreateLogGroup); role shared with web")
     print(f"  api ({last('api')}) -> api-exec: cross-account ECR 222222222222/eu-west-1 shared/base (finding: repo "
-          f"policy) + public.ecr.aws sidecar (needs nothing); inline 'execrole' is STALE (repository/api-old), "
+          f"policy) + public.ecr.aws sidecar (needs nothing); secrets: api/db under a customer managed key (json-key "
+          f"suffix; needs kms:Decrypt via Secrets Manager) and SecureString /api/feature-flags under the AWS managed "
+          f"key (no kms:Decrypt); inline 'execrole' is STALE (repository/api-old), "
           f"inline 'team-extra' is FOREIGN and must stay byte-for-byte")
     print(f"  proxy ({last('proxy')}) -> proxy-exec: Docker Hub nginx:1.27 (no ECR), awslogs /ecs/proxy in "
           f"eu-west-1 (log Region differs from the task's); no policy yet")

@@ -115,6 +115,8 @@ pub struct Controller {
     targets: Vec<(Target, TargetClients)>,
     watcher: Watcher,
     facts: lookups::FactCache,
+    /// The findings of the last full pass, so that each is logged when it appears and when it goes away.
+    last_findings: std::sync::Mutex<BTreeSet<Finding>>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
 }
@@ -133,6 +135,7 @@ impl Controller {
         }
         Controller {
             facts: lookups::FactCache::new(config.lookup_cache_ttl),
+            last_findings: std::sync::Mutex::new(BTreeSet::new()),
             config,
             targets,
             watcher: Watcher::default(),
@@ -381,6 +384,40 @@ impl Controller {
         doc
     }
 
+    /// Log each finding once when it appears (warn) and once when it is gone (info), not at every pass.
+    fn log_findings(&self, report: &PassReport) {
+        let current: BTreeSet<Finding> = report
+            .plan
+            .findings
+            .iter()
+            .chain(report.plan.roles.iter().flat_map(|r| r.findings.iter()))
+            .cloned()
+            .collect();
+        let Ok(mut last) = self.last_findings.lock() else {
+            return;
+        };
+        for finding in current.difference(&last) {
+            tracing::warn!(
+                kind = finding.kind.as_str(),
+                blocking = finding.kind.is_blocking(),
+                task_definition = %finding.task_definition,
+                container = finding.container.as_deref().unwrap_or(""),
+                field = finding.field.as_deref().unwrap_or(""),
+                "finding: {}",
+                finding.message
+            );
+        }
+        for finding in last.difference(&current) {
+            tracing::info!(
+                kind = finding.kind.as_str(),
+                task_definition = %finding.task_definition,
+                field = finding.field.as_deref().unwrap_or(""),
+                "finding resolved"
+            );
+        }
+        *last = current;
+    }
+
     fn record_pass(
         &self,
         report: &PassReport,
@@ -399,6 +436,7 @@ impl Controller {
             );
             return;
         }
+        self.log_findings(report);
         let m = &self.metrics;
         let success = report.is_success();
         m.passes
