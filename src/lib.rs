@@ -9,7 +9,8 @@
 //! * [`config`]: the YAML configuration, raw then validated.
 //! * [`model`]: our own types: ARNs, images, task definitions, role keys (pure).
 //! * [`derive`]: task definition → required permissions with reasons, and findings (pure).
-//! * [`policy`]: IAM policy documents: parse, normalise, compare by meaning, diff, compile (pure).
+//! * [`policy`]: IAM policy documents: parse, normalise, compare by meaning, diff, compile, split within IAM's
+//!   limits, evaluate (pure).
 //! * [`plan`]: desired vs observed → the write that repairs a role; text and JSON rendering (pure).
 //! * [`offline`]: the `derive` command's report over files (pure).
 //! * [`aws`]: narrow traits over ECS and IAM, the SDK adapters behind them, error classification, retries.

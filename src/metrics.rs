@@ -101,11 +101,16 @@ fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> 
 }
 
 /// The IAM operations the controller may write with.
-pub const IAM_WRITE_OPERATIONS: [&str; 4] = [
+pub const IAM_WRITE_OPERATIONS: [&str; 9] = [
     "PutRolePolicy",
     "DeleteRolePolicy",
     "AttachRolePolicy",
     "UpdateAssumeRolePolicy",
+    "CreatePolicy",
+    "CreatePolicyVersion",
+    "DeletePolicyVersion",
+    "DetachRolePolicy",
+    "DeletePolicy",
 ];
 
 /// The drift kinds reported by `execrole_roles_in_drift`.

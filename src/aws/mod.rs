@@ -43,12 +43,43 @@ pub trait EcsApi: Send + Sync {
 }
 
 /// An IAM role as the controller needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RoleInfo {
     /// The role ARN.
     pub arn: String,
     /// The trust policy document as IAM returned it (URL-encoded).
     pub assume_role_policy: Option<String>,
+    /// The permissions boundary's ARN, when the role has one.
+    pub permissions_boundary: Option<String>,
+}
+
+/// A customer or AWS managed policy's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ManagedPolicyInfo {
+    /// The policy ARN.
+    pub arn: String,
+    /// The default version's id (`v3`).
+    pub default_version_id: String,
+    /// The policy's tags.
+    pub tags: Vec<(String, String)>,
+}
+
+/// One version of a managed policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVersionInfo {
+    /// The version id (`v3`).
+    pub version_id: String,
+    /// Whether it is the default version.
+    pub is_default: bool,
+}
+
+fn unsupported<T>(operation: &'static str) -> Result<T, AwsError> {
+    Err(AwsError::new(
+        "iam",
+        operation,
+        ErrorKind::Other,
+        "not supported by this IAM client",
+    ))
 }
 
 /// What the controller reads from and writes to IAM in one account.
@@ -82,4 +113,53 @@ pub trait IamApi: Send + Sync {
 
     /// Replace the role's trust policy.
     async fn update_assume_role_policy(&self, role: &str, document: &str) -> Result<(), AwsError>;
+
+    /// A managed policy's metadata, or `None` when it does not exist.
+    async fn get_policy(&self, _arn: &str) -> Result<Option<ManagedPolicyInfo>, AwsError> {
+        unsupported("GetPolicy")
+    }
+
+    /// A managed policy version's document as IAM returned it, or `None` when it does not exist.
+    async fn get_policy_version(
+        &self,
+        _arn: &str,
+        _version_id: &str,
+    ) -> Result<Option<String>, AwsError> {
+        unsupported("GetPolicyVersion")
+    }
+
+    /// The versions of a managed policy.
+    async fn list_policy_versions(&self, _arn: &str) -> Result<Vec<PolicyVersionInfo>, AwsError> {
+        unsupported("ListPolicyVersions")
+    }
+
+    /// Create a customer managed policy with tags; returns its ARN.
+    async fn create_policy(
+        &self,
+        _name: &str,
+        _document: &str,
+        _tags: &[(String, String)],
+    ) -> Result<String, AwsError> {
+        unsupported("CreatePolicy")
+    }
+
+    /// Add a version to a managed policy and make it the default.
+    async fn create_policy_version(&self, _arn: &str, _document: &str) -> Result<(), AwsError> {
+        unsupported("CreatePolicyVersion")
+    }
+
+    /// Delete a non-default version of a managed policy.
+    async fn delete_policy_version(&self, _arn: &str, _version_id: &str) -> Result<(), AwsError> {
+        unsupported("DeletePolicyVersion")
+    }
+
+    /// Detach a managed policy from a role.
+    async fn detach_role_policy(&self, _role: &str, _arn: &str) -> Result<(), AwsError> {
+        unsupported("DetachRolePolicy")
+    }
+
+    /// Delete a managed policy (all its non-default versions must be deleted first).
+    async fn delete_policy(&self, _arn: &str) -> Result<(), AwsError> {
+        unsupported("DeletePolicy")
+    }
 }

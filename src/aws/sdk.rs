@@ -16,8 +16,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
 use super::{
-    AwsError, EcsApi, ErrorKind, FactsApi, IamApi, RetryPolicy, RoleInfo, SdkFacts,
-    TaskDefinitionPage, call_with_retry, convert,
+    AwsError, EcsApi, ErrorKind, FactsApi, IamApi, ManagedPolicyInfo, PolicyVersionInfo,
+    RetryPolicy, RoleInfo, SdkFacts, TaskDefinitionPage, call_with_retry, convert,
 };
 use crate::config::Target;
 use crate::metrics::Metrics;
@@ -229,6 +229,10 @@ impl IamApi for SdkIam {
             Ok(out) => Ok(out.role().map(|r| RoleInfo {
                 arn: r.arn().to_string(),
                 assume_role_policy: r.assume_role_policy_document().map(str::to_string),
+                permissions_boundary: r
+                    .permissions_boundary()
+                    .and_then(|b| b.permissions_boundary_arn())
+                    .map(str::to_string),
             })),
             Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
             Err(err) => Err(err),
@@ -368,6 +372,178 @@ impl IamApi for SdkIam {
                 .update_assume_role_policy()
                 .role_name(role)
                 .policy_document(document)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn get_policy(&self, arn: &str) -> Result<Option<ManagedPolicyInfo>, AwsError> {
+        const OP: &str = "GetPolicy";
+        let result = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .get_policy()
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await;
+        match result {
+            Ok(out) => Ok(out.policy().map(|p| ManagedPolicyInfo {
+                arn: p.arn().unwrap_or(arn).to_string(),
+                default_version_id: p.default_version_id().unwrap_or_default().to_string(),
+                tags: p
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect(),
+            })),
+            Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn get_policy_version(
+        &self,
+        arn: &str,
+        version_id: &str,
+    ) -> Result<Option<String>, AwsError> {
+        const OP: &str = "GetPolicyVersion";
+        let result = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .get_policy_version()
+                .policy_arn(arn)
+                .version_id(version_id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await;
+        match result {
+            Ok(out) => Ok(out
+                .policy_version()
+                .and_then(|v| v.document())
+                .map(str::to_string)),
+            Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn list_policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersionInfo>, AwsError> {
+        const OP: &str = "ListPolicyVersions";
+        let out = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .list_policy_versions()
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await?;
+        Ok(out
+            .versions()
+            .iter()
+            .filter_map(|v| {
+                v.version_id().map(|id| PolicyVersionInfo {
+                    version_id: id.to_string(),
+                    is_default: v.is_default_version(),
+                })
+            })
+            .collect())
+    }
+
+    async fn create_policy(
+        &self,
+        name: &str,
+        document: &str,
+        tags: &[(String, String)],
+    ) -> Result<String, AwsError> {
+        const OP: &str = "CreatePolicy";
+        let tags: Vec<aws_sdk_iam::types::Tag> = tags
+            .iter()
+            .filter_map(|(k, v)| {
+                aws_sdk_iam::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let out = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .create_policy()
+                .policy_name(name)
+                .policy_document(document)
+                .description("Owned by execrole: permissions an ECS execution role needs (spilled from its inline policy)")
+                .set_tags(Some(tags.clone()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await?;
+        out.policy()
+            .and_then(|p| p.arn())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                AwsError::new("iam", OP, ErrorKind::Other, "no policy ARN in the response")
+            })
+    }
+
+    async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), AwsError> {
+        const OP: &str = "CreatePolicyVersion";
+        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .create_policy_version()
+                .policy_arn(arn)
+                .policy_document(document)
+                .set_as_default(true)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), AwsError> {
+        const OP: &str = "DeletePolicyVersion";
+        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .delete_policy_version()
+                .policy_arn(arn)
+                .version_id(version_id)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn detach_role_policy(&self, role: &str, arn: &str) -> Result<(), AwsError> {
+        const OP: &str = "DetachRolePolicy";
+        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .detach_role_policy()
+                .role_name(role)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_policy(&self, arn: &str) -> Result<(), AwsError> {
+        const OP: &str = "DeletePolicy";
+        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            self.client
+                .delete_policy()
+                .policy_arn(arn)
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("iam", OP, e))

@@ -154,6 +154,8 @@ pub struct Config {
     /// How long looked-up facts (a secret's KMS key, pull-through-cache rules) are reused.
     #[serde(with = "humantime_serde_text")]
     pub lookup_cache_ttl: Duration,
+    /// Whether pull-through-cache rules are looked up (rule 2).
+    pub lookup_pull_through_cache: bool,
 }
 
 /// Container Insights lifecycle-event permissions (rule 13), opt-in.
@@ -416,6 +418,7 @@ impl Config {
                 harden: raw.trust_policy.harden,
             },
             lookup_cache_ttl: raw.lookups.cache_ttl.0,
+            lookup_pull_through_cache: raw.lookups.pull_through_cache,
         })
     }
 
@@ -425,6 +428,7 @@ impl Config {
             ecr_and_logs_on_ec2: self.ecr_and_logs_on_ec2,
             baseline: self.baseline,
             vpc_endpoint: self.ecr_vpc_endpoint.clone(),
+            pull_through_lookups: self.lookup_pull_through_cache,
         }
     }
 

@@ -55,12 +55,15 @@ pub(crate) struct RawTrust {
 pub(crate) struct RawLookups {
     #[serde(default = "default_cache_ttl")]
     pub cache_ttl: DurationText,
+    #[serde(default = "default_true")]
+    pub pull_through_cache: bool,
 }
 
 impl Default for RawLookups {
     fn default() -> Self {
         RawLookups {
             cache_ttl: default_cache_ttl(),
+            pull_through_cache: true,
         }
     }
 }

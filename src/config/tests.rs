@@ -51,6 +51,7 @@ trust_policy:
   harden: true
 lookups:
   cache_ttl: 2m
+  pull_through_cache: false
 resync_interval: 90s
 concurrency: 8
 backoff:
@@ -101,6 +102,8 @@ logging:
         }
     );
     assert_eq!(config.lookup_cache_ttl, Duration::from_secs(120));
+    assert!(!config.derive_options().pull_through_lookups);
+    assert!(load(MINIMAL).unwrap().derive_options().pull_through_lookups);
     assert_eq!(config.derive_options().baseline, Baseline::ManagedPolicy);
     let yaml = config.to_effective_yaml();
     assert!(yaml.contains("mode: enforce"), "{yaml}");

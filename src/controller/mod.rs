@@ -196,11 +196,15 @@ impl Controller {
                 *findings_by_kind.entry(finding.kind).or_default() += 1;
             }
             report.plan.findings.extend(loose);
-            roles.extend(
-                desired
-                    .into_iter()
-                    .map(|d| (d, clients.iam.clone(), complete)),
-            );
+            // A failed look-up leaves a need undecided (e.g. kms:Decrypt): treat the role like a partial view, so
+            // that nothing it may still need is removed meanwhile.
+            roles.extend(desired.into_iter().map(|d| {
+                let decided = !d
+                    .findings
+                    .iter()
+                    .any(|f| f.kind == FindingKind::UnresolvedLookup);
+                (d, clients.iam.clone(), complete && decided)
+            }));
         }
 
         let role_count = roles.len();

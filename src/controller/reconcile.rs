@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::aws::{AwsError, IamApi};
 use crate::config::Mode;
 use crate::metrics::Metrics;
-use crate::plan::{self, Change, DesiredRole, ObservedRole, RolePlan};
+use crate::plan::{self, Change, DesiredRole, ManagedChange, ObservedRole, RolePlan};
 
 /// How a reconcile ended (the `result` label of `execrole_reconciles_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,13 +58,13 @@ pub struct ApplyRules {
     pub complete: bool,
 }
 
-/// Read what IAM holds for the role: the role (with its trust policy), its inline policy names, the owned
-/// policy's document, and its attached policies when the baseline needs them.
+/// Read what IAM holds for the role: the role (with its trust policy), its inline policies (the owned one's
+/// document, and the others' sizes, which share IAM's inline limit), its attached policies, and the documents
+/// of the spill policies it owns (recognised by name prefix *and* owner tag).
 async fn observe(
     iam: &dyn IamApi,
     role: &str,
     policy_name: &str,
-    needs_attachments: bool,
 ) -> Result<ObservedRole, AwsError> {
     let Some(info) = iam.get_role(role).await? else {
         return Ok(ObservedRole {
@@ -73,26 +73,62 @@ async fn observe(
             other_inline_policies: Vec::new(),
             attached_policies: Vec::new(),
             trust_policy: None,
+            foreign_inline_size: 0,
+            owned_managed: Vec::new(),
         });
     };
     let names = iam.list_role_policies(role).await?;
-    let owned_policy = if names.iter().any(|n| n == policy_name) {
-        iam.get_role_policy(role, policy_name).await?
-    } else {
-        None
-    };
-    let attached_policies = if needs_attachments {
-        iam.list_attached_role_policies(role).await?
-    } else {
-        Vec::new()
-    };
+    let mut owned_policy = None;
+    let mut foreign_inline_size = 0;
+    for name in &names {
+        let document = iam.get_role_policy(role, name).await?;
+        if name == policy_name {
+            owned_policy = document;
+        } else if let Some(raw) = document {
+            foreign_inline_size += inline_size(&raw);
+        }
+    }
+    let attached_policies = iam.list_attached_role_policies(role).await?;
+    let mut owned_managed = Vec::new();
+    for arn in &attached_policies {
+        let name = arn.rsplit('/').next().unwrap_or_default();
+        if !plan::is_spill_policy_name(policy_name, role, name) {
+            continue;
+        }
+        let Some(policy) = iam.get_policy(arn).await? else {
+            continue;
+        };
+        let (key, value) = plan::OWNER_TAG;
+        if !policy.tags.iter().any(|(k, v)| k == key && v == value) {
+            tracing::warn!(role, policy_arn = %arn, "a policy named like execrole's spill policy is not tagged as ours; left alone");
+            continue;
+        }
+        let document = iam
+            .get_policy_version(arn, &policy.default_version_id)
+            .await?;
+        owned_managed.push(plan::OwnedManagedPolicy {
+            name: name.to_string(),
+            arn: arn.clone(),
+            document,
+        });
+    }
     Ok(ObservedRole {
         exists: true,
         owned_policy,
         other_inline_policies: names.into_iter().filter(|n| n != policy_name).collect(),
         attached_policies,
         trust_policy: info.assume_role_policy,
+        foreign_inline_size,
+        owned_managed,
     })
+}
+
+/// An inline policy's size as IAM counts it: its minified JSON, or its text without whitespace if unparseable.
+fn inline_size(raw: &str) -> usize {
+    match crate::policy::PolicyDocument::parse(raw) {
+        Ok(doc) => crate::policy::iam_size(&doc),
+        Err(_) => raw.chars().filter(|c| !c.is_whitespace()).count(),
+    }
 }
 
 /// Reconcile one role.
@@ -104,14 +140,7 @@ pub async fn reconcile(
     metrics: &Metrics,
 ) -> RoleReport {
     let started = Instant::now();
-    let report = match observe(
-        iam,
-        &desired.key.name,
-        policy_name,
-        desired.managed_policy_arn.is_some(),
-    )
-    .await
-    {
+    let report = match observe(iam, &desired.key.name, policy_name).await {
         Err(error) => RoleReport {
             plan: None,
             outcome: Outcome::Error,
@@ -159,15 +188,20 @@ fn removes(delta: &RolePlan) -> bool {
 /// When some revisions of the account could not be read, a grant in the owned policy may be needed by one of
 /// them: keep every grant the owned policy already has, so that additions still go out and nothing is removed.
 fn keeping_what_is_granted(desired: &DesiredRole, observed: &ObservedRole) -> DesiredRole {
-    let Some(document) = observed
+    let documents: Vec<crate::policy::PolicyDocument> = observed
         .owned_policy
-        .as_deref()
-        .and_then(|raw| crate::policy::PolicyDocument::parse(raw).ok())
-    else {
-        return desired.clone();
-    };
-    let kept = crate::policy::grants(&document)
-        .into_iter()
+        .iter()
+        .chain(
+            observed
+                .owned_managed
+                .iter()
+                .filter_map(|m| m.document.as_ref()),
+        )
+        .filter_map(|raw| crate::policy::PolicyDocument::parse(raw).ok())
+        .collect();
+    let kept = documents
+        .iter()
+        .flat_map(crate::policy::grants)
         .filter_map(|grant| grant.to_permission())
         .map(|permission| crate::derive::Requirement {
             permission,
@@ -205,16 +239,17 @@ async fn apply(
         };
         return done(delta, outcome, None, 0);
     }
+    if let Some(why) = &delta.too_large {
+        tracing::warn!(role = %delta.key, reason = %why, "role too large for IAM's limits; nothing written");
+        return done(delta, Outcome::Pending, None, 0);
+    }
     if !delta.has_changes() {
         return done(delta, Outcome::InSync, None, 0);
     }
     if rules.mode == Mode::DryRun {
         return done(delta, Outcome::Pending, None, 0);
     }
-    let removes = !delta.removed.is_empty()
-        || !delta.removed_other.is_empty()
-        || delta.change == Change::Delete;
-    if !rules.complete && removes {
+    if !rules.complete && removes(&delta) {
         tracing::warn!(
             role = %delta.key,
             "not writing: some task definitions of the account could not be read this pass, and the change would remove permissions"
@@ -224,6 +259,19 @@ async fn apply(
     let role = delta.key.name.clone();
     let policy = delta.policy_name.clone();
     let mut writes = 0;
+    for change in delta
+        .managed
+        .iter()
+        .filter(|c| !matches!(c, ManagedChange::Delete { .. }))
+    {
+        match write_managed(iam, &role, change, metrics).await {
+            Ok(n) => writes += n,
+            Err(error) => {
+                tracing::error!(role = %delta.key, error = %error, "IAM write failed");
+                return done(delta, Outcome::Error, Some(error), writes);
+            }
+        }
+    }
     let inline = match &delta.change {
         Change::Create { document } | Change::Update { document } => Some((
             "PutRolePolicy",
@@ -264,6 +312,19 @@ async fn apply(
             "IAM write"
         );
     }
+    for change in delta
+        .managed
+        .iter()
+        .filter(|c| matches!(c, ManagedChange::Delete { .. }))
+    {
+        match write_managed(iam, &role, change, metrics).await {
+            Ok(n) => writes += n,
+            Err(error) => {
+                tracing::error!(role = %delta.key, error = %error, "IAM write failed");
+                return done(delta, Outcome::Error, Some(error), writes);
+            }
+        }
+    }
     if let Some(arn) = &delta.attach_managed_policy {
         if let Err(error) = iam.attach_role_policy(&role, arn).await {
             tracing::error!(role = %delta.key, policy_arn = %arn, error = %error, "IAM write failed");
@@ -295,6 +356,72 @@ async fn apply(
         );
     }
     done(delta, Outcome::Applied, None, writes)
+}
+
+/// The writes for one spill-policy change; returns how many were made.
+async fn write_managed(
+    iam: &dyn IamApi,
+    role: &str,
+    change: &ManagedChange,
+    metrics: &Metrics,
+) -> Result<usize, AwsError> {
+    let count = |operation: &str| metrics.iam_writes.with_label_values(&[operation]).inc();
+    match change {
+        ManagedChange::Create { name, document } => {
+            let (key, value) = plan::OWNER_TAG;
+            let tags = vec![
+                (key.to_string(), value.to_string()),
+                ("execrole:role".to_string(), role.to_string()),
+            ];
+            let arn = iam.create_policy(name, document, &tags).await?;
+            count("CreatePolicy");
+            iam.attach_role_policy(role, &arn).await?;
+            count("AttachRolePolicy");
+            tracing::info!(role, policy = %name, policy_arn = %arn, operation = "CreatePolicy", document = %document, "IAM write");
+            Ok(2)
+        }
+        ManagedChange::Update {
+            name,
+            arn,
+            document,
+        } => {
+            let mut writes = 0;
+            let versions = iam.list_policy_versions(arn).await?;
+            if versions.len() >= 5 {
+                // IAM keeps at most five versions: make room by deleting the oldest non-default one.
+                if let Some(oldest) = versions.iter().filter(|v| !v.is_default).min_by_key(|v| {
+                    v.version_id
+                        .trim_start_matches('v')
+                        .parse::<u64>()
+                        .unwrap_or(u64::MAX)
+                }) {
+                    iam.delete_policy_version(arn, &oldest.version_id).await?;
+                    count("DeletePolicyVersion");
+                    writes += 1;
+                }
+            }
+            iam.create_policy_version(arn, document).await?;
+            count("CreatePolicyVersion");
+            tracing::info!(role, policy = %name, policy_arn = %arn, operation = "CreatePolicyVersion", document = %document, "IAM write");
+            Ok(writes + 1)
+        }
+        ManagedChange::Delete { name, arn } => {
+            iam.detach_role_policy(role, arn).await?;
+            count("DetachRolePolicy");
+            let mut writes = 1;
+            for version in iam.list_policy_versions(arn).await? {
+                if !version.is_default {
+                    iam.delete_policy_version(arn, &version.version_id).await?;
+                    count("DeletePolicyVersion");
+                    writes += 1;
+                }
+            }
+            iam.delete_policy(arn).await?;
+            count("DeletePolicy");
+            tracing::info!(role, policy = %name, policy_arn = %arn, operation = "DeletePolicy", "IAM write");
+            Ok(writes + 1)
+        }
+    }
 }
 
 /// The previous document, decoded and minified, so a human can put it back.

@@ -115,6 +115,9 @@ fn pull_through(
     field: &str,
     needs: &mut Needs,
 ) {
+    if !options.pull_through_lookups {
+        return;
+    }
     let Some((prefix, _)) = ecr.repository.split_once('/') else {
         return;
     };

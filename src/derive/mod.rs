@@ -184,6 +184,9 @@ pub struct DeriveOptions {
     pub baseline: Baseline,
     /// Rule 1c: VPC endpoint conditions on the ECR layer statement (empty: none).
     pub vpc_endpoint: VpcEndpointCondition,
+    /// Rule 2: look up pull-through-cache rules for nested repository paths. On by default; accounts without
+    /// cache rules can switch it off to save the look-ups.
+    pub pull_through_lookups: bool,
 }
 
 impl Default for DeriveOptions {
@@ -192,6 +195,7 @@ impl Default for DeriveOptions {
             ecr_and_logs_on_ec2: true,
             baseline: Baseline::LeastPrivilege,
             vpc_endpoint: VpcEndpointCondition::default(),
+            pull_through_lookups: true,
         }
     }
 }

@@ -11,12 +11,69 @@ use serde::Serialize;
 
 use crate::derive::{Finding, Reason, Requirement};
 use crate::model::RoleKey;
-use crate::policy::{self, Grant, Permission, PolicyDocument};
+use crate::policy::{self, Grant, INLINE_LIMIT, MANAGED_LIMIT, Permission, PolicyDocument};
 
 pub use render::{finding_json, render_json, render_text};
 
 /// IAM's limit on the total size of a role's inline policies (characters, whitespace not counted).
-pub const INLINE_POLICY_LIMIT: usize = 10_240;
+pub const INLINE_POLICY_LIMIT: usize = INLINE_LIMIT;
+
+/// IAM's default quota of managed policies attached to one role.
+pub const MAX_ATTACHED_POLICIES: usize = 10;
+
+/// The tag that marks a customer managed policy as owned by execrole (with the name prefix).
+pub const OWNER_TAG: (&str, &str) = ("managed-by", "execrole");
+
+/// The name of the `n`-th (1-based) spill policy of a role: `<inline name>-<role>-<n>`.
+pub fn spill_policy_name(policy_name: &str, role: &str, n: usize) -> String {
+    format!("{policy_name}-{role}-{n}")
+}
+
+/// Whether a managed policy name is one of the role's spill policies by name (the tag must also say so).
+pub fn is_spill_policy_name(policy_name: &str, role: &str, name: &str) -> bool {
+    name.strip_prefix(&format!("{policy_name}-{role}-"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A customer managed policy the controller owns for a role (a spill policy), as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedManagedPolicy {
+    /// The policy name.
+    pub name: String,
+    /// The policy ARN.
+    pub arn: String,
+    /// The default version's document as IAM returned it.
+    pub document: Option<String>,
+}
+
+/// A write to a spill policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum ManagedChange {
+    /// Create the policy and attach it.
+    Create {
+        /// Policy name.
+        name: String,
+        /// Minified document.
+        document: String,
+    },
+    /// Add a new default version.
+    Update {
+        /// Policy name.
+        name: String,
+        /// Policy ARN.
+        arn: String,
+        /// Minified document.
+        document: String,
+    },
+    /// Detach and delete it.
+    Delete {
+        /// Policy name.
+        name: String,
+        /// Policy ARN.
+        arn: String,
+    },
+}
 
 /// What one role should hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +120,10 @@ pub struct ObservedRole {
     pub attached_policies: Vec<String>,
     /// The trust policy as IAM returned it (URL-encoded).
     pub trust_policy: Option<String>,
+    /// The size (as IAM counts it) of the role's other inline policies, which share the inline limit.
+    pub foreign_inline_size: usize,
+    /// The spill policies the controller owns on the role.
+    pub owned_managed: Vec<OwnedManagedPolicy>,
 }
 
 /// The single write that repairs a role.
@@ -139,6 +200,10 @@ pub struct RolePlan {
     pub attach_managed_policy: Option<String>,
     /// The trust policy to write (minified), when trust is managed and has drifted.
     pub trust_update: Option<String>,
+    /// Writes to spill policies (customer managed policies the controller owns), in apply order.
+    pub managed: Vec<ManagedChange>,
+    /// Why the role's needs cannot be written within IAM's limits, when they cannot (nothing is written).
+    pub too_large: Option<String>,
 }
 
 impl RolePlan {
@@ -147,6 +212,7 @@ impl RolePlan {
         self.change != Change::None
             || self.attach_managed_policy.is_some()
             || self.trust_update.is_some()
+            || !self.managed.is_empty()
     }
 }
 
@@ -170,6 +236,8 @@ pub fn plan_role(desired: &DesiredRole, observed: &ObservedRole, policy_name: &s
         findings: desired.findings.clone(),
         attach_managed_policy: None,
         trust_update: None,
+        managed: Vec::new(),
+        too_large: None,
     };
     if !observed.exists {
         return plan;
@@ -197,31 +265,151 @@ pub fn plan_role(desired: &DesiredRole, observed: &ObservedRole, policy_name: &s
             Some(PolicyDocument::default())
         }
     };
+    // Everything we own (the inline policy and the spill policies) is compared with what is needed.
+    let mut owned_all = observed_doc.clone().unwrap_or_default();
+    let owned_managed: Vec<(&OwnedManagedPolicy, Option<PolicyDocument>)> = observed
+        .owned_managed
+        .iter()
+        .map(|m| {
+            (
+                m,
+                m.document
+                    .as_deref()
+                    .and_then(|d| PolicyDocument::parse(d).ok()),
+            )
+        })
+        .collect();
+    for (_, doc) in &owned_managed {
+        owned_all
+            .statements
+            .extend(doc.iter().flat_map(|d| d.statements.iter().cloned()));
+    }
     let empty = PolicyDocument::default();
-    let delta = policy::diff(
-        desired_doc.as_ref().unwrap_or(&empty),
-        observed_doc.as_ref().unwrap_or(&empty),
-    );
+    let delta = policy::diff(desired_doc.as_ref().unwrap_or(&empty), &owned_all);
     plan.added = additions(&delta.added, &desired.requirements);
     plan.removed = delta
         .removed
         .iter()
-        .map(|g| display_permission(g, observed_doc.as_ref()))
+        .map(|g| display_permission(g, Some(&owned_all)))
         .collect();
     plan.removed_other = delta.other_removed.clone();
+
     let unreadable = plan.unreadable_owned_policy.is_some();
-    plan.change = match (&desired_doc, observed_doc.is_some()) {
-        (None, false) => Change::None,
-        (None, true) => Change::Delete,
-        (Some(doc), false) => Change::Create {
+    let inline_change = |doc: &PolicyDocument| match &observed_doc {
+        None => Change::Create {
             document: doc.to_json(),
         },
-        (Some(doc), true) if !delta.is_empty() || unreadable => Change::Update {
+        Some(current) if unreadable || !policy::diff(doc, current).is_empty() => Change::Update {
             document: doc.to_json(),
         },
-        (Some(_), true) => Change::None,
+        Some(_) => Change::None,
     };
+    let delete_inline = if observed_doc.is_some() {
+        Change::Delete
+    } else {
+        Change::None
+    };
+    let delete_all_managed = || -> Vec<ManagedChange> {
+        observed
+            .owned_managed
+            .iter()
+            .map(|m| ManagedChange::Delete {
+                name: m.name.clone(),
+                arn: m.arn.clone(),
+            })
+            .collect()
+    };
+    let budget = INLINE_LIMIT.saturating_sub(observed.foreign_inline_size);
+    match &desired_doc {
+        None => {
+            plan.change = delete_inline;
+            plan.managed = delete_all_managed();
+        }
+        Some(doc) if policy::iam_size(doc) <= budget => {
+            plan.change = inline_change(doc);
+            plan.managed = delete_all_managed();
+        }
+        Some(doc) => match spill(doc, desired, &owned_managed, observed, policy_name) {
+            Ok(managed) => {
+                plan.managed = managed;
+                plan.change = delete_inline;
+            }
+            Err(why) => plan.too_large = Some(why),
+        },
+    }
     plan
+}
+
+/// Lay a policy too large for the inline budget out over spill policies: create or update one per piece, delete
+/// the ones left over. Creates and updates come first, so no permission is missing in between.
+fn spill(
+    doc: &PolicyDocument,
+    desired: &DesiredRole,
+    owned: &[(&OwnedManagedPolicy, Option<PolicyDocument>)],
+    observed: &ObservedRole,
+    policy_name: &str,
+) -> Result<Vec<ManagedChange>, String> {
+    let size = policy::iam_size(doc);
+    let pieces = policy::split(doc, MANAGED_LIMIT).ok_or_else(|| {
+        format!("one statement alone is larger than IAM's {MANAGED_LIMIT}-character limit for a managed policy")
+    })?;
+    let foreign_attached = observed
+        .attached_policies
+        .iter()
+        .filter(|arn| !owned.iter().any(|(m, _)| &m.arn == *arn))
+        .count()
+        + usize::from(
+            desired
+                .managed_policy_arn
+                .as_ref()
+                .is_some_and(|a| !observed.attached_policies.contains(a)),
+        );
+    if pieces.len() + foreign_attached > MAX_ATTACHED_POLICIES {
+        return Err(format!(
+            "the role needs {size} characters of policy: {} managed policies of at most {MANAGED_LIMIT} characters, \
+             but only {} more can be attached (IAM allows {MAX_ATTACHED_POLICIES} per role by default)",
+            pieces.len(),
+            MAX_ATTACHED_POLICIES.saturating_sub(foreign_attached)
+        ));
+    }
+    let mut changes = Vec::new();
+    let mut names = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let name = spill_policy_name(policy_name, &desired.key.name, i + 1);
+        if name.len() > 128 {
+            return Err(format!(
+                "the spill policy name `{name}` is longer than IAM's 128 characters"
+            ));
+        }
+        match owned.iter().find(|(m, _)| m.name == name) {
+            None => changes.push(ManagedChange::Create {
+                name: name.clone(),
+                document: piece.to_json(),
+            }),
+            Some((m, current)) => {
+                if !current
+                    .as_ref()
+                    .is_some_and(|c| policy::is_equivalent(c, piece))
+                {
+                    changes.push(ManagedChange::Update {
+                        name: name.clone(),
+                        arn: m.arn.clone(),
+                        document: piece.to_json(),
+                    });
+                }
+            }
+        }
+        names.push(name);
+    }
+    for (m, _) in owned {
+        if !names.contains(&m.name) {
+            changes.push(ManagedChange::Delete {
+                name: m.name.clone(),
+                arn: m.arn.clone(),
+            });
+        }
+    }
+    Ok(changes)
 }
 
 /// The additions, each with the reasons of the requirement it came from.
@@ -240,7 +428,7 @@ fn additions(added: &[Grant], requirements: &[Requirement]) -> Vec<Addition> {
         .collect()
 }
 
-/// A removed grant as the observed policy spelled its action (grants are lower-cased for comparison).
+/// A removed grant as the observed policies spelled its action (grants are lower-cased for comparison).
 fn display_permission(grant: &Grant, observed: Option<&PolicyDocument>) -> Permission {
     let spelled = observed
         .into_iter()

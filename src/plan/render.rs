@@ -107,6 +107,29 @@ fn role_text(out: &mut String, role: &RolePlan) {
     for other in &role.removed_other {
         let _ = writeln!(out, "    - {other}   (no longer needed)");
     }
+    if let Some(why) = &role.too_large {
+        let _ = writeln!(out, "    ! role too large: {why}; nothing is written");
+    }
+    for change in &role.managed {
+        let _ = match change {
+            super::ManagedChange::Create { name, document } => writeln!(
+                out,
+                "    + spill policy {name} will be created and attached ({} characters)",
+                document.len()
+            ),
+            super::ManagedChange::Update { name, document, .. } => writeln!(
+                out,
+                "    ~ spill policy {name} gets a new version ({} characters)",
+                document.len()
+            ),
+            super::ManagedChange::Delete { name, .. } => {
+                writeln!(
+                    out,
+                    "    - spill policy {name} will be detached and deleted"
+                )
+            }
+        };
+    }
     if let Some(arn) = &role.attach_managed_policy {
         let _ = writeln!(
             out,
@@ -151,6 +174,8 @@ fn permission_text(p: &Permission) -> String {
 ///                "policy": <desired policy document or null>, "policy_size": n, "policy_size_limit": 10240,
 ///                "other_inline_policies": [..], "unreadable_owned_policy": "<error>" | null,
 ///                "attach_managed_policy": "<arn>" | null, "trust_policy_update": <document> | null,
+///                "spill_policies": [ { "change": "create|update|delete", "name", "arn"?, "document"? } ],
+///                "too_large": "<why>" | null,
 ///                "findings": [ Finding ] } ],
 ///   "findings": [ { "kind", "task_definition", "container", "field", "message" } ],
 ///   "errors": [ { "account", "role", "error" } ] }
@@ -201,6 +226,8 @@ fn role_json(role: &RolePlan) -> Value {
         "other_inline_policies": role.other_inline_policies,
         "unreadable_owned_policy": role.unreadable_owned_policy,
         "attach_managed_policy": role.attach_managed_policy,
+        "spill_policies": role.managed,
+        "too_large": role.too_large,
         "trust_policy_update": role.trust_update.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()),
         "findings": role.findings.iter().map(finding_json).collect::<Vec<_>>(),
     })

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::derive::Reason;
+use crate::policy::{INLINE_LIMIT, MANAGED_LIMIT};
 
 fn key() -> RoleKey {
     RoleKey {
@@ -41,6 +42,8 @@ fn observed(policy: Option<&str>) -> ObservedRole {
         other_inline_policies: vec!["team-extra".into()],
         attached_policies: vec![],
         trust_policy: None,
+        foreign_inline_size: 0,
+        owned_managed: vec![],
     }
 }
 
@@ -224,5 +227,96 @@ fn managed_trust_is_rewritten_only_when_its_meaning_differs() {
     assert_eq!(
         plan_role(&d, &o, "execrole").trust_update,
         Some(trust.to_json())
+    );
+}
+
+fn many(n: usize) -> Vec<Requirement> {
+    (0..n)
+        .flat_map(|i| {
+            let repo = format!("arn:aws:ecr:us-east-1:123456789012:repository/team-{i:04}/a-service-with-a-long-name");
+            [requirement("ecr:BatchGetImage", &repo), requirement("ecr:GetDownloadUrlForLayer", &repo)]
+        })
+        .collect()
+}
+
+#[test]
+fn a_policy_over_the_inline_budget_spills_into_owned_managed_policies() {
+    let d = desired(many(120));
+    assert!(policy::iam_size(&d.policy().unwrap()) > INLINE_LIMIT);
+    let plan = plan_role(&d, &observed(None), "execrole");
+    assert_eq!(plan.change, Change::None);
+    assert!(plan.managed.len() >= 2, "{:?}", plan.managed);
+    for (i, change) in plan.managed.iter().enumerate() {
+        let ManagedChange::Create { name, document } = change else {
+            panic!("expected creates: {change:?}");
+        };
+        assert_eq!(name, &spill_policy_name("execrole", "app-exec", i + 1));
+        assert!(document.len() <= MANAGED_LIMIT);
+    }
+    assert!(
+        render_text(&Plan {
+            roles: vec![plan],
+            ..Default::default()
+        })
+        .contains("+ spill policy execrole-app-exec-1")
+    );
+}
+
+#[test]
+fn foreign_inline_policies_count_against_the_inline_budget() {
+    let d = desired(many(20));
+    let size = policy::iam_size(&d.policy().unwrap());
+    let mut o = observed(None);
+    o.foreign_inline_size = INLINE_LIMIT - size + 1;
+    let plan = plan_role(&d, &o, "execrole");
+    assert!(
+        matches!(plan.managed.first(), Some(ManagedChange::Create { .. })),
+        "{plan:?}"
+    );
+    o.foreign_inline_size = INLINE_LIMIT - size;
+    let plan = plan_role(&d, &o, "execrole");
+    assert!(matches!(plan.change, Change::Create { .. }));
+    assert!(plan.managed.is_empty());
+}
+
+#[test]
+fn shrinking_back_under_the_budget_deletes_the_spill_policies_after_writing_inline() {
+    let owned = OwnedManagedPolicy {
+        name: "execrole-app-exec-1".into(),
+        arn: "arn:aws:iam::123456789012:policy/execrole-app-exec-1".into(),
+        document: Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:BatchGetImage","Resource":"*"}]}"#.into()),
+    };
+    let mut o = observed(None);
+    o.attached_policies = vec![owned.arn.clone()];
+    o.owned_managed = vec![owned];
+    let plan = plan_role(
+        &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
+        &o,
+        "execrole",
+    );
+    assert!(matches!(plan.change, Change::Create { .. }));
+    assert!(matches!(
+        plan.managed.as_slice(),
+        [ManagedChange::Delete { .. }]
+    ));
+    assert_eq!(
+        plan.removed.len(),
+        1,
+        "the old grant on * goes: {:?}",
+        plan.removed
+    );
+}
+
+#[test]
+fn a_role_too_large_for_every_limit_is_reported_and_not_written() {
+    let plan = plan_role(&desired(many(2000)), &observed(None), "execrole");
+    assert!(plan.too_large.is_some());
+    assert!(!plan.has_changes());
+    assert!(
+        render_text(&Plan {
+            roles: vec![plan],
+            ..Default::default()
+        })
+        .contains("role too large")
     );
 }

@@ -1,15 +1,18 @@
 //! IAM policy documents for ECS task execution roles: parsing what IAM returns,
-//! comparing documents by meaning, diffing them, and compiling the smallest
-//! deterministic policy from a set of wanted permissions.
+//! comparing documents by meaning, diffing them, compiling the smallest
+//! deterministic policy from a set of wanted permissions, splitting it within
+//! IAM's size limits (`limits`), and evaluating requests against policies and a
+//! permissions boundary the way IAM does (`evaluate`).
 //!
 //! This module is pure: it performs no I/O, talks to no AWS API and holds no
-//! state. It deliberately does not evaluate policies (wildcards such as
-//! `ecr:*` are compared literally, never matched against other actions) and
-//! does not enforce IAM's size quotas; [`iam_size`] only measures.
+//! state. Comparison and diff are textual by meaning (wildcards such as `ecr:*`
+//! are compared literally); only `evaluate` matches wildcards and conditions.
 
 mod compile;
 mod document;
 mod error;
+mod evaluate;
+mod limits;
 mod normalize;
 
 pub use compile::{compile, iam_size};
@@ -18,4 +21,6 @@ pub use document::{
     Statement,
 };
 pub use error::PolicyError;
+pub use evaluate::{Decision, Request, evaluate, statement_matches};
+pub use limits::{INLINE_LIMIT, MANAGED_LIMIT, split};
 pub use normalize::{Grant, Normalized, PolicyDiff, diff, grants, is_equivalent, normalize};

@@ -174,7 +174,7 @@ impl Drop for Moto {
 pub fn config_file(dir: &Path, mode: &str, extra: &str) -> PathBuf {
     let path = dir.join("execrole.yaml");
     let text = format!(
-        "mode: {mode}\ntargets:\n  - account: \"{ACCOUNT}\"\n    regions: [{REGION}]\nlogging:\n  format: text\n  level: warn\nbackoff:\n  initial_interval: 50ms\n  max_interval: 500ms\n  max_elapsed: 5s\n{extra}"
+        "mode: {mode}\ntargets:\n  - account: \"{ACCOUNT}\"\n    regions: [{REGION}]\nlogging:\n  format: text\n  level: warn\nbackoff:\n  initial_interval: 50ms\n  max_interval: 500ms\n  max_elapsed: 5s\nlookups:\n  pull_through_cache: false\n{extra}"
     );
     std::fs::write(&path, text).expect("write config");
     path
