@@ -122,7 +122,7 @@ pub(crate) fn awslogs(container: &ContainerDefinition, needs: &mut Needs) {
     if log
         .options
         .get("awslogs-create-group")
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        .is_some_and(|v| is_true(v))
     {
         needs.grant(
             Permission::new("logs:CreateLogGroup", resource),
@@ -139,4 +139,9 @@ fn is_log_group_name(group: &str) -> bool {
         && group
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'/' | b'.' | b'#'))
+}
+
+/// Whether a Docker log option is true, as the awslogs driver parses it (Go's `strconv.ParseBool`).
+fn is_true(value: &str) -> bool {
+    matches!(value.trim(), "1" | "t" | "T" | "true" | "TRUE" | "True")
 }

@@ -28,7 +28,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::{Arn, RoleKey, TaskDefinition, is_account_id, partition_for_region};
+use crate::model::{Arn, RoleKey, TaskDefinition, is_account_id, is_region, partition_for_region};
 use crate::policy::Permission;
 
 /// Why a permission is needed: which task definition, container and field asked for it.
@@ -251,9 +251,10 @@ impl TaskScope {
                 .filter(|a| is_account_id(a))
                 .or_else(|| ctx.account.clone())
                 .or(role_account),
+            // A Region that is not one (`region`, `${AWS_REGION}`) must never end up in an ARN.
             region: arn
                 .map(|a| a.region)
-                .filter(|r| !r.is_empty())
+                .filter(|r| is_region(r))
                 .or_else(|| ctx.region.clone()),
         }
     }

@@ -49,8 +49,21 @@ impl SecretRef {
     /// Whether `id` ends in `-` plus six alphanumeric characters, the random suffix of a full ARN. (A name may
     /// itself end that way: the look-up settles it.)
     pub fn has_random_suffix(&self) -> bool {
-        has_random_suffix(&self.id)
+        looks_like_random_suffix(&self.id)
     }
+}
+
+/// Whether `text` ends like a full secret ARN's random suffix: `-` and six ASCII alphanumerics of which at least
+/// one is an upper-case letter or a digit. Secrets Manager draws the suffix from mixed-case letters and digits;
+/// names commonly end in lower-case words of six letters (`-config`, `-tokens`, `-access`), which are names.
+/// Without a look-up this is the best guess; `DescribeSecret` settles it in the controller.
+pub(crate) fn looks_like_random_suffix(text: &str) -> bool {
+    has_random_suffix(text)
+        && text
+            .bytes()
+            .rev()
+            .take(6)
+            .any(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// Whether `text` ends in `-` and six ASCII alphanumerics, with something before the `-`.

@@ -149,19 +149,24 @@ pub(crate) fn grant_secret(secret: &SecretRef, site: &Site, needs: &mut Needs) {
 /// The IAM resource of a secret (see the module doc for the ambiguous case).
 fn secret_resource(secret: &SecretRef, fact: Option<&Fact>) -> String {
     let arn = secret.arn();
-    if !secret.has_random_suffix() {
-        return format!("{arn}-??????");
-    }
-    match fact {
-        Some(Fact::Secret(facts)) if facts.arn != arn => {
-            // The id was a name ending like a suffix: the secret's own suffix follows it.
-            let full = facts.arn.as_str();
-            match full.strip_prefix(arn.as_str()) {
-                Some(rest) if rest.len() == 7 && has_random_suffix(full) => format!("{arn}-??????"),
-                _ => arn,
-            }
+    if let Some(Fact::Secret(facts)) = fact {
+        if facts.arn == arn {
+            // DescribeSecret confirms the id is the full ARN, suffix included.
+            return arn;
         }
-        _ => arn,
+        if facts
+            .arn
+            .strip_prefix(arn.as_str())
+            .is_some_and(|rest| rest.len() == 7 && has_random_suffix(&facts.arn))
+        {
+            // The id is the name: the secret's own suffix follows it.
+            return format!("{arn}-??????");
+        }
+    }
+    if secret.has_random_suffix() {
+        arn
+    } else {
+        format!("{arn}-??????")
     }
 }
 

@@ -458,7 +458,9 @@ pub struct Plan {
 impl Plan {
     /// Whether any role would be written.
     pub fn has_changes(&self) -> bool {
-        self.roles.iter().any(RolePlan::has_changes)
+        self.roles
+            .iter()
+            .any(|r| r.has_changes() || r.too_large.is_some())
     }
 }
 

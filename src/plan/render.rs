@@ -67,6 +67,15 @@ fn errors_suffix(plan: &Plan) -> String {
 fn role_text(out: &mut String, role: &RolePlan) {
     let (symbol, verb) = match (&role.change, role.role_exists) {
         (_, false) => ("!", "does not exist; nothing can be written"),
+        _ if role.too_large.is_some() => (
+            "!",
+            "needs more than IAM's size limits allow; nothing is written",
+        ),
+        (Change::Delete, true) if !role.managed.is_empty() => (
+            "~",
+            "needs more than fits inline: moves into spill policies",
+        ),
+        (_, true) if !role.managed.is_empty() => ("~", "spill policies will be updated"),
         (Change::None, true) if role.has_changes() => {
             ("~", "inline policy up to date; other changes below")
         }

@@ -361,9 +361,9 @@ fn a_lookup_that_returns_no_key_arn_grants_nothing() {
 #[test]
 fn an_id_that_ends_like_a_suffix_is_settled_by_the_secret_lookup() {
     let written = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-config";
-    let ambiguous = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-abcdef";
+    let ambiguous = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbC12d";
     let cases = [
-        // Offline: taken as the full ARN (the common case).
+        // Offline: a mixed-case ending is taken as the random suffix (the common case).
         (ambiguous, vec![], ambiguous.to_string()),
         // The look-up says it is the full ARN.
         (

@@ -218,7 +218,7 @@ fn awslogs_needs_stream_and_events_on_the_group_with_the_star_suffix() {
 
 #[test]
 fn awslogs_create_group_adds_create_log_group_on_the_same_resource() {
-    for value in [r#""true""#, r#""TRUE""#, "true"] {
+    for value in [r#""true""#, r#""TRUE""#, "true", r#""1""#, r#""t""#] {
         let d = derive(&task(&format!(
             r#"[{{"name":"app","image":"nginx","logConfiguration":{{"logDriver":"awslogs",
                 "options":{{"awslogs-group":"/ecs/w","awslogs-region":"us-east-1","awslogs-create-group":{value}}}}}}}]"#
@@ -393,4 +393,53 @@ fn reasons_from_several_containers_and_task_definitions_merge_per_permission() {
     assert_eq!(token.reasons.len(), 2);
     let merged = merge_requirements(a.requirements.iter().chain(a.requirements.iter()));
     assert_eq!(merged, a.requirements);
+}
+
+#[test]
+fn secret_ids_ending_in_a_lowercase_word_are_names_and_mixed_case_endings_are_suffixes() {
+    let sm = "arn:aws:secretsmanager:us-east-1:123456789012:secret";
+    let d = derive(&task(&format!(
+        r#"[{{"name":"c","image":"ghcr.io/o/a","repositoryCredentials":{{"credentialsParameter":"ghcr-access"}},
+            "secrets":[{{"name":"A","valueFrom":"{sm}:prod/db-config"}},
+                       {{"name":"B","valueFrom":"/aws/reference/secretsmanager/prod/api-Tok3n5"}},
+                       {{"name":"C","valueFrom":"{sm}:prod/db-AbC123:password::"}}]}}]"#
+    )));
+    let resources: BTreeSet<String> = grants(&d)
+        .into_iter()
+        .filter(|(action, _)| action == "secretsmanager:GetSecretValue")
+        .map(|(_, resource)| resource)
+        .collect();
+    assert_eq!(
+        resources,
+        BTreeSet::from([
+            format!("{sm}:ghcr-access-??????"),
+            format!("{sm}:prod/db-config-??????"),
+            format!("{sm}:prod/api-Tok3n5"),
+            format!("{sm}:prod/db-AbC123"),
+        ])
+    );
+}
+
+#[test]
+fn a_task_arn_whose_region_is_a_placeholder_never_puts_it_into_an_arn() {
+    for region in ["region", "${AWS_REGION}", "<region>"] {
+        let td = TaskDefinition::from_json(&format!(
+            r#"{{"taskDefinitionArn":"arn:aws:ecs:{region}:123456789012:task-definition/t:1",
+                "executionRoleArn":"{ROLE}",
+                "containerDefinitions":[{{"name":"c","image":"nginx","secrets":[{{"name":"A","valueFrom":"/a/b"}}],
+                  "logConfiguration":{{"logDriver":"awslogs","options":{{"awslogs-group":"g"}}}}}}]}}"#
+        ))
+        .unwrap();
+        let d = derive(&td);
+        for (_, resource) in grants(&d) {
+            assert!(!resource.contains(region), "{region}: {resource}");
+        }
+        assert!(
+            d.findings
+                .iter()
+                .any(|f| f.kind == FindingKind::UnknownContext),
+            "{region}: {:?}",
+            d.findings
+        );
+    }
 }
