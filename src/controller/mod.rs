@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-pub use reconcile::{ApplyRules, Outcome, RoleReport, reconcile};
+pub use reconcile::{ApplyRules, Outcome, PolicyCache, RoleReport, reconcile};
 
 use crate::aws::{ClientFactory, EcsApi, FactsApi, IamApi};
 use crate::config::{Config, Mode, Target};
@@ -91,6 +91,14 @@ impl PassReport {
     }
 }
 
+/// Roles in drift at the end of a pass, by kind (the `kind` label of `execrole_roles_in_drift`).
+struct Drift {
+    missing: i64,
+    excess: i64,
+    blocked: i64,
+    over_granted: i64,
+}
+
 /// Rule 13's permissions as requirements, with the config as their reason.
 fn insights_requirements(configure: bool, view: bool) -> Vec<Requirement> {
     derive::container_insights_permissions(configure, view)
@@ -115,6 +123,7 @@ pub struct Controller {
     targets: Vec<(Target, TargetClients)>,
     watcher: Watcher,
     facts: lookups::FactCache,
+    policies: PolicyCache,
     /// The findings of the last full pass, so that each is logged when it appears and when it goes away.
     last_findings: std::sync::Mutex<BTreeSet<Finding>>,
     metrics: Arc<Metrics>,
@@ -135,6 +144,7 @@ impl Controller {
         }
         Controller {
             facts: lookups::FactCache::new(config.lookup_cache_ttl),
+            policies: PolicyCache::default(),
             last_findings: std::sync::Mutex::new(BTreeSet::new()),
             config,
             targets,
@@ -210,11 +220,13 @@ impl Controller {
         let role_count = roles.len();
         let policy_name = self.config.inline_policy_name.as_str();
         let metrics = self.metrics.as_ref();
+        let cache = &self.policies;
         let reports: Vec<(RoleKey, RoleReport)> = futures::stream::iter(roles)
             .filter(|_| std::future::ready(!shutdown.is_cancelled()))
             .map(|(desired, iam, complete)| async move {
                 let rules = ApplyRules { mode, complete };
-                let result = reconcile(&desired, iam.as_ref(), policy_name, rules, metrics).await;
+                let result =
+                    reconcile(&desired, iam.as_ref(), policy_name, rules, metrics, cache).await;
                 (desired.key.clone(), result)
             })
             .buffer_unordered(self.config.concurrency)
@@ -223,7 +235,7 @@ impl Controller {
 
         report.interrupted = reports.len() < role_count;
         let mut role_plans: Vec<RolePlan> = Vec::new();
-        let (mut missing, mut excess) = (0i64, 0i64);
+        let (mut missing, mut excess, mut blocked, mut over_granted) = (0i64, 0i64, 0i64, 0i64);
         for (key, role) in reports {
             *report.outcomes.entry(role.outcome.as_str()).or_default() += 1;
             report.writes += role.writes;
@@ -246,6 +258,8 @@ impl Controller {
                 if remains && (!plan.removed.is_empty() || !plan.removed_other.is_empty()) {
                     excess += 1;
                 }
+                blocked += i64::from(!plan.blocked.is_empty());
+                over_granted += i64::from(!plan.over_granted.is_empty());
                 role_plans.push(plan);
             }
         }
@@ -255,7 +269,13 @@ impl Controller {
         report.plan.findings.sort();
         report.duration = started.elapsed();
 
-        self.record_pass(&report, watched, missing, excess, &findings_by_kind);
+        let drift = Drift {
+            missing,
+            excess,
+            blocked,
+            over_granted,
+        };
+        self.record_pass(&report, watched, &drift, &findings_by_kind);
         report
     }
 
@@ -426,8 +446,7 @@ impl Controller {
         &self,
         report: &PassReport,
         watched: usize,
-        missing: i64,
-        excess: i64,
+        drift: &Drift,
         findings: &BTreeMap<FindingKind, i64>,
     ) {
         if report.interrupted {
@@ -449,8 +468,16 @@ impl Controller {
         m.roles_managed.set(report.plan.roles.len() as i64);
         m.roles_in_drift
             .with_label_values(&["missing"])
-            .set(missing);
-        m.roles_in_drift.with_label_values(&["excess"]).set(excess);
+            .set(drift.missing);
+        m.roles_in_drift
+            .with_label_values(&["excess"])
+            .set(drift.excess);
+        m.roles_in_drift
+            .with_label_values(&["blocked"])
+            .set(drift.blocked);
+        m.roles_in_drift
+            .with_label_values(&["over_granted"])
+            .set(drift.over_granted);
         m.task_definitions_watched.set(watched as i64);
         m.findings.reset();
         for (kind, count) in findings {

@@ -65,6 +65,7 @@ async fn observe(
     iam: &dyn IamApi,
     role: &str,
     policy_name: &str,
+    cache: &PolicyCache,
 ) -> Result<ObservedRole, AwsError> {
     let Some(info) = iam.get_role(role).await? else {
         return Ok(ObservedRole {
@@ -75,17 +76,29 @@ async fn observe(
             trust_policy: None,
             foreign_inline_size: 0,
             owned_managed: Vec::new(),
+            other_policies: Vec::new(),
+            boundary: None,
         });
     };
     let names = iam.list_role_policies(role).await?;
     let mut owned_policy = None;
     let mut foreign_inline_size = 0;
+    let mut other_policies = Vec::new();
     for name in &names {
         let document = iam.get_role_policy(role, name).await?;
         if name == policy_name {
             owned_policy = document;
         } else if let Some(raw) = document {
             foreign_inline_size += inline_size(&raw);
+            match crate::policy::PolicyDocument::parse(&raw) {
+                Ok(document) => other_policies.push(plan::OtherPolicy {
+                    source: format!("inline:{name}"),
+                    document,
+                }),
+                Err(err) => {
+                    tracing::warn!(role, policy = %name, error = %err, "another inline policy cannot be read; it is not evaluated")
+                }
+            }
         }
     }
     let attached_policies = iam.list_attached_role_policies(role).await?;
@@ -93,6 +106,12 @@ async fn observe(
     for arn in &attached_policies {
         let name = arn.rsplit('/').next().unwrap_or_default();
         if !plan::is_spill_policy_name(policy_name, role, name) {
+            if let Some(document) = managed_document(iam, arn, cache).await? {
+                other_policies.push(plan::OtherPolicy {
+                    source: arn.clone(),
+                    document,
+                });
+            }
             continue;
         }
         let Some(policy) = iam.get_policy(arn).await? else {
@@ -112,8 +131,14 @@ async fn observe(
             document,
         });
     }
+    let boundary = match &info.permissions_boundary {
+        Some(arn) => managed_document(iam, arn, cache).await?,
+        None => None,
+    };
     Ok(ObservedRole {
         exists: true,
+        other_policies,
+        boundary,
         owned_policy,
         other_inline_policies: names.into_iter().filter(|n| n != policy_name).collect(),
         attached_policies,
@@ -121,6 +146,53 @@ async fn observe(
         foreign_inline_size,
         owned_managed,
     })
+}
+
+/// Managed policy versions are immutable: their documents are cached by (ARN, version id), so each pass costs one
+/// `GetPolicy` per attached policy and a `GetPolicyVersion` only when the default version changed.
+#[derive(Default)]
+pub struct PolicyCache {
+    documents: std::sync::Mutex<
+        std::collections::HashMap<(String, String), crate::policy::PolicyDocument>,
+    >,
+}
+
+/// The default version's document of a managed policy, or `None` when it is gone or unreadable.
+async fn managed_document(
+    iam: &dyn IamApi,
+    arn: &str,
+    cache: &PolicyCache,
+) -> Result<Option<crate::policy::PolicyDocument>, AwsError> {
+    let Some(policy) = iam.get_policy(arn).await? else {
+        return Ok(None);
+    };
+    let key = (arn.to_string(), policy.default_version_id.clone());
+    if let Some(document) = cache
+        .documents
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&key).cloned())
+    {
+        return Ok(Some(document));
+    }
+    let Some(raw) = iam
+        .get_policy_version(arn, &policy.default_version_id)
+        .await?
+    else {
+        return Ok(None);
+    };
+    match crate::policy::PolicyDocument::parse(&raw) {
+        Ok(document) => {
+            if let Ok(mut c) = cache.documents.lock() {
+                c.insert(key, document.clone());
+            }
+            Ok(Some(document))
+        }
+        Err(err) => {
+            tracing::warn!(policy_arn = %arn, error = %err, "an attached policy cannot be read; it is not evaluated");
+            Ok(None)
+        }
+    }
 }
 
 /// An inline policy's size as IAM counts it: its minified JSON, or its text without whitespace if unparseable.
@@ -138,9 +210,10 @@ pub async fn reconcile(
     policy_name: &str,
     rules: ApplyRules,
     metrics: &Metrics,
+    cache: &PolicyCache,
 ) -> RoleReport {
     let started = Instant::now();
-    let report = match observe(iam, &desired.key.name, policy_name).await {
+    let report = match observe(iam, &desired.key.name, policy_name, cache).await {
         Err(error) => RoleReport {
             plan: None,
             outcome: Outcome::Error,

@@ -5,6 +5,7 @@
 //! It never talks to AWS and never decides *when* to write; the controller does that. Comparison is by meaning
 //! (`policy::diff`), so a policy that IAM re-encoded, re-ordered or re-cased is not drift.
 
+mod effect;
 mod render;
 
 use serde::Serialize;
@@ -13,6 +14,7 @@ use crate::derive::{Finding, Reason, Requirement};
 use crate::model::RoleKey;
 use crate::policy::{self, Grant, INLINE_LIMIT, MANAGED_LIMIT, Permission, PolicyDocument};
 
+pub use effect::{Blocked, OtherPolicy, OverGrant, blocked_needs, over_grants};
 pub use render::{finding_json, render_json, render_text};
 
 /// IAM's limit on the total size of a role's inline policies (characters, whitespace not counted).
@@ -124,6 +126,10 @@ pub struct ObservedRole {
     pub foreign_inline_size: usize,
     /// The spill policies the controller owns on the role.
     pub owned_managed: Vec<OwnedManagedPolicy>,
+    /// The role's other policies (inline and attached, not owned), for evaluation by effect.
+    pub other_policies: Vec<OtherPolicy>,
+    /// The permissions boundary, when the role has one.
+    pub boundary: Option<PolicyDocument>,
 }
 
 /// The single write that repairs a role.
@@ -204,6 +210,10 @@ pub struct RolePlan {
     pub managed: Vec<ManagedChange>,
     /// Why the role's needs cannot be written within IAM's limits, when they cannot (nothing is written).
     pub too_large: Option<String>,
+    /// Needs that other policies or the boundary stop even with the owned policy as desired.
+    pub blocked: Vec<Blocked>,
+    /// Other policies that allow much more than the needs (reported, never changed).
+    pub over_granted: Vec<OverGrant>,
 }
 
 impl RolePlan {
@@ -238,10 +248,23 @@ pub fn plan_role(desired: &DesiredRole, observed: &ObservedRole, policy_name: &s
         trust_update: None,
         managed: Vec::new(),
         too_large: None,
+        blocked: Vec::new(),
+        over_granted: Vec::new(),
     };
     if !observed.exists {
         return plan;
     }
+    plan.blocked = blocked_needs(
+        desired_doc.as_ref(),
+        &desired.requirements,
+        &observed.other_policies,
+        observed.boundary.as_ref(),
+    );
+    plan.over_granted = over_grants(
+        &desired.requirements,
+        &observed.other_policies,
+        desired.managed_policy_arn.as_deref(),
+    );
     plan.attach_managed_policy = desired
         .managed_policy_arn
         .as_ref()

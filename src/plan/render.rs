@@ -116,6 +116,25 @@ fn role_text(out: &mut String, role: &RolePlan) {
     for other in &role.removed_other {
         let _ = writeln!(out, "    - {other}   (no longer needed)");
     }
+    for blocked in &role.blocked {
+        let why = match blocked.why {
+            "explicit_deny" => "an explicit Deny in another policy",
+            "boundary" => "the permissions boundary (or no policy) does not allow it",
+            _ => "a condition that cannot be evaluated",
+        };
+        let _ = writeln!(
+            out,
+            "    ! blocked: {} on {} is stopped by {why}; tasks that need it will fail",
+            blocked.action, blocked.resource
+        );
+    }
+    for over in &role.over_granted {
+        let _ = writeln!(
+            out,
+            "    ! over-granted elsewhere: {} allows {} (not changed by execrole)",
+            over.source, over.allows
+        );
+    }
     if let Some(why) = &role.too_large {
         let _ = writeln!(out, "    ! role too large: {why}; nothing is written");
     }
@@ -185,6 +204,8 @@ fn permission_text(p: &Permission) -> String {
 ///                "attach_managed_policy": "<arn>" | null, "trust_policy_update": <document> | null,
 ///                "spill_policies": [ { "change": "create|update|delete", "name", "arn"?, "document"? } ],
 ///                "too_large": "<why>" | null,
+///                "blocked": [ { "action", "resource", "why": "explicit_deny|boundary|unknown" } ],
+///                "over_granted_elsewhere": [ { "source", "allows" } ],
 ///                "findings": [ Finding ] } ],
 ///   "findings": [ { "kind", "task_definition", "container", "field", "message" } ],
 ///   "errors": [ { "account", "role", "error" } ] }
@@ -237,6 +258,8 @@ fn role_json(role: &RolePlan) -> Value {
         "attach_managed_policy": role.attach_managed_policy,
         "spill_policies": role.managed,
         "too_large": role.too_large,
+        "blocked": role.blocked,
+        "over_granted_elsewhere": role.over_granted,
         "trust_policy_update": role.trust_update.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()),
         "findings": role.findings.iter().map(finding_json).collect::<Vec<_>>(),
     })

@@ -44,6 +44,8 @@ fn observed(policy: Option<&str>) -> ObservedRole {
         trust_policy: None,
         foreign_inline_size: 0,
         owned_managed: vec![],
+        other_policies: vec![],
+        boundary: None,
     }
 }
 

@@ -4,6 +4,7 @@
 mod adapters;
 mod binary;
 mod derive_cli;
+mod effect;
 mod limits;
 mod lookups;
 mod reconcile;

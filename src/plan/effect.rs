@@ -1,0 +1,249 @@
+//! Drift by effect: what the role can really do once the owned policy is as desired, judged by evaluating every
+//! need against all of the role's policies (the owned one, its other inline and attached policies) and its
+//! permissions boundary, the way IAM does (`policy::evaluate`).
+//!
+//! *Blocked*: a need that an explicit `Deny` or the boundary stops, so tasks will still fail however the owned
+//! policy is written. *Over-granted elsewhere*: another policy allows far more than the needs (a whole service, or
+//! a needed action on `*`): reported, never changed. *Unknown*: a condition could not be decided.
+
+use serde::Serialize;
+
+use crate::derive::Requirement;
+use crate::policy::{Decision, PolicyDocument, Request, evaluate};
+
+/// A policy of the role other than the owned ones, with a name to report it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherPolicy {
+    /// `inline:<name>` or the managed policy's ARN.
+    pub source: String,
+    /// Its document.
+    pub document: PolicyDocument,
+}
+
+/// A need that the role's other policies or its boundary stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocked {
+    /// The action.
+    pub action: String,
+    /// The resource.
+    pub resource: String,
+    /// `explicit_deny`, `boundary` or `unknown`.
+    pub why: &'static str,
+}
+
+/// Another policy that allows much more than the role needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OverGrant {
+    /// Which policy.
+    pub source: String,
+    /// What it allows, e.g. `ecr:* on *`.
+    pub allows: String,
+}
+
+/// Evaluate every need with the desired owned policy in place.
+pub fn blocked_needs(
+    desired: Option<&PolicyDocument>,
+    requirements: &[Requirement],
+    others: &[OtherPolicy],
+    boundary: Option<&PolicyDocument>,
+) -> Vec<Blocked> {
+    let mut policies: Vec<PolicyDocument> = desired.into_iter().cloned().collect();
+    policies.extend(others.iter().map(|o| o.document.clone()));
+    requirements
+        .iter()
+        .filter_map(|r| {
+            let mut request =
+                Request::new(r.permission.action.clone(), r.permission.resource.clone());
+            for keys in r.permission.conditions.values() {
+                for (key, values) in keys {
+                    request = request.with_context(key, values.iter().cloned());
+                }
+            }
+            let why = match evaluate(&policies, boundary, &request) {
+                Decision::Allowed => return None,
+                Decision::ExplicitDeny => "explicit_deny",
+                Decision::ImplicitDeny => "boundary",
+                Decision::Unknown => "unknown",
+            };
+            Some(Blocked {
+                action: r.permission.action.clone(),
+                resource: r.permission.resource.clone(),
+                why,
+            })
+        })
+        .collect()
+}
+
+/// Allow statements of other policies that cover a needed service wholesale (`*`, `ecr:*`) or a needed action on
+/// every resource. `exempt` names policies that are meant to (the managed-policy baseline).
+pub fn over_grants(
+    requirements: &[Requirement],
+    others: &[OtherPolicy],
+    exempt: Option<&str>,
+) -> Vec<OverGrant> {
+    let services: std::collections::BTreeSet<String> = requirements
+        .iter()
+        .filter_map(|r| {
+            r.permission
+                .action
+                .split_once(':')
+                .map(|(s, _)| s.to_ascii_lowercase())
+        })
+        .collect();
+    let needed_on_star: std::collections::BTreeSet<String> = requirements
+        .iter()
+        .filter(|r| r.permission.resource == "*")
+        .map(|r| r.permission.action.to_ascii_lowercase())
+        .collect();
+    let mut found = Vec::new();
+    for other in others.iter().filter(|o| Some(o.source.as_str()) != exempt) {
+        for statement in &other.document.statements {
+            if statement.effect != crate::policy::Effect::Allow || !statement.condition.is_empty() {
+                continue;
+            }
+            let Some(actions) = &statement.action else {
+                continue;
+            };
+            let on_everything = statement
+                .resource
+                .as_ref()
+                .is_some_and(|rs| rs.iter().any(|r| r == "*"));
+            for action in actions {
+                let lower = action.to_ascii_lowercase();
+                let wholesale = lower == "*"
+                    || lower
+                        .strip_suffix(":*")
+                        .is_some_and(|service| services.contains(service));
+                let needed_action_everywhere = on_everything
+                    && !needed_on_star.contains(&lower)
+                    && requirements
+                        .iter()
+                        .any(|r| r.permission.action.eq_ignore_ascii_case(action));
+                if wholesale || needed_action_everywhere {
+                    let resources = statement.resource.clone().unwrap_or_default().join(", ");
+                    found.push(OverGrant {
+                        source: other.source.clone(),
+                        allows: format!("{action} on {resources}"),
+                    });
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| (&a.source, &a.allows).cmp(&(&b.source, &b.allows)));
+    found.dedup();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::derive::Reason;
+    use crate::policy::{Permission, compile};
+
+    fn need(action: &str, resource: &str) -> Requirement {
+        Requirement {
+            permission: Permission::new(action, resource),
+            reasons: std::collections::BTreeSet::from([Reason {
+                task_definition: "web:1".into(),
+                container: "web".into(),
+                field: "containerDefinitions[0].image".into(),
+            }]),
+        }
+    }
+
+    fn other(source: &str, json: &str) -> OtherPolicy {
+        OtherPolicy {
+            source: source.into(),
+            document: PolicyDocument::parse(json).unwrap(),
+        }
+    }
+
+    const REPO: &str = "arn:aws:ecr:us-east-1:123456789012:repository/web";
+
+    #[test]
+    fn an_explicit_deny_elsewhere_blocks_a_need() {
+        let needs = vec![
+            need("ecr:BatchGetImage", REPO),
+            need("ecr:GetAuthorizationToken", "*"),
+        ];
+        let desired = compile(
+            &needs
+                .iter()
+                .map(|r| r.permission.clone())
+                .collect::<Vec<_>>(),
+        );
+        let deny = other(
+            "inline:guardrail",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ecr:BatchGetImage","Resource":"*"}]}"#,
+        );
+        let blocked = blocked_needs(Some(&desired), &needs, &[deny], None);
+        assert_eq!(
+            blocked,
+            vec![Blocked {
+                action: "ecr:BatchGetImage".into(),
+                resource: REPO.into(),
+                why: "explicit_deny"
+            }]
+        );
+        assert!(blocked_needs(Some(&desired), &needs, &[], None).is_empty());
+    }
+
+    #[test]
+    fn a_boundary_that_does_not_allow_a_need_blocks_it() {
+        let needs = vec![
+            need("ecr:BatchGetImage", REPO),
+            need(
+                "logs:PutLogEvents",
+                "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/web:*",
+            ),
+        ];
+        let desired = compile(
+            &needs
+                .iter()
+                .map(|r| r.permission.clone())
+                .collect::<Vec<_>>(),
+        );
+        let boundary = PolicyDocument::parse(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:*","Resource":"*"}]}"#,
+        )
+        .unwrap();
+        let blocked = blocked_needs(Some(&desired), &needs, &[], Some(&boundary));
+        assert_eq!(blocked.len(), 1);
+        assert_eq!(
+            (blocked[0].action.as_str(), blocked[0].why),
+            ("logs:PutLogEvents", "boundary")
+        );
+    }
+
+    #[test]
+    fn a_service_wide_grant_elsewhere_is_an_over_grant_and_the_baseline_is_exempt() {
+        let needs = vec![
+            need("ecr:BatchGetImage", REPO),
+            need("ecr:GetAuthorizationToken", "*"),
+        ];
+        let wide = other(
+            "inline:legacy",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ecr:*","s3:GetObject"],"Resource":"*"}]}"#,
+        );
+        let baseline = other(
+            "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ecr:BatchGetImage","ecr:GetAuthorizationToken"],"Resource":"*"}]}"#,
+        );
+        let found = over_grants(
+            &needs,
+            &[wide, baseline.clone()],
+            Some("arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"),
+        );
+        assert_eq!(
+            found,
+            vec![OverGrant {
+                source: "inline:legacy".into(),
+                allows: "ecr:* on *".into()
+            }]
+        );
+        // Without the exemption, a needed action on every resource is an over-grant; the token on * is not.
+        let found = over_grants(&needs, &[baseline], None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].allows, "ecr:BatchGetImage on *");
+    }
+}
