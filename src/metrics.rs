@@ -114,7 +114,7 @@ pub const IAM_WRITE_OPERATIONS: [&str; 9] = [
 ];
 
 /// The drift kinds reported by `execrole_roles_in_drift`.
-pub const DRIFT_KINDS: [&str; 4] = ["missing", "excess", "blocked", "over_granted"];
+pub const DRIFT_KINDS: [&str; 5] = ["missing", "excess", "blocked", "over_granted", "trust"];
 
 impl Metrics {
     /// A fresh registry with every metric at zero (label sets that are known up front are pre-created, so

@@ -97,6 +97,7 @@ struct Drift {
     excess: i64,
     blocked: i64,
     over_granted: i64,
+    trust: i64,
 }
 
 /// Rule 13's permissions as requirements, with the config as their reason.
@@ -235,7 +236,8 @@ impl Controller {
 
         report.interrupted = reports.len() < role_count;
         let mut role_plans: Vec<RolePlan> = Vec::new();
-        let (mut missing, mut excess, mut blocked, mut over_granted) = (0i64, 0i64, 0i64, 0i64);
+        let (mut missing, mut excess, mut blocked, mut over_granted, mut trust) =
+            (0i64, 0i64, 0i64, 0i64, 0i64);
         for (key, role) in reports {
             *report.outcomes.entry(role.outcome.as_str()).or_default() += 1;
             report.writes += role.writes;
@@ -259,6 +261,7 @@ impl Controller {
                     excess += 1;
                 }
                 blocked += i64::from(!plan.blocked.is_empty());
+                trust += i64::from(remains && plan.trust_update.is_some());
                 over_granted += i64::from(!plan.over_granted.is_empty());
                 role_plans.push(plan);
             }
@@ -274,6 +277,7 @@ impl Controller {
             excess,
             blocked,
             over_granted,
+            trust,
         };
         self.record_pass(&report, watched, &drift, &findings_by_kind);
         report
@@ -478,6 +482,9 @@ impl Controller {
         m.roles_in_drift
             .with_label_values(&["over_granted"])
             .set(drift.over_granted);
+        m.roles_in_drift
+            .with_label_values(&["trust"])
+            .set(drift.trust);
         m.task_definitions_watched.set(watched as i64);
         m.findings.reset();
         for (kind, count) in findings {
