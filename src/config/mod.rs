@@ -156,6 +156,63 @@ pub struct Config {
     pub lookup_cache_ttl: Duration,
     /// Whether pull-through-cache rules are looked up (rule 2).
     pub lookup_pull_through_cache: bool,
+    /// Safety rails for `enforce` mode.
+    pub safety: Safety,
+}
+
+/// Safety rails: limits on what one pass may write, and actions the controller never grants.
+#[derive(Debug, Clone, Serialize)]
+pub struct Safety {
+    /// At most this many roles are written in one pass (blast radius); the rest wait for the next pass.
+    pub max_roles_written_per_pass: usize,
+    /// Action globs (case-insensitive) that are never granted, on top of `*` and `service:*`, which never are.
+    pub never_grant: Vec<String>,
+    #[serde(skip)]
+    never_grant_set: GlobSet,
+}
+
+impl PartialEq for Safety {
+    fn eq(&self, other: &Self) -> bool {
+        self.max_roles_written_per_pass == other.max_roles_written_per_pass
+            && self.never_grant == other.never_grant
+    }
+}
+
+impl Safety {
+    /// Build the rails; globs match action names case-insensitively.
+    pub fn new(
+        max_roles_written_per_pass: usize,
+        never_grant: Vec<String>,
+    ) -> Result<Safety, globset::Error> {
+        let mut builder = GlobSetBuilder::new();
+        for pattern in &never_grant {
+            builder.add(
+                globset::GlobBuilder::new(pattern)
+                    .case_insensitive(true)
+                    .build()?,
+            );
+        }
+        Ok(Safety {
+            max_roles_written_per_pass,
+            never_grant,
+            never_grant_set: builder.build()?,
+        })
+    }
+
+    /// Whether an action must never be granted: `*`, a whole service (`ecr:*`), or a configured glob.
+    pub fn is_forbidden(&self, action: &str) -> bool {
+        action == "*" || action.ends_with(":*") || self.never_grant_set.is_match(action)
+    }
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety::new(
+            25,
+            vec!["iam:*".into(), "sts:*".into(), "organizations:*".into()],
+        )
+        .expect("the default globs are valid")
+    }
 }
 
 /// Container Insights lifecycle-event permissions (rule 13), opt-in.
@@ -354,6 +411,12 @@ impl Config {
                 "roles are listed but neither configure nor view is true".into(),
             ));
         }
+        if raw.safety.max_roles_written_per_pass == 0 {
+            return Err(invalid(
+                "safety.max_roles_written_per_pass",
+                "must be at least 1 (use mode: dry-run to write nothing)".into(),
+            ));
+        }
         if raw.concurrency == 0 {
             return Err(invalid("concurrency", "must be at least 1".into()));
         }
@@ -419,6 +482,11 @@ impl Config {
             },
             lookup_cache_ttl: raw.lookups.cache_ttl.0,
             lookup_pull_through_cache: raw.lookups.pull_through_cache,
+            safety: Safety::new(
+                raw.safety.max_roles_written_per_pass,
+                raw.safety.never_grant.into_iter().map(|g| g.0).collect(),
+            )
+            .map_err(|e| invalid("safety.never_grant", format!("invalid action glob: {e}")))?,
         })
     }
 

@@ -39,6 +39,37 @@ pub(crate) struct RawConfig {
     pub trust_policy: RawTrust,
     #[serde(default)]
     pub lookups: RawLookups,
+    #[serde(default)]
+    pub safety: RawSafety,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSafety {
+    #[serde(default = "default_max_roles_written")]
+    pub max_roles_written_per_pass: usize,
+    #[serde(default = "default_never_grant")]
+    pub never_grant: Vec<GlobText>,
+}
+
+impl Default for RawSafety {
+    fn default() -> Self {
+        RawSafety {
+            max_roles_written_per_pass: default_max_roles_written(),
+            never_grant: default_never_grant(),
+        }
+    }
+}
+
+fn default_max_roles_written() -> usize {
+    25
+}
+
+fn default_never_grant() -> Vec<GlobText> {
+    ["iam:*", "sts:*", "organizations:*"]
+        .into_iter()
+        .map(|g| GlobText(g.to_string()))
+        .collect()
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -52,6 +52,9 @@ trust_policy:
 lookups:
   cache_ttl: 2m
   pull_through_cache: false
+safety:
+  max_roles_written_per_pass: 7
+  never_grant: ["iam:*", "kms:Create*"]
 resync_interval: 90s
 concurrency: 8
 backoff:
@@ -103,6 +106,9 @@ logging:
     );
     assert_eq!(config.lookup_cache_ttl, Duration::from_secs(120));
     assert!(!config.derive_options().pull_through_lookups);
+    assert_eq!(config.safety.max_roles_written_per_pass, 7);
+    assert!(config.safety.is_forbidden("kms:CreateGrant"));
+    assert!(!config.safety.is_forbidden("kms:Decrypt"));
     assert!(load(MINIMAL).unwrap().derive_options().pull_through_lookups);
     assert_eq!(config.derive_options().baseline, Baseline::ManagedPolicy);
     let yaml = config.to_effective_yaml();
@@ -184,6 +190,36 @@ fn errors_name_the_file_the_key_path_and_the_line() {
             "execrole.yaml:1",
             "targets",
             "at least one target",
+        ),
+        (
+            &format!("{MINIMAL}policy:\n  ecr_vpc_endpoint:\n    source_vpce: [vpc-123]\n"),
+            "execrole.yaml:6",
+            "policy.ecr_vpc_endpoint.source_vpce[0]",
+            "not a VPC endpoint id",
+        ),
+        (
+            &format!("{MINIMAL}policy:\n  baseline: managed\n"),
+            "execrole.yaml:5",
+            "policy.baseline",
+            "unknown variant",
+        ),
+        (
+            &format!("{MINIMAL}trust_policy:\n  harden: true\n"),
+            "execrole.yaml:5",
+            "trust_policy.harden",
+            "only applies with manage",
+        ),
+        (
+            &format!("{MINIMAL}safety:\n  max_roles_written_per_pass: 0\n"),
+            "execrole.yaml:5",
+            "safety.max_roles_written_per_pass",
+            "must be at least 1",
+        ),
+        (
+            &format!("{MINIMAL}safety:\n  never_grant: [\"a[\"]\n"),
+            "execrole.yaml:5",
+            "safety.never_grant[0]",
+            "not a valid glob",
         ),
     ];
     for (text, location, path, message) in cases {

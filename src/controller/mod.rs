@@ -222,10 +222,18 @@ impl Controller {
         let policy_name = self.config.inline_policy_name.as_str();
         let metrics = self.metrics.as_ref();
         let cache = &self.policies;
+        let safety = &self.config.safety;
+        let roles_written = std::sync::atomic::AtomicUsize::new(0);
+        let roles_written = &roles_written;
         let reports: Vec<(RoleKey, RoleReport)> = futures::stream::iter(roles)
             .filter(|_| std::future::ready(!shutdown.is_cancelled()))
             .map(|(desired, iam, complete)| async move {
-                let rules = ApplyRules { mode, complete };
+                let rules = ApplyRules {
+                    mode,
+                    complete,
+                    safety,
+                    roles_written,
+                };
                 let result =
                     reconcile(&desired, iam.as_ref(), policy_name, rules, metrics, cache).await;
                 (desired.key.clone(), result)

@@ -48,14 +48,18 @@ pub struct RoleReport {
 }
 
 /// What a reconcile may do beyond observing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApplyRules {
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyRules<'a> {
     /// `enforce` or `dry-run`.
     pub mode: Mode,
     /// Whether the desired state is complete: when some in-scope revision of the account could not be seen,
     /// permissions may still be added but none removed (a missing revision may need them): the owned policy's
     /// grants are kept in the desired state for that pass.
     pub complete: bool,
+    /// Actions never granted, and the blast-radius cap.
+    pub safety: &'a crate::config::Safety,
+    /// Roles written so far in this pass (shared by the concurrent reconciles).
+    pub roles_written: &'a std::sync::atomic::AtomicUsize,
 }
 
 /// Read what IAM holds for the role: the role (with its trust policy), its inline policies (the owned one's
@@ -208,7 +212,7 @@ pub async fn reconcile(
     desired: &DesiredRole,
     iam: &dyn IamApi,
     policy_name: &str,
-    rules: ApplyRules,
+    rules: ApplyRules<'_>,
     metrics: &Metrics,
     cache: &PolicyCache,
 ) -> RoleReport {
@@ -294,7 +298,7 @@ async fn apply(
     delta: RolePlan,
     observed: ObservedRole,
     iam: &dyn IamApi,
-    rules: ApplyRules,
+    rules: ApplyRules<'_>,
     metrics: &Metrics,
 ) -> RoleReport {
     let done = |plan: RolePlan, outcome, error, writes| RoleReport {
@@ -322,11 +326,36 @@ async fn apply(
     if rules.mode == Mode::DryRun {
         return done(delta, Outcome::Pending, None, 0);
     }
+    if let Some(p) = delta
+        .desired
+        .iter()
+        .flat_map(|d| d.statements.iter())
+        .flat_map(|st| st.action.iter().flatten())
+        .find(|a| rules.safety.is_forbidden(a))
+    {
+        tracing::error!(role = %delta.key, action = %p, "refusing to write: the policy would grant an action that safety.never_grant forbids");
+        let error = AwsError::new(
+            "iam",
+            "PutRolePolicy",
+            crate::aws::ErrorKind::InvalidInput,
+            format!("refused by safety rails: {p}"),
+        );
+        return done(delta, Outcome::Error, Some(error), 0);
+    }
     if !rules.complete && removes(&delta) {
         tracing::warn!(
             role = %delta.key,
             "not writing: some task definitions of the account could not be read this pass, and the change would remove permissions"
         );
+        return done(delta, Outcome::Pending, None, 0);
+    }
+    let cap = rules.safety.max_roles_written_per_pass;
+    if rules
+        .roles_written
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        >= cap
+    {
+        tracing::warn!(role = %delta.key, cap, "not writing this pass: safety.max_roles_written_per_pass reached");
         return done(delta, Outcome::Pending, None, 0);
     }
     let role = delta.key.name.clone();

@@ -1103,3 +1103,53 @@ async fn a_pull_through_cache_image_gets_the_import_actions_and_the_rules_are_ca
     );
     assert_eq!(w.iam.writes(), 1);
 }
+
+#[tokio::test]
+async fn the_blast_radius_cap_limits_the_roles_written_per_pass() {
+    let yaml = format!("{CONFIG}safety:\n  max_roles_written_per_pass: 2\n");
+    let mut ecs = FakeEcs::default();
+    let mut iam = FakeIam::default();
+    for name in ["a", "b", "c"] {
+        ecs = ecs.with(task_definition(
+            &td_arn(name, 1),
+            &format!("{name}-exec"),
+            vec![ecr_container(name)],
+        ));
+        iam = iam.role(&format!("{name}-exec"), &[]);
+    }
+    let w = World::new(&yaml, ecs, iam).await;
+    let first = w.pass(Mode::Enforce).await;
+    assert_eq!(first.outcomes, outcomes(&[("applied", 2), ("pending", 1)]));
+    assert_eq!(w.iam.writes(), 2);
+    assert_eq!(
+        w.drift("missing"),
+        1,
+        "the role left for the next pass is still in drift"
+    );
+    let second = w.pass(Mode::Enforce).await;
+    assert_eq!(second.outcomes, outcomes(&[("applied", 1), ("in_sync", 2)]));
+    assert_eq!(w.iam.writes(), 3);
+}
+
+#[test]
+fn wildcard_and_never_grant_actions_are_forbidden() {
+    let safety = crate::config::Safety::default();
+    for action in [
+        "*",
+        "ecr:*",
+        "s3:*",
+        "iam:PassRole",
+        "IAM:passrole",
+        "sts:AssumeRole",
+    ] {
+        assert!(safety.is_forbidden(action), "{action}");
+    }
+    for action in [
+        "ecr:BatchGetImage",
+        "logs:PutLogEvents",
+        "kms:Decrypt",
+        "ecr:Get*",
+    ] {
+        assert!(!safety.is_forbidden(action), "{action}");
+    }
+}
