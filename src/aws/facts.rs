@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use aws_config::{Region, SdkConfig};
 
-use super::{AwsError, ErrorKind, RetryPolicy, call_with_retry};
+use super::{AwsError, ErrorKind, RetryPolicy, absent_as_none, send};
 use crate::derive::{KeyFacts, ParameterFacts, PullThroughRule, SecretFacts};
 use crate::metrics::Metrics;
 
@@ -95,15 +95,6 @@ impl SdkFacts {
     }
 }
 
-/// `Ok(None)` for "does not exist", the error otherwise.
-fn absent_as_none<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err),
-    }
-}
-
 #[async_trait]
 impl FactsApi for SdkFacts {
     async fn describe_secret(
@@ -114,13 +105,8 @@ impl FactsApi for SdkFacts {
         const OP: &str = "DescribeSecret";
         let client = self.clients(region).secrets;
         let out = absent_as_none(
-            call_with_retry(&self.retry, &self.metrics, "secretsmanager", OP, || async {
-                client
-                    .describe_secret()
-                    .secret_id(secret_id)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("secretsmanager", OP, e))
+            send(&self.retry, &self.metrics, "secretsmanager", OP, || {
+                client.describe_secret().secret_id(secret_id).send()
             })
             .await,
         )?;
@@ -145,13 +131,11 @@ impl FactsApi for SdkFacts {
             .values(name)
             .build()
             .map_err(|e| AwsError::new("ssm", OP, ErrorKind::InvalidInput, e.to_string()))?;
-        let out = call_with_retry(&self.retry, &self.metrics, "ssm", OP, || async {
+        let out = send(&self.retry, &self.metrics, "ssm", OP, || {
             client
                 .describe_parameters()
                 .parameter_filters(filter.clone())
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ssm", OP, e))
         })
         .await?;
         Ok(out
@@ -171,13 +155,8 @@ impl FactsApi for SdkFacts {
         const OP: &str = "DescribeKey";
         let client = self.clients(region).kms;
         let out = absent_as_none(
-            call_with_retry(&self.retry, &self.metrics, "kms", OP, || async {
-                client
-                    .describe_key()
-                    .key_id(key_id)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("kms", OP, e))
+            send(&self.retry, &self.metrics, "kms", OP, || {
+                client.describe_key().key_id(key_id).send()
             })
             .await,
         )?;
@@ -204,13 +183,11 @@ impl FactsApi for SdkFacts {
         let mut rules = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let out = call_with_retry(&self.retry, &self.metrics, "ecr", OP, || async {
+            let out = send(&self.retry, &self.metrics, "ecr", OP, || {
                 client
                     .describe_pull_through_cache_rules()
                     .set_next_token(token.clone())
                     .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("ecr", OP, e))
             })
             .await?;
             rules.extend(

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 pub use error::{AwsError, ErrorKind};
 pub use facts::{FactsApi, SdkFacts};
 pub use retry::{RetryPolicy, call_with_retry};
+use retry::{absent_as_none, send};
 pub use sdk::{ClientFactory, SdkEcs, SdkIam};
 
 use crate::model::TaskDefinition;

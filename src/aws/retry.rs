@@ -6,6 +6,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use backoff::Clock;
 use backoff::backoff::Backoff;
 use backoff::exponential::ExponentialBackoff;
@@ -111,6 +114,40 @@ where
         },
     )
     .await
+}
+
+/// One SDK request with retries: `request` builds and sends it afresh for each attempt, and SDK errors are
+/// classified at this seam (see [`AwsError::from_sdk`]).
+pub(crate) async fn send<T, E, F, Fut>(
+    policy: &RetryPolicy,
+    metrics: &Metrics,
+    service: &'static str,
+    operation: &'static str,
+    mut request: F,
+) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    call_with_retry(policy, metrics, service, operation, || {
+        let attempt = request();
+        async move {
+            attempt
+                .await
+                .map_err(|e| AwsError::from_sdk(service, operation, e))
+        }
+    })
+    .await
+}
+
+/// `Ok(None)` for "does not exist" (a read's answer, not a failure), the error otherwise.
+pub(crate) fn absent_as_none<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if err.kind == super::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 #[cfg(test)]

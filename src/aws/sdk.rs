@@ -3,7 +3,7 @@
 //! honoured), optionally `sts:AssumeRole` into the target account, one ECS client per Region and one IAM client per
 //! account.
 //!
-//! The SDK's own retries are switched off on purpose: every attempt then goes through [`call_with_retry`], where it
+//! The SDK's own retries are switched off on purpose: every attempt then goes through [`super::call_with_retry`], where it
 //! is counted (throttles apart) and retried with our backoff, so the metrics show what really hit AWS.
 
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 
 use super::{
     AwsError, EcsApi, ErrorKind, FactsApi, IamApi, ManagedPolicyInfo, PolicyVersionInfo,
-    RetryPolicy, RoleInfo, SdkFacts, TaskDefinitionPage, call_with_retry, convert,
+    RetryPolicy, RoleInfo, SdkFacts, TaskDefinitionPage, absent_as_none, convert, send,
 };
 use crate::config::Target;
 use crate::metrics::Metrics;
@@ -162,15 +162,13 @@ impl EcsApi for SdkEcs {
         next_token: Option<String>,
     ) -> Result<TaskDefinitionPage, AwsError> {
         const OP: &str = "ListTaskDefinitions";
-        let out = call_with_retry(&self.retry, &self.metrics, "ecs", OP, || async {
+        let out = send(&self.retry, &self.metrics, "ecs", OP, || {
             self.client
                 .list_task_definitions()
                 .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
                 .max_results(100)
                 .set_next_token(next_token.clone())
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ecs", OP, e))
         })
         .await?;
         Ok(TaskDefinitionPage {
@@ -184,13 +182,11 @@ impl EcsApi for SdkEcs {
 
     async fn describe_task_definition(&self, arn: &str) -> Result<TaskDefinition, AwsError> {
         const OP: &str = "DescribeTaskDefinition";
-        let out = call_with_retry(&self.retry, &self.metrics, "ecs", OP, || async {
+        let out = send(&self.retry, &self.metrics, "ecs", OP, || {
             self.client
                 .describe_task_definition()
                 .task_definition(arn)
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("ecs", OP, e))
         })
         .await?;
         match out.task_definition() {
@@ -216,27 +212,20 @@ pub struct SdkIam {
 impl IamApi for SdkIam {
     async fn get_role(&self, role: &str) -> Result<Option<RoleInfo>, AwsError> {
         const OP: &str = "GetRole";
-        let result = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
-            self.client
-                .get_role()
-                .role_name(role)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        let result = send(&self.retry, &self.metrics, "iam", OP, || {
+            self.client.get_role().role_name(role).send()
         })
         .await;
-        match result {
-            Ok(out) => Ok(out.role().map(|r| RoleInfo {
+        Ok(absent_as_none(result)?.and_then(|out| {
+            out.role().map(|r| RoleInfo {
                 arn: r.arn().to_string(),
                 assume_role_policy: r.assume_role_policy_document().map(str::to_string),
                 permissions_boundary: r
                     .permissions_boundary()
                     .and_then(|b| b.permissions_boundary_arn())
                     .map(str::to_string),
-            })),
-            Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(err),
-        }
+            })
+        }))
     }
 
     async fn list_role_policies(&self, role: &str) -> Result<Vec<String>, AwsError> {
@@ -244,14 +233,12 @@ impl IamApi for SdkIam {
         let mut names = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let out = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            let out = send(&self.retry, &self.metrics, "iam", OP, || {
                 self.client
                     .list_role_policies()
                     .role_name(role)
                     .set_marker(marker.clone())
                     .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("iam", OP, e))
             })
             .await?;
             names.extend(out.policy_names().iter().cloned());
@@ -265,21 +252,15 @@ impl IamApi for SdkIam {
 
     async fn get_role_policy(&self, role: &str, policy: &str) -> Result<Option<String>, AwsError> {
         const OP: &str = "GetRolePolicy";
-        let result = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+        let result = send(&self.retry, &self.metrics, "iam", OP, || {
             self.client
                 .get_role_policy()
                 .role_name(role)
                 .policy_name(policy)
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
         })
         .await;
-        match result {
-            Ok(out) => Ok(Some(out.policy_document().to_string())),
-            Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(err),
-        }
+        Ok(absent_as_none(result)?.map(|out| out.policy_document().to_string()))
     }
 
     async fn put_role_policy(
@@ -289,15 +270,13 @@ impl IamApi for SdkIam {
         document: &str,
     ) -> Result<(), AwsError> {
         const OP: &str = "PutRolePolicy";
-        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+        send(&self.retry, &self.metrics, "iam", OP, || {
             self.client
                 .put_role_policy()
                 .role_name(role)
                 .policy_name(policy)
                 .policy_document(document)
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
         })
         .await
         .map(|_| ())
@@ -305,14 +284,12 @@ impl IamApi for SdkIam {
 
     async fn delete_role_policy(&self, role: &str, policy: &str) -> Result<(), AwsError> {
         const OP: &str = "DeleteRolePolicy";
-        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+        send(&self.retry, &self.metrics, "iam", OP, || {
             self.client
                 .delete_role_policy()
                 .role_name(role)
                 .policy_name(policy)
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
         })
         .await
         .map(|_| ())
@@ -323,14 +300,12 @@ impl IamApi for SdkIam {
         let mut arns = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let out = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+            let out = send(&self.retry, &self.metrics, "iam", OP, || {
                 self.client
                     .list_attached_role_policies()
                     .role_name(role)
                     .set_marker(marker.clone())
                     .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("iam", OP, e))
             })
             .await?;
             arns.extend(
@@ -352,14 +327,12 @@ impl IamApi for SdkIam {
 
     async fn attach_role_policy(&self, role: &str, policy_arn: &str) -> Result<(), AwsError> {
         const OP: &str = "AttachRolePolicy";
-        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+        send(&self.retry, &self.metrics, "iam", OP, || {
             self.client
                 .attach_role_policy()
                 .role_name(role)
                 .policy_arn(policy_arn)
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
         })
         .await
         .map(|_| ())
@@ -367,14 +340,12 @@ impl IamApi for SdkIam {
 
     async fn update_assume_role_policy(&self, role: &str, document: &str) -> Result<(), AwsError> {
         const OP: &str = "UpdateAssumeRolePolicy";
-        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+        send(&self.retry, &self.metrics, "iam", OP, || {
             self.client
                 .update_assume_role_policy()
                 .role_name(role)
                 .policy_document(document)
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
         })
         .await
         .map(|_| ())
@@ -382,17 +353,12 @@ impl IamApi for SdkIam {
 
     async fn get_policy(&self, arn: &str) -> Result<Option<ManagedPolicyInfo>, AwsError> {
         const OP: &str = "GetPolicy";
-        let result = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
-            self.client
-                .get_policy()
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        let result = send(&self.retry, &self.metrics, "iam", OP, || {
+            self.client.get_policy().policy_arn(arn).send()
         })
         .await;
-        match result {
-            Ok(out) => Ok(out.policy().map(|p| ManagedPolicyInfo {
+        Ok(absent_as_none(result)?.and_then(|out| {
+            out.policy().map(|p| ManagedPolicyInfo {
                 arn: p.arn().unwrap_or(arn).to_string(),
                 default_version_id: p.default_version_id().unwrap_or_default().to_string(),
                 tags: p
@@ -400,10 +366,8 @@ impl IamApi for SdkIam {
                     .iter()
                     .map(|t| (t.key().to_string(), t.value().to_string()))
                     .collect(),
-            })),
-            Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(err),
-        }
+            })
+        }))
     }
 
     async fn get_policy_version(
@@ -412,35 +376,25 @@ impl IamApi for SdkIam {
         version_id: &str,
     ) -> Result<Option<String>, AwsError> {
         const OP: &str = "GetPolicyVersion";
-        let result = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+        let result = send(&self.retry, &self.metrics, "iam", OP, || {
             self.client
                 .get_policy_version()
                 .policy_arn(arn)
                 .version_id(version_id)
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
         })
         .await;
-        match result {
-            Ok(out) => Ok(out
-                .policy_version()
+        Ok(absent_as_none(result)?.and_then(|out| {
+            out.policy_version()
                 .and_then(|v| v.document())
-                .map(str::to_string)),
-            Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(err),
-        }
+                .map(str::to_string)
+        }))
     }
 
     async fn list_policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersionInfo>, AwsError> {
         const OP: &str = "ListPolicyVersions";
-        let out = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
-            self.client
-                .list_policy_versions()
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        let out = send(&self.retry, &self.metrics, "iam", OP, || {
+            self.client.list_policy_versions().policy_arn(arn).send()
         })
         .await?;
         Ok(out
@@ -472,7 +426,7 @@ impl IamApi for SdkIam {
                     .ok()
             })
             .collect();
-        let out = call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+        let out = send(&self.retry, &self.metrics, "iam", OP, || {
             self.client
                 .create_policy()
                 .policy_name(name)
@@ -480,8 +434,6 @@ impl IamApi for SdkIam {
                 .description("Owned by execrole: permissions an ECS execution role needs (spilled from its inline policy)")
                 .set_tags(Some(tags.clone()))
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
         })
         .await?;
         out.policy()
@@ -494,15 +446,13 @@ impl IamApi for SdkIam {
 
     async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), AwsError> {
         const OP: &str = "CreatePolicyVersion";
-        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+        send(&self.retry, &self.metrics, "iam", OP, || {
             self.client
                 .create_policy_version()
                 .policy_arn(arn)
                 .policy_document(document)
                 .set_as_default(true)
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
         })
         .await
         .map(|_| ())
@@ -510,14 +460,12 @@ impl IamApi for SdkIam {
 
     async fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), AwsError> {
         const OP: &str = "DeletePolicyVersion";
-        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+        send(&self.retry, &self.metrics, "iam", OP, || {
             self.client
                 .delete_policy_version()
                 .policy_arn(arn)
                 .version_id(version_id)
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
         })
         .await
         .map(|_| ())
@@ -525,14 +473,12 @@ impl IamApi for SdkIam {
 
     async fn detach_role_policy(&self, role: &str, arn: &str) -> Result<(), AwsError> {
         const OP: &str = "DetachRolePolicy";
-        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
+        send(&self.retry, &self.metrics, "iam", OP, || {
             self.client
                 .detach_role_policy()
                 .role_name(role)
                 .policy_arn(arn)
                 .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
         })
         .await
         .map(|_| ())
@@ -540,13 +486,8 @@ impl IamApi for SdkIam {
 
     async fn delete_policy(&self, arn: &str) -> Result<(), AwsError> {
         const OP: &str = "DeletePolicy";
-        call_with_retry(&self.retry, &self.metrics, "iam", OP, || async {
-            self.client
-                .delete_policy()
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("iam", OP, e))
+        send(&self.retry, &self.metrics, "iam", OP, || {
+            self.client.delete_policy().policy_arn(arn).send()
         })
         .await
         .map(|_| ())
