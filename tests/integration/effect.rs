@@ -1,11 +1,6 @@
 //! Drift by effect against the emulator: what the role can really do with all its policies and its boundary.
 
-use std::sync::Arc;
-
 use execrole::config::Mode;
-use execrole::controller::{Controller, Health};
-use execrole::metrics::Metrics;
-use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
@@ -64,20 +59,7 @@ async fn denies_boundaries_and_wide_grants_elsewhere_show_in_the_plan() {
         .await
         .unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = load_config(&config_file(dir.path(), "dry-run", ""));
-    let metrics = Arc::new(Metrics::new());
-    let factory = moto.factory(metrics.clone()).await;
-    let controller = Controller::new(
-        config,
-        &factory,
-        metrics.clone(),
-        Arc::new(Health::default()),
-    )
-    .await;
-    let report = controller
-        .pass(Mode::DryRun, &CancellationToken::new())
-        .await;
+    let (report, metrics) = one_pass(&moto, Mode::DryRun, "").await;
     assert!(report.is_success(), "{:?}", report.plan.errors);
     let plan = &report.plan.roles[0];
 

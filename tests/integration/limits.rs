@@ -2,25 +2,14 @@
 //! limit spills into customer managed policies the controller owns, and a later shrink brings it back inline.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use execrole::config::Mode;
-use execrole::controller::{Controller, Health};
-use execrole::metrics::Metrics;
 use execrole::policy::{self, Grant, INLINE_LIMIT, MANAGED_LIMIT, PolicyDocument};
-use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
 async fn pass(moto: &Moto) -> execrole::controller::PassReport {
-    let dir = tempfile::tempdir().unwrap();
-    let config = load_config(&config_file(dir.path(), "enforce", ""));
-    let metrics = Arc::new(Metrics::new());
-    let factory = moto.factory(metrics.clone()).await;
-    let controller = Controller::new(config, &factory, metrics, Arc::new(Health::default())).await;
-    controller
-        .pass(Mode::Enforce, &CancellationToken::new())
-        .await
+    one_pass(moto, Mode::Enforce, "").await.0
 }
 
 /// Every grant the controller owns on the role: its inline policy and its attached spill policies.

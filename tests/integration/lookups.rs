@@ -4,10 +4,8 @@
 use std::sync::Arc;
 
 use execrole::config::Mode;
-use execrole::controller::{Controller, Health};
 use execrole::metrics::Metrics;
 use execrole::policy::{self, Grant, PolicyDocument};
-use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
@@ -65,21 +63,7 @@ fn with_secrets(name: &str, secrets: &[(&str, &str)]) -> aws_sdk_ecs::types::Con
 }
 
 async fn run_pass(moto: &Moto, extra: &str) -> (execrole::controller::PassReport, Arc<Metrics>) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = load_config(&config_file(dir.path(), "enforce", extra));
-    let metrics = Arc::new(Metrics::new());
-    let factory = moto.factory(metrics.clone()).await;
-    let controller = Controller::new(
-        config,
-        &factory,
-        metrics.clone(),
-        Arc::new(Health::default()),
-    )
-    .await;
-    let report = controller
-        .pass(Mode::Enforce, &CancellationToken::new())
-        .await;
-    (report, metrics)
+    one_pass(moto, Mode::Enforce, extra).await
 }
 
 async fn owned(moto: &Moto, role: &str) -> Vec<Grant> {

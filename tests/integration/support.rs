@@ -180,6 +180,30 @@ pub fn config_file(dir: &Path, mode: &str, extra: &str) -> PathBuf {
     path
 }
 
+/// One controller pass against the emulator in `mode` (the config's mode too), with `extra` config YAML; returns
+/// the report and the metrics it recorded.
+pub async fn one_pass(
+    moto: &Moto,
+    mode: execrole::config::Mode,
+    extra: &str,
+) -> (execrole::controller::PassReport, Arc<Metrics>) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mode_text = match mode {
+        execrole::config::Mode::Enforce => "enforce",
+        execrole::config::Mode::DryRun => "dry-run",
+    };
+    let config = load_config(&config_file(dir.path(), mode_text, extra));
+    let metrics = Arc::new(Metrics::new());
+    let factory = moto.factory(metrics.clone()).await;
+    let health = Arc::new(execrole::controller::Health::default());
+    let controller =
+        execrole::controller::Controller::new(config, &factory, metrics.clone(), health).await;
+    let report = controller
+        .pass(mode, &tokio_util::sync::CancellationToken::new())
+        .await;
+    (report, metrics)
+}
+
 /// Load a config file written by [`config_file`].
 pub fn load_config(path: &Path) -> execrole::config::Config {
     execrole::config::Config::load(path).expect("test config is valid")
