@@ -41,6 +41,14 @@ pub trait EcsApi: Send + Sync {
 
     /// One task definition by ARN.
     async fn describe_task_definition(&self, arn: &str) -> Result<TaskDefinition, AwsError>;
+
+    /// The task definition ARNs that services of every cluster in the Region run or are deploying
+    /// (`ListClusters`, `ListServices`, `DescribeServices`: the service's task definition and every deployment's),
+    /// all pages. Used to keep INACTIVE revisions that a service still runs in scope. The default answers
+    /// "none", for fakes that have no services.
+    async fn task_definitions_in_use(&self) -> Result<Vec<String>, AwsError> {
+        Ok(Vec::new())
+    }
 }
 
 /// An IAM role as the controller needs it.
@@ -52,6 +60,10 @@ pub struct RoleInfo {
     pub assume_role_policy: Option<String>,
     /// The permissions boundary's ARN, when the role has one.
     pub permissions_boundary: Option<String>,
+    /// The role's path (`/` or `/ecs/`).
+    pub path: String,
+    /// The role's tags.
+    pub tags: Vec<(String, String)>,
 }
 
 /// A customer or AWS managed policy's metadata.

@@ -224,6 +224,12 @@ impl IamApi for SdkIam {
                     .permissions_boundary()
                     .and_then(|b| b.permissions_boundary_arn())
                     .map(str::to_string),
+                path: r.path().to_string(),
+                tags: r
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect(),
             })
         }))
     }
