@@ -104,9 +104,82 @@ pub struct BackoffSettings {
     /// The longest single wait.
     #[serde(with = "humantime_serde_text")]
     pub max_interval: Duration,
-    /// How long one call keeps retrying before the error is reported for this pass.
+    /// How long one AWS request is retried in place before its error goes back to the work queue (which then
+    /// backs the role off, without giving up).
     #[serde(with = "humantime_serde_text")]
     pub max_elapsed: Duration,
+}
+
+/// A token bucket: a steady rate and a burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    /// Requests per second, sustained.
+    pub per_second: u32,
+    /// Requests allowed at once after a quiet spell.
+    pub burst: u32,
+}
+
+/// Client-side rate limits per account, by service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RateLimits {
+    /// IAM (reads and writes share one bucket per account).
+    pub iam: RateLimit,
+    /// ECS, per account.
+    pub ecs: RateLimit,
+    /// Every other service (Secrets Manager, SSM, KMS, ECR, STS, SQS), one bucket each per account.
+    pub other: RateLimit,
+}
+
+/// Event-driven convergence: the SQS queue fed by EventBridge rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Events {
+    /// The queue URL.
+    pub queue_url: String,
+    /// The queue's Region (from the URL when not given).
+    pub region: String,
+    /// The long-poll wait of each receive (at most 20 s).
+    #[serde(with = "humantime_serde_text")]
+    pub wait_time: Duration,
+}
+
+/// When a changed config file is picked up (SIGHUP always reloads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Reload {
+    /// Poll the file for changes.
+    pub watch_file: bool,
+    /// How often the file is checked.
+    #[serde(with = "humantime_serde_text")]
+    pub poll_interval: Duration,
+}
+
+/// Which execution roles the controller may manage, by IAM path or tag. Empty selects every role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RoleSelection {
+    /// The role's path must start with one of these (`/ecs/`); empty: any path.
+    pub path_prefixes: Vec<String>,
+    /// Every tag listed must be on the role with this value; empty: no tag needed.
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+impl RoleSelection {
+    /// Whether a role with this path and these tags may be managed.
+    pub fn selects(&self, path: &str, tags: &[(String, String)]) -> bool {
+        let path_ok = self.path_prefixes.is_empty()
+            || self
+                .path_prefixes
+                .iter()
+                .any(|p| path.starts_with(p.as_str()));
+        let tags_ok = self
+            .tags
+            .iter()
+            .all(|(k, v)| tags.iter().any(|(tk, tv)| tk == k && tv == v));
+        path_ok && tags_ok
+    }
+
+    /// Whether every role is selected (no look-up of path or tags needed).
+    pub fn selects_all(&self) -> bool {
+        self.path_prefixes.is_empty() && self.tags.is_empty()
+    }
 }
 
 /// The validated configuration.
@@ -128,11 +201,28 @@ pub struct Config {
     pub exclude_families: Vec<String>,
     /// Grant ECR and awslogs permissions also to EC2-only task definitions.
     pub ecr_and_logs_on_ec2: bool,
+    /// INACTIVE revisions that a service still runs or deploys count as needs.
+    pub include_inactive_in_use: bool,
+    /// A revision that stops counting keeps its permissions this long before they are pruned.
+    #[serde(with = "humantime_serde_text")]
+    pub prune_grace_period: Duration,
     /// The name of the inline policy the controller owns on each execution role.
     pub inline_policy_name: String,
     /// Time between full passes.
     #[serde(with = "humantime_serde_text")]
     pub resync_interval: Duration,
+    /// Each resync waits the interval times a random factor in `1 ± resync_jitter`, so that many controllers
+    /// (or targets) do not fire at once.
+    pub resync_jitter: f64,
+    /// After a write, the role is judged again only after this long (IAM is eventually consistent).
+    #[serde(with = "humantime_serde_text")]
+    pub settle_window: Duration,
+    /// Client-side rate limits per account and service.
+    pub rate_limits: RateLimits,
+    /// Event-driven convergence, when configured.
+    pub events: Option<Events>,
+    /// Config hot reload.
+    pub reload: Reload,
     /// How many roles are reconciled at once.
     pub concurrency: usize,
     /// Retry settings for retryable AWS errors.
@@ -167,6 +257,8 @@ pub struct Safety {
     pub max_roles_written_per_pass: usize,
     /// Action globs (case-insensitive) that are never granted, on top of `*` and `service:*`, which never are.
     pub never_grant: Vec<String>,
+    /// Which roles may be managed at all.
+    pub role_selection: RoleSelection,
     #[serde(skip)]
     never_grant_set: GlobSet,
 }
@@ -175,6 +267,7 @@ impl PartialEq for Safety {
     fn eq(&self, other: &Self) -> bool {
         self.max_roles_written_per_pass == other.max_roles_written_per_pass
             && self.never_grant == other.never_grant
+            && self.role_selection == other.role_selection
     }
 }
 
@@ -195,6 +288,7 @@ impl Safety {
         Ok(Safety {
             max_roles_written_per_pass,
             never_grant,
+            role_selection: RoleSelection::default(),
             never_grant_set: builder.build()?,
         })
     }
@@ -429,6 +523,74 @@ impl Config {
                 "must not be longer than backoff.max_interval".into(),
             ));
         }
+        if !(0.0..1.0).contains(&raw.resync_jitter) {
+            return Err(invalid(
+                "resync_jitter",
+                format!(
+                    "{} is not a fraction in [0, 1) (0.1 waits 90 % to 110 % of resync_interval)",
+                    raw.resync_jitter
+                ),
+            ));
+        }
+        let rate = |path: &str, r: &raw::RawRateLimit| {
+            if r.per_second == 0 || r.burst == 0 {
+                Err(invalid(
+                    path,
+                    "per_second and burst must be at least 1".into(),
+                ))
+            } else {
+                Ok(RateLimit {
+                    per_second: r.per_second,
+                    burst: r.burst,
+                })
+            }
+        };
+        let rate_limits = RateLimits {
+            iam: rate("rate_limits.iam", &raw.rate_limits.iam)?,
+            ecs: rate("rate_limits.ecs", &raw.rate_limits.ecs)?,
+            other: rate("rate_limits.other", &raw.rate_limits.other)?,
+        };
+        let events = match raw.events {
+            None => None,
+            Some(e) => {
+                let region = match e.region {
+                    Some(r) => r.0,
+                    None => queue_region(&e.queue_url).ok_or_else(|| {
+                        invalid(
+                            "events.queue_url",
+                            format!(
+                                "`{}` is not an SQS queue URL like https://sqs.eu-west-1.amazonaws.com/123456789012/name; \
+                                 give events.region for another form",
+                                e.queue_url
+                            ),
+                        )
+                    })?,
+                };
+                if !(e.queue_url.starts_with("https://") || e.queue_url.starts_with("http://")) {
+                    return Err(invalid(
+                        "events.queue_url",
+                        format!("`{}` is not a URL", e.queue_url),
+                    ));
+                }
+                if e.wait_time.0 > Duration::from_secs(20) {
+                    return Err(invalid(
+                        "events.wait_time",
+                        "SQS long polls wait at most 20s".into(),
+                    ));
+                }
+                Some(Events {
+                    queue_url: e.queue_url,
+                    region,
+                    wait_time: e.wait_time.0,
+                })
+            }
+        };
+        if raw.reload.poll_interval.0 < Duration::from_millis(100) {
+            return Err(invalid(
+                "reload.poll_interval",
+                "must be at least 100ms".into(),
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&raw.logging.level).map_err(|e| {
             invalid(
                 "logging.level",
@@ -443,8 +605,18 @@ impl Config {
             include_families: include,
             exclude_families: exclude,
             ecr_and_logs_on_ec2: raw.task_definitions.ecr_and_logs_on_ec2,
+            include_inactive_in_use: raw.task_definitions.include_inactive_in_use,
+            prune_grace_period: raw.task_definitions.prune_grace_period.0,
             inline_policy_name: raw.policy.inline_name.0,
             resync_interval: raw.resync_interval.0,
+            resync_jitter: raw.resync_jitter,
+            settle_window: raw.settle_window.0,
+            rate_limits,
+            events,
+            reload: Reload {
+                watch_file: raw.reload.watch_file,
+                poll_interval: raw.reload.poll_interval.0,
+            },
             concurrency: raw.concurrency,
             backoff: BackoffSettings {
                 initial_interval: raw.backoff.initial_interval.0,
@@ -482,11 +654,23 @@ impl Config {
             },
             lookup_cache_ttl: raw.lookups.cache_ttl.0,
             lookup_pull_through_cache: raw.lookups.pull_through_cache,
-            safety: Safety::new(
-                raw.safety.max_roles_written_per_pass,
-                raw.safety.never_grant.into_iter().map(|g| g.0).collect(),
-            )
-            .map_err(|e| invalid("safety.never_grant", format!("invalid action glob: {e}")))?,
+            safety: Safety {
+                role_selection: RoleSelection {
+                    path_prefixes: raw
+                        .safety
+                        .role_selection
+                        .path_prefixes
+                        .into_iter()
+                        .map(|p| p.0)
+                        .collect(),
+                    tags: raw.safety.role_selection.tags,
+                },
+                ..Safety::new(
+                    raw.safety.max_roles_written_per_pass,
+                    raw.safety.never_grant.into_iter().map(|g| g.0).collect(),
+                )
+                .map_err(|e| invalid("safety.never_grant", format!("invalid action glob: {e}")))?
+            },
         })
     }
 
@@ -504,6 +688,13 @@ impl Config {
     pub fn to_effective_yaml(&self) -> String {
         raw::to_yaml(self)
     }
+}
+
+/// The Region of an SQS queue URL (`https://sqs.eu-west-1.amazonaws.com/…`, also `.amazonaws.com.cn`).
+fn queue_region(url: &str) -> Option<String> {
+    let host = url.split("://").nth(1)?.split('/').next()?;
+    let region = host.strip_prefix("sqs.")?.split('.').next()?;
+    crate::model::is_region(region).then(|| region.to_string())
 }
 
 /// The 1-based line of the last key of `path` (`targets[1].regions` → the second `regions:` under `targets`),

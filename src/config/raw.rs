@@ -41,6 +41,116 @@ pub(crate) struct RawConfig {
     pub lookups: RawLookups,
     #[serde(default)]
     pub safety: RawSafety,
+    #[serde(default = "default_settle")]
+    pub settle_window: DurationText,
+    #[serde(default = "default_jitter")]
+    pub resync_jitter: f64,
+    #[serde(default)]
+    pub rate_limits: RawRateLimits,
+    #[serde(default)]
+    pub events: Option<RawEvents>,
+    #[serde(default)]
+    pub reload: RawReload,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateLimits {
+    #[serde(default = "default_iam_rate")]
+    pub iam: RawRateLimit,
+    #[serde(default = "default_ecs_rate")]
+    pub ecs: RawRateLimit,
+    #[serde(default = "default_other_rate")]
+    pub other: RawRateLimit,
+}
+
+impl Default for RawRateLimits {
+    fn default() -> Self {
+        RawRateLimits {
+            iam: default_iam_rate(),
+            ecs: default_ecs_rate(),
+            other: default_other_rate(),
+        }
+    }
+}
+
+fn default_iam_rate() -> RawRateLimit {
+    RawRateLimit {
+        per_second: 5,
+        burst: 10,
+    }
+}
+fn default_ecs_rate() -> RawRateLimit {
+    RawRateLimit {
+        per_second: 10,
+        burst: 20,
+    }
+}
+fn default_other_rate() -> RawRateLimit {
+    RawRateLimit {
+        per_second: 10,
+        burst: 20,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEvents {
+    pub queue_url: String,
+    #[serde(default)]
+    pub region: Option<RegionName>,
+    #[serde(default = "default_wait_time")]
+    pub wait_time: DurationText,
+}
+
+fn default_wait_time() -> DurationText {
+    DurationText(Duration::from_secs(20))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReload {
+    #[serde(default = "default_true")]
+    pub watch_file: bool,
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: DurationText,
+}
+
+impl Default for RawReload {
+    fn default() -> Self {
+        RawReload {
+            watch_file: true,
+            poll_interval: default_poll_interval(),
+        }
+    }
+}
+
+fn default_poll_interval() -> DurationText {
+    DurationText(Duration::from_secs(10))
+}
+
+fn default_settle() -> DurationText {
+    DurationText(Duration::from_secs(30))
+}
+
+fn default_jitter() -> f64 {
+    0.1
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoleSelection {
+    #[serde(default)]
+    pub path_prefixes: Vec<IamPath>,
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +160,8 @@ pub(crate) struct RawSafety {
     pub max_roles_written_per_pass: usize,
     #[serde(default = "default_never_grant")]
     pub never_grant: Vec<GlobText>,
+    #[serde(default)]
+    pub role_selection: RawRoleSelection,
 }
 
 impl Default for RawSafety {
@@ -57,6 +169,7 @@ impl Default for RawSafety {
         RawSafety {
             max_roles_written_per_pass: default_max_roles_written(),
             never_grant: default_never_grant(),
+            role_selection: RawRoleSelection::default(),
         }
     }
 }
@@ -145,6 +258,14 @@ pub(crate) struct RawTaskDefinitions {
     pub exclude_families: Vec<GlobText>,
     #[serde(default = "default_true")]
     pub ecr_and_logs_on_ec2: bool,
+    #[serde(default)]
+    pub include_inactive_in_use: bool,
+    #[serde(default = "default_grace")]
+    pub prune_grace_period: DurationText,
+}
+
+fn default_grace() -> DurationText {
+    DurationText(Duration::from_secs(3600))
 }
 
 impl Default for RawTaskDefinitions {
@@ -153,6 +274,8 @@ impl Default for RawTaskDefinitions {
             include_families: default_include(),
             exclude_families: Vec::new(),
             ecr_and_logs_on_ec2: true,
+            include_inactive_in_use: false,
+            prune_grace_period: default_grace(),
         }
     }
 }
@@ -257,7 +380,7 @@ fn default_max_interval() -> DurationText {
     DurationText(Duration::from_secs(30))
 }
 fn default_max_elapsed() -> DurationText {
-    DurationText(Duration::from_secs(120))
+    DurationText(Duration::from_secs(10))
 }
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 9464))
@@ -465,4 +588,21 @@ fn is_aws_id(text: &str, prefix: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     })
+}
+
+/// An IAM path (`/`, `/ecs/`): starts and ends with `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IamPath(pub String);
+
+impl<'de> Deserialize<'de> for IamPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.starts_with('/') && text.ends_with('/') {
+            Ok(IamPath(text))
+        } else {
+            Err(de::Error::custom(format!(
+                "`{text}` is not an IAM path: it must start and end with `/` (like `/ecs/`)"
+            )))
+        }
+    }
 }

@@ -221,6 +221,44 @@ fn errors_name_the_file_the_key_path_and_the_line() {
             "safety.never_grant[0]",
             "not a valid glob",
         ),
+        (
+            &format!("{MINIMAL}resync_jitter: 1.5\n"),
+            "execrole.yaml:4",
+            "resync_jitter",
+            "not a fraction",
+        ),
+        (
+            &format!("{MINIMAL}rate_limits:\n  iam:\n    per_second: 0\n    burst: 1\n"),
+            "execrole.yaml:5",
+            "rate_limits.iam",
+            "at least 1",
+        ),
+        (
+            &format!("{MINIMAL}events:\n  queue_url: https://example.com/q\n"),
+            "execrole.yaml:5",
+            "events.queue_url",
+            "not an SQS queue URL",
+        ),
+        (
+            &format!(
+                "{MINIMAL}events:\n  queue_url: https://sqs.eu-west-1.amazonaws.com/123456789012/q\n  wait_time: 30s\n"
+            ),
+            "execrole.yaml:6",
+            "events.wait_time",
+            "at most 20s",
+        ),
+        (
+            &format!("{MINIMAL}safety:\n  role_selection:\n    path_prefixes: [ecs]\n"),
+            "execrole.yaml:6",
+            "safety.role_selection.path_prefixes[0]",
+            "must start and end with `/`",
+        ),
+        (
+            &format!("{MINIMAL}reload:\n  poll_interval: 1ms\n"),
+            "execrole.yaml:5",
+            "reload.poll_interval",
+            "at least 100ms",
+        ),
     ];
     for (text, location, path, message) in cases {
         let err = load(text).unwrap_err();
@@ -249,4 +287,55 @@ fn the_example_and_demo_configs_are_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+#[test]
+fn runtime_keys_have_defaults_and_are_read() {
+    let config = load(MINIMAL).unwrap();
+    assert_eq!(config.settle_window, Duration::from_secs(30));
+    assert_eq!(config.resync_jitter, 0.1);
+    assert_eq!(
+        config.rate_limits.iam,
+        RateLimit {
+            per_second: 5,
+            burst: 10
+        }
+    );
+    assert_eq!(config.events, None);
+    assert!(config.reload.watch_file);
+    assert!(!config.include_inactive_in_use);
+    assert_eq!(config.prune_grace_period, Duration::from_secs(3600));
+    assert!(config.safety.role_selection.selects_all());
+
+    let config = load(&format!(
+        "{MINIMAL}settle_window: 5s\nresync_jitter: 0.25\nrate_limits:\n  ecs: {{per_second: 3, burst: 4}}\n\
+         events:\n  queue_url: https://sqs.eu-west-1.amazonaws.com/123456789012/execrole-events\n  wait_time: 5s\n\
+         reload:\n  watch_file: false\n  poll_interval: 2s\n\
+         task_definitions:\n  include_inactive_in_use: true\n  prune_grace_period: 15m\n\
+         safety:\n  role_selection:\n    path_prefixes: [/ecs/]\n    tags: {{team: platform}}\n"
+    ))
+    .unwrap();
+    assert_eq!(config.settle_window, Duration::from_secs(5));
+    assert_eq!(config.resync_jitter, 0.25);
+    assert_eq!(
+        config.rate_limits.ecs,
+        RateLimit {
+            per_second: 3,
+            burst: 4
+        }
+    );
+    assert_eq!(config.rate_limits.iam.per_second, 5);
+    let events = config.events.clone().unwrap();
+    assert_eq!(events.region, "eu-west-1");
+    assert_eq!(events.wait_time, Duration::from_secs(5));
+    assert!(!config.reload.watch_file);
+    assert_eq!(config.reload.poll_interval, Duration::from_secs(2));
+    assert!(config.include_inactive_in_use);
+    assert_eq!(config.prune_grace_period, Duration::from_secs(900));
+    let selection = &config.safety.role_selection;
+    let team = vec![("team".to_string(), "platform".to_string())];
+    assert!(selection.selects("/ecs/", &team));
+    assert!(!selection.selects("/", &team));
+    assert!(!selection.selects("/ecs/", &[]));
+    assert!(!selection.selects("/ecs/", &[("team".into(), "other".into())]));
 }
