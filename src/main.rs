@@ -124,13 +124,16 @@ fn init_tracing(config: &Config, level: &str) {
     }
 }
 
+async fn client_factory(config: &Config, metrics: Arc<Metrics>) -> ClientFactory {
+    ClientFactory::from_env(metrics, RetryPolicy::from(&config.backoff)).await
+}
+
 async fn build_controller(
     config: Config,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
 ) -> Controller {
-    let factory =
-        ClientFactory::from_env(metrics.clone(), RetryPolicy::from(&config.backoff)).await;
+    let factory = client_factory(&config, metrics.clone()).await;
     Controller::new(config, &factory, metrics, health).await
 }
 
@@ -177,6 +180,7 @@ async fn run_command(
     if dry_run {
         config.mode = Mode::DryRun;
     }
+    let force_dry_run = dry_run;
     if let Some(listen) = listen {
         config.http_listen = listen;
     }
@@ -190,6 +194,8 @@ async fn run_command(
     let health = Arc::new(Health::default());
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
+    let reload_requests = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(wait_for_hangups(reload_requests.clone()));
 
     if once {
         let mode = config.mode;
@@ -211,12 +217,32 @@ async fn run_command(
         health: health.clone(),
     };
     let server = tokio::spawn(http::serve(listener, state, shutdown.clone()));
-    let controller = build_controller(config, metrics, health).await;
-    controller.run(shutdown.clone()).await;
+    let factory = client_factory(&config, metrics.clone()).await;
+    let controller = Controller::new(config, &factory, metrics, health).await;
+    if force_dry_run {
+        controller.force_dry_run();
+    }
+    controller
+        .run(shutdown.clone(), &factory, reload_requests)
+        .await;
     shutdown.cancel();
     server.await.context("the HTTP server panicked")??;
     tracing::info!("execrole stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ask for a config reload on every SIGHUP.
+async fn wait_for_hangups(requests: Arc<tokio::sync::Notify>) {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut signal) => {
+            while signal.recv().await.is_some() {
+                requests.notify_one();
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGHUP; reload by editing the file instead")
+        }
+    }
 }
 
 /// Cancel `shutdown` on SIGTERM or SIGINT.

@@ -50,6 +50,18 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// `execrole_build_info{version}`.
     pub build_info: IntGaugeVec,
+    /// `execrole_work_queue_depth`.
+    pub work_queue_depth: IntGauge,
+    /// `execrole_work_queue_in_flight`.
+    pub work_queue_in_flight: IntGauge,
+    /// `execrole_work_queue_adds_total`.
+    pub work_queue_adds: IntCounter,
+    /// `execrole_work_queue_retries_total{reason}`.
+    pub work_queue_retries: IntCounterVec,
+    /// `execrole_config_reloads_total{result}`.
+    pub config_reloads: IntCounterVec,
+    /// `execrole_events_received_total{result}`.
+    pub events_received: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -234,6 +246,39 @@ impl Metrics {
                 "Build information; the value is always 1.",
                 &["version"],
             ),
+            work_queue_depth: gauge(
+                &r,
+                "execrole_work_queue_depth",
+                "Execution roles waiting in the work queue (due now or later).",
+            ),
+            work_queue_in_flight: gauge(
+                &r,
+                "execrole_work_queue_in_flight",
+                "Execution roles being reconciled right now.",
+            ),
+            work_queue_adds: counter(
+                &r,
+                "execrole_work_queue_adds_total",
+                "Requests to reconcile a role (resyncs, changes, events, requeues); duplicates collapse in the queue.",
+            ),
+            work_queue_retries: counter_vec(
+                &r,
+                "execrole_work_queue_retries_total",
+                "Roles requeued after a failed or held-back reconcile, by reason (backoff: retryable error; resync: terminal error; capped: blast-radius cap; settle: re-check after a write).",
+                &["reason"],
+            ),
+            config_reloads: counter_vec(
+                &r,
+                "execrole_config_reloads_total",
+                "Config reloads, by result (applied, unchanged, invalid, read_failed).",
+                &["result"],
+            ),
+            events_received: counter_vec(
+                &r,
+                "execrole_events_received_total",
+                "Messages received from the events queue, by result (acted, ignored, invalid).",
+                &["result"],
+            ),
             registry: r,
         };
         metrics
@@ -243,7 +288,7 @@ impl Metrics {
         for result in ["success", "failure"] {
             metrics.passes.with_label_values(&[result]);
         }
-        for result in ["in_sync", "applied", "pending", "error"] {
+        for result in ["in_sync", "applied", "pending", "error", "not_selected"] {
             metrics.reconciles.with_label_values(&[result]);
         }
         for kind in DRIFT_KINDS {
@@ -251,6 +296,15 @@ impl Metrics {
         }
         for operation in IAM_WRITE_OPERATIONS {
             metrics.iam_writes.with_label_values(&[operation]);
+        }
+        for reason in ["backoff", "resync", "capped", "settle"] {
+            metrics.work_queue_retries.with_label_values(&[reason]);
+        }
+        for result in ["applied", "unchanged", "invalid", "read_failed"] {
+            metrics.config_reloads.with_label_values(&[result]);
+        }
+        for result in ["acted", "ignored", "invalid"] {
+            metrics.events_received.with_label_values(&[result]);
         }
         metrics
     }
@@ -328,6 +382,10 @@ mod tests {
             "execrole_aws_requests_total",
             "execrole_build_info",
             "execrole_ready",
+            "execrole_work_queue_depth",
+            "execrole_work_queue_retries_total",
+            "execrole_config_reloads_total",
+            "execrole_events_received_total",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 pub use error::{AwsError, ErrorKind};
 pub use facts::{FactsApi, SdkFacts};
-pub use retry::{RetryPolicy, call_with_retry};
+pub use retry::{KeyBackoff, RetryPolicy, call_with_retry, jittered};
 use retry::{absent_as_none, send};
 pub use sdk::{ClientFactory, SdkEcs, SdkIam};
 

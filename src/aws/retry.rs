@@ -240,3 +240,101 @@ mod tests {
         assert!(metrics.aws_requests("ecs", "ListTaskDefinitions", "error") > 3);
     }
 }
+
+/// Per-key exponential backoff for the work queue: doubling from `initial_interval` up to `max_interval`, ±50 %
+/// jitter, and no give-up time (a role keeps being retried, ever more slowly, until it succeeds). Reset on
+/// success. Time comes from `tokio::time`.
+#[derive(Debug, Clone)]
+pub struct KeyBackoff {
+    inner: ExponentialBackoff<TokioClock>,
+}
+
+impl KeyBackoff {
+    /// A fresh backoff for one key.
+    pub fn new(initial_interval: Duration, max_interval: Duration) -> KeyBackoff {
+        let mut inner = ExponentialBackoff {
+            current_interval: initial_interval,
+            initial_interval,
+            randomization_factor: 0.5,
+            multiplier: 2.0,
+            max_interval,
+            start_time: TokioClock.now(),
+            max_elapsed_time: None,
+            clock: TokioClock,
+        };
+        inner.reset();
+        KeyBackoff { inner }
+    }
+
+    /// The wait before the next retry (grows with each call).
+    pub fn next_delay(&mut self) -> Duration {
+        // With no give-up time the crate always answers; the fallback only guards the type.
+        self.inner.next_backoff().unwrap_or(self.inner.max_interval)
+    }
+}
+
+/// `base` times a random factor in `1 ± factor` (the resync jitter), drawn the way the backoff crate
+/// randomises its waits.
+pub fn jittered(base: Duration, factor: f64) -> Duration {
+    let mut once = ExponentialBackoff {
+        current_interval: base,
+        initial_interval: base,
+        randomization_factor: factor.clamp(0.0, 1.0),
+        multiplier: 1.0,
+        max_interval: base,
+        start_time: TokioClock.now(),
+        max_elapsed_time: None,
+        clock: TokioClock,
+    };
+    once.next_backoff().unwrap_or(base)
+}
+
+#[cfg(test)]
+mod key_backoff_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn key_backoff_grows_to_its_ceiling_and_never_gives_up() {
+        let initial = Duration::from_secs(1);
+        let max = Duration::from_secs(60);
+        let mut backoff = KeyBackoff::new(initial, max);
+        let mut previous_ceiling = Duration::ZERO;
+        for attempt in 0..40u32 {
+            let delay = backoff.next_delay();
+            // Interval n is initial × 2^n capped at max, then ±50 % jitter.
+            let interval = initial
+                .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+                .min(max);
+            assert!(
+                delay >= interval.mul_f64(0.5),
+                "attempt {attempt}: {delay:?}"
+            );
+            assert!(
+                delay <= interval.mul_f64(1.5),
+                "attempt {attempt}: {delay:?}"
+            );
+            assert!(interval >= previous_ceiling);
+            previous_ceiling = interval;
+            // Time passing does not make it give up: there is no max_elapsed.
+            tokio::time::advance(Duration::from_secs(3600)).await;
+        }
+        let fresh = KeyBackoff::new(initial, max).next_delay();
+        assert!(
+            fresh <= initial.mul_f64(1.5),
+            "a fresh backoff starts over: {fresh:?}"
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_its_fraction_and_varies() {
+        let base = Duration::from_secs(300);
+        let draws: Vec<Duration> = (0..200).map(|_| jittered(base, 0.1)).collect();
+        assert!(
+            draws
+                .iter()
+                .all(|d| *d >= base.mul_f64(0.9) && *d <= base.mul_f64(1.1))
+        );
+        assert!(draws.iter().any(|d| *d != draws[0]), "no jitter at all");
+        assert_eq!(jittered(base, 0.0), base);
+    }
+}

@@ -1,26 +1,37 @@
-//! The controller: a full pass per resync interval (list, describe what is new, derive, group revisions by
-//! execution role, then reconcile each role with bounded concurrency) until shutdown. A failing target, Region,
-//! revision or role never stops the others; work in flight drains on shutdown.
+//! The controller, in kube-rs vocabulary: *sweeps* observe the world (per target: list every page, describe
+//! each new revision once, derive, group by execution role) and publish each role's desired state; a keyed
+//! *work queue* of roles feeds a bounded set of *workers*, each of which reconciles one role (`desired`,
+//! `observed`, `delta`, apply) and turns the result into the role's next run time: nothing (wait for a change),
+//! after a settle window (it wrote), with per-role exponential backoff (a retryable error), or at the resync
+//! interval (a terminal error). Sweeps repeat every resync interval with jitter, or at once when an event or a
+//! config reload asks. A failing target, Region, revision or role never stops the others; on shutdown, work in
+//! flight drains.
 //!
-//! It talks to AWS only through the `aws` traits, so tests drive it with in-memory fakes. It does not render plans
-//! (`plan`) or serve HTTP (`http`); it records metrics and readiness for them.
+//! `pass` runs the same steps once, synchronously, for `run --once`, `plan` and tests. The controller talks to AWS
+//! only through the `aws` traits, so tests drive it with in-memory fakes and a paused clock. It does not render
+//! plans (`plan`) or serve HTTP (`http`); it records metrics and readiness for them.
 
 mod lookups;
+mod queue;
 mod reconcile;
+mod reload;
+mod runtime;
 mod watcher;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+pub use queue::WorkQueue;
 pub use reconcile::{ApplyRules, Outcome, PolicyCache, RoleReport, reconcile};
+pub use reload::ReloadOutcome;
 
-use crate::aws::{ClientFactory, EcsApi, FactsApi, IamApi};
+use crate::aws::{ClientFactory, EcsApi, FactsApi, IamApi, KeyBackoff};
 use crate::config::{Config, Mode, Target};
 use crate::derive::{self, DeriveContext, Finding, FindingKind, Requirement};
 use crate::metrics::Metrics;
@@ -91,15 +102,6 @@ impl PassReport {
     }
 }
 
-/// Roles in drift at the end of a pass, by kind (the `kind` label of `execrole_roles_in_drift`).
-struct Drift {
-    missing: i64,
-    excess: i64,
-    blocked: i64,
-    over_granted: i64,
-    trust: i64,
-}
-
 /// Rule 13's permissions as requirements, with the config as their reason.
 fn insights_requirements(configure: bool, view: bool) -> Vec<Requirement> {
     derive::container_insights_permissions(configure, view)
@@ -118,17 +120,131 @@ fn insights_requirements(configure: bool, view: bool) -> Vec<Requirement> {
 /// What the revisions naming one role contribute: their names, requirements and findings.
 type RoleInputs = (BTreeSet<String>, Vec<Requirement>, BTreeSet<Finding>);
 
-/// The reconciling controller.
-pub struct Controller {
+/// Whether a role is in drift, by kind (the `kind` label of `execrole_roles_in_drift`), as its last reconcile saw
+/// it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct DriftFlags {
+    missing: bool,
+    excess: bool,
+    blocked: bool,
+    over_granted: bool,
+    trust: bool,
+}
+
+impl DriftFlags {
+    /// Drift that a write can clear counts only while it remains (not written: dry-run, capped, failed); what no
+    /// write of ours can clear (blocked, over-granted elsewhere) counts whenever it is seen.
+    fn of(report: &RoleReport) -> DriftFlags {
+        let Some(plan) = &report.plan else {
+            return DriftFlags::default();
+        };
+        let remains = matches!(report.outcome, Outcome::Pending | Outcome::Error);
+        DriftFlags {
+            missing: remains
+                && (!plan.added.is_empty() || (!plan.role_exists && plan.desired.is_some())),
+            excess: remains && (!plan.removed.is_empty() || !plan.removed_other.is_empty()),
+            blocked: !plan.blocked.is_empty(),
+            over_granted: !plan.over_granted.is_empty(),
+            trust: remains && plan.trust_update.is_some(),
+        }
+    }
+}
+
+/// The configuration in force and the clients it asked for; replaced as a whole on reload.
+pub(crate) struct Runtime {
     config: Config,
     targets: Vec<(Target, TargetClients)>,
+}
+
+/// A role's desired state, from the last sweep of its target.
+#[derive(Clone)]
+struct RoleEntry {
+    desired: DesiredRole,
+    iam: Arc<dyn IamApi>,
+    /// Whether every in-scope revision of the account was seen and every look-up answered (only then may
+    /// permissions be removed).
+    complete: bool,
+}
+
+impl RoleEntry {
+    fn same_as(&self, other: &RoleEntry) -> bool {
+        self.desired == other.desired && self.complete == other.complete
+    }
+}
+
+/// What one sweep of one target saw.
+struct Sweep {
+    account: String,
+    roles: Vec<RoleEntry>,
+    /// Findings of revisions that name no usable role.
+    loose: Vec<Finding>,
+    /// What could not be observed.
+    errors: Vec<String>,
+    /// In-scope revisions counted.
+    watched: usize,
+}
+
+impl Sweep {
+    fn is_complete(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// The blast-radius cap outside `pass`: at most `max_roles_written_per_pass` roles written per window of one
+/// resync interval.
+struct WriteBudget {
+    window: Mutex<tokio::time::Instant>,
+    used: AtomicUsize,
+}
+
+impl WriteBudget {
+    fn new() -> WriteBudget {
+        WriteBudget {
+            window: Mutex::new(tokio::time::Instant::now()),
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// The counter of the current window (a new window starts once `length` has passed), and the window's end.
+    fn current(&self, length: Duration) -> (&AtomicUsize, tokio::time::Instant) {
+        let mut start = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let now = tokio::time::Instant::now();
+        if now >= *start + length {
+            *start = now;
+            self.used.store(0, Ordering::SeqCst);
+        }
+        (&self.used, *start + length)
+    }
+}
+
+/// The reconciling controller.
+pub struct Controller {
+    runtime: RwLock<Arc<Runtime>>,
+    /// `run --dry-run`: observe only, whatever any config (also a reloaded one) says.
+    force_dry_run: AtomicBool,
     watcher: Watcher,
     facts: lookups::FactCache,
     policies: PolicyCache,
-    /// The findings of the last full pass, so that each is logged when it appears and when it goes away.
-    last_findings: std::sync::Mutex<BTreeSet<Finding>>,
+    /// Desired state per role, from the last sweep of each target.
+    roles: Mutex<BTreeMap<RoleKey, RoleEntry>>,
+    /// Drift per role, from its last reconcile.
+    drift: Mutex<BTreeMap<RoleKey, DriftFlags>>,
+    /// Findings per account from its last sweep, and the set last logged.
+    findings: Mutex<BTreeMap<String, BTreeSet<Finding>>>,
+    logged_findings: Mutex<BTreeSet<Finding>>,
+    /// Per account: whether its last sweep saw everything, and how many revisions it counted.
+    swept: Mutex<BTreeMap<String, (bool, usize)>>,
+    queue: WorkQueue<RoleKey>,
+    backoffs: Mutex<HashMap<RoleKey, KeyBackoff>>,
+    budget: WriteBudget,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every update under these locks is a single insert, remove or swap: a poisoned lock still holds
+    // consistent data.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Controller {
@@ -139,138 +255,94 @@ impl Controller {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> Controller {
-        let mut targets = Vec::new();
-        for target in &config.targets {
-            targets.push((target.clone(), clients.clients(target).await));
-        }
+        let runtime = Runtime::build(config, clients).await;
         Controller {
-            facts: lookups::FactCache::new(config.lookup_cache_ttl),
-            policies: PolicyCache::default(),
-            last_findings: std::sync::Mutex::new(BTreeSet::new()),
-            config,
-            targets,
+            facts: lookups::FactCache::new(runtime.config.lookup_cache_ttl),
+            runtime: RwLock::new(Arc::new(runtime)),
+            force_dry_run: AtomicBool::new(false),
             watcher: Watcher::default(),
+            policies: PolicyCache::default(),
+            roles: Mutex::new(BTreeMap::new()),
+            drift: Mutex::new(BTreeMap::new()),
+            findings: Mutex::new(BTreeMap::new()),
+            logged_findings: Mutex::new(BTreeSet::new()),
+            swept: Mutex::new(BTreeMap::new()),
+            queue: WorkQueue::new(),
+            backoffs: Mutex::new(HashMap::new()),
+            budget: WriteBudget::new(),
             metrics,
             health,
         }
     }
 
+    /// Observe only, whatever the config (and any reloaded config) says: `run --dry-run`.
+    pub fn force_dry_run(&self) {
+        self.force_dry_run.store(true, Ordering::SeqCst);
+    }
+
     /// The configuration in force.
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn config(&self) -> Config {
+        self.runtime().config.clone()
     }
 
-    /// Run passes every resync interval until `shutdown` fires. A pass in flight finishes the roles it started.
-    pub async fn run(&self, shutdown: CancellationToken) {
-        loop {
-            let report = self.pass(self.config.mode, &shutdown).await;
-            if shutdown.is_cancelled() {
-                break;
-            }
-            let _ = report;
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(self.config.resync_interval) => {}
-            }
+    fn runtime(&self) -> Arc<Runtime> {
+        self.runtime
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn mode(&self, config: &Config) -> Mode {
+        if self.force_dry_run.load(Ordering::SeqCst) {
+            Mode::DryRun
+        } else {
+            config.mode
         }
-        tracing::info!("controller stopped");
     }
 
-    /// One full pass: observe every target, derive, and reconcile every role in `mode`.
+    /// One full pass: sweep every target, then reconcile every role in `mode` with bounded concurrency, and
+    /// wait for all of it. `run --once`, `plan` and tests use it; the daemon runs the same steps through the
+    /// work queue.
     pub async fn pass(&self, mode: Mode, shutdown: &CancellationToken) -> PassReport {
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
+        let rt = self.runtime();
         let mut report = PassReport::default();
-        let mut roles: Vec<(DesiredRole, Arc<dyn IamApi>, bool)> = Vec::new();
-        let mut findings_by_kind: BTreeMap<FindingKind, i64> = BTreeMap::new();
-        let mut watched = 0usize;
-        for (target, clients) in &self.targets {
-            let view = self
-                .watcher
-                .observe_target(&self.config, target, &clients.ecs, &self.metrics)
-                .await;
-            watched += view.task_definitions.len();
-            let complete = view.is_complete();
+        let mut keys: Vec<RoleKey> = Vec::new();
+        for index in 0..rt.targets.len() {
+            let sweep = self.sweep(&rt, index).await;
             report.observe_errors.extend(
-                view.errors
+                sweep
+                    .errors
                     .iter()
-                    .map(|e| format!("account {}: {e}", target.account)),
+                    .map(|e| format!("account {}: {e}", sweep.account)),
             );
-            let derivations = self
-                .derive_all(target, clients, &view.task_definitions)
-                .await;
-            let (desired, loose) = self.desired_roles(target, derivations);
-            for finding in desired
-                .iter()
-                .flat_map(|d| d.findings.iter())
-                .chain(loose.iter())
-            {
-                *findings_by_kind.entry(finding.kind).or_default() += 1;
-            }
-            report.plan.findings.extend(loose);
-            // A failed look-up leaves a need undecided (e.g. kms:Decrypt): treat the role like a partial view, so
-            // that nothing it may still need is removed meanwhile.
-            roles.extend(desired.into_iter().map(|d| {
-                let decided = !d
-                    .findings
-                    .iter()
-                    .any(|f| f.kind == FindingKind::UnresolvedLookup);
-                (d, clients.iam.clone(), complete && decided)
-            }));
+            report.plan.findings.extend(sweep.loose.iter().cloned());
+            keys.extend(sweep.roles.iter().map(|r| r.desired.key.clone()));
+            self.publish(&rt, sweep);
         }
-
-        let role_count = roles.len();
-        let policy_name = self.config.inline_policy_name.as_str();
-        let metrics = self.metrics.as_ref();
-        let cache = &self.policies;
-        let safety = &self.config.safety;
-        let roles_written = std::sync::atomic::AtomicUsize::new(0);
+        let role_count = keys.len();
+        let roles_written = AtomicUsize::new(0);
         let roles_written = &roles_written;
-        let reports: Vec<(RoleKey, RoleReport)> = futures::stream::iter(roles)
+        let rt = &rt;
+        let reports: Vec<(RoleKey, RoleReport)> = futures::stream::iter(keys)
             .filter(|_| std::future::ready(!shutdown.is_cancelled()))
-            .map(|(desired, iam, complete)| async move {
-                let rules = ApplyRules {
-                    mode,
-                    complete,
-                    safety,
-                    roles_written,
-                };
-                let result =
-                    reconcile(&desired, iam.as_ref(), policy_name, rules, metrics, cache).await;
-                (desired.key.clone(), result)
+            .map(|key| async move {
+                let result = self.reconcile_key(rt, &key, mode, roles_written).await;
+                result.map(|r| (key, r))
             })
-            .buffer_unordered(self.config.concurrency)
+            .buffer_unordered(rt.config.concurrency)
+            .filter_map(std::future::ready)
             .collect()
             .await;
-
         report.interrupted = reports.len() < role_count;
         let mut role_plans: Vec<RolePlan> = Vec::new();
-        let (mut missing, mut excess, mut blocked, mut over_granted, mut trust) =
-            (0i64, 0i64, 0i64, 0i64, 0i64);
         for (key, role) in reports {
             *report.outcomes.entry(role.outcome.as_str()).or_default() += 1;
             report.writes += role.writes;
             if let Some(error) = &role.error {
-                tracing::warn!(role = %key, error = %error, "reconcile failed");
                 report.plan.errors.push((key.clone(), error.to_string()));
             }
             if let Some(plan) = role.plan {
-                if let Some(doc) = &plan.desired {
-                    let ratio = crate::policy::iam_size(doc) as f64
-                        / crate::plan::INLINE_POLICY_LIMIT as f64;
-                    self.metrics.policy_size_ratio.observe(ratio);
-                }
-                let remains = matches!(role.outcome, Outcome::Pending | Outcome::Error);
-                if remains
-                    && (!plan.added.is_empty() || (!plan.role_exists && plan.desired.is_some()))
-                {
-                    missing += 1;
-                }
-                if remains && (!plan.removed.is_empty() || !plan.removed_other.is_empty()) {
-                    excess += 1;
-                }
-                blocked += i64::from(!plan.blocked.is_empty());
-                trust += i64::from(remains && plan.trust_update.is_some());
-                over_granted += i64::from(!plan.over_granted.is_empty());
                 role_plans.push(plan);
             }
         }
@@ -279,28 +351,257 @@ impl Controller {
         report.plan.errors.sort();
         report.plan.findings.sort();
         report.duration = started.elapsed();
-
-        let drift = Drift {
-            missing,
-            excess,
-            blocked,
-            over_granted,
-            trust,
-        };
-        self.record_pass(&report, watched, &drift, &findings_by_kind);
+        self.record_pass(&report);
         report
+    }
+
+    /// Observe one target: list, describe what is new, derive, and group by role.
+    async fn sweep(&self, rt: &Runtime, index: usize) -> Sweep {
+        let (target, clients) = &rt.targets[index];
+        let view = self
+            .watcher
+            .observe_target(&rt.config, target, &clients.ecs, &self.metrics)
+            .await;
+        let complete = view.is_complete();
+        let derivations = self
+            .derive_all(&rt.config, target, clients, &view.task_definitions)
+            .await;
+        let (desired, loose) = Controller::desired_roles(&rt.config, target, derivations);
+        // A failed look-up leaves a need undecided (e.g. kms:Decrypt): treat the role like a partial view, so that
+        // nothing it may still need is removed meanwhile.
+        let roles = desired
+            .into_iter()
+            .map(|d| {
+                let decided = !d
+                    .findings
+                    .iter()
+                    .any(|f| f.kind == FindingKind::UnresolvedLookup);
+                RoleEntry {
+                    desired: d,
+                    iam: clients.iam.clone(),
+                    complete: complete && decided,
+                }
+            })
+            .collect();
+        Sweep {
+            account: target.account.clone(),
+            roles,
+            loose,
+            errors: view.errors,
+            watched: view.task_definitions.len(),
+        }
+    }
+
+    /// Make a sweep's roles the desired state of its account. Returns the roles that are new or whose desired
+    /// state changed; roles no longer named by any in-scope revision are forgotten (never touched again).
+    fn publish(&self, rt: &Runtime, sweep: Sweep) -> Vec<RoleKey> {
+        let account = sweep.account.clone();
+        let complete = sweep.is_complete();
+        let mut findings: BTreeSet<Finding> = sweep.loose.iter().cloned().collect();
+        let mut changed = Vec::new();
+        {
+            let mut roles = lock(&self.roles);
+            let mut fresh: BTreeMap<RoleKey, RoleEntry> = BTreeMap::new();
+            for entry in sweep.roles {
+                findings.extend(entry.desired.findings.iter().cloned());
+                fresh.insert(entry.desired.key.clone(), entry);
+            }
+            let gone: Vec<RoleKey> = roles
+                .keys()
+                .filter(|k| k.account == account && !fresh.contains_key(*k))
+                .cloned()
+                .collect();
+            for key in gone {
+                roles.remove(&key);
+                lock(&self.drift).remove(&key);
+                lock(&self.backoffs).remove(&key);
+                self.queue.remove(&key);
+                tracing::info!(role = %key, "no in-scope task definition names the role any more; it is no longer managed");
+            }
+            for (key, entry) in fresh {
+                let same = roles.get(&key).is_some_and(|old| old.same_as(&entry));
+                if !same {
+                    changed.push(key.clone());
+                }
+                roles.insert(key, entry);
+            }
+        }
+        // Accounts that left the config are forgotten with their roles.
+        let accounts: BTreeSet<&str> = rt.targets.iter().map(|(t, _)| t.account.as_str()).collect();
+        lock(&self.roles).retain(|k, _| accounts.contains(k.account.as_str()));
+        lock(&self.drift).retain(|k, _| accounts.contains(k.account.as_str()));
+        lock(&self.findings).retain(|a, _| accounts.contains(a.as_str()));
+        lock(&self.swept).retain(|a, _| accounts.contains(a.as_str()));
+
+        lock(&self.findings).insert(account.clone(), findings);
+        lock(&self.swept).insert(account, (complete, sweep.watched));
+        self.record_state(rt);
+        changed
+    }
+
+    /// Reconcile one role from its published desired state; `None` when the role is no longer managed.
+    async fn reconcile_key(
+        &self,
+        rt: &Runtime,
+        key: &RoleKey,
+        mode: Mode,
+        roles_written: &AtomicUsize,
+    ) -> Option<RoleReport> {
+        let entry = lock(&self.roles).get(key).cloned()?;
+        let rules = ApplyRules {
+            mode,
+            complete: entry.complete,
+            safety: &rt.config.safety,
+            roles_written,
+        };
+        let report = reconcile(
+            &entry.desired,
+            entry.iam.as_ref(),
+            &rt.config.inline_policy_name,
+            rules,
+            &self.metrics,
+            &self.policies,
+        )
+        .await;
+        if let Some(error) = &report.error {
+            tracing::warn!(role = %key, error = %error, retryable = error.is_retryable(), "reconcile failed");
+        }
+        if let Some(doc) = report.plan.as_ref().and_then(|p| p.desired.as_ref()) {
+            let ratio =
+                crate::policy::iam_size(doc) as f64 / crate::plan::INLINE_POLICY_LIMIT as f64;
+            self.metrics.policy_size_ratio.observe(ratio);
+        }
+        if lock(&self.roles).contains_key(key) {
+            lock(&self.drift).insert(key.clone(), DriftFlags::of(&report));
+        }
+        self.record_drift();
+        Some(report)
+    }
+
+    /// The drift gauges, from every managed role's last reconcile.
+    fn record_drift(&self) {
+        let drift = lock(&self.drift);
+        let count = |f: fn(&DriftFlags) -> bool| drift.values().filter(|d| f(d)).count() as i64;
+        let m = &self.metrics;
+        m.roles_in_drift
+            .with_label_values(&["missing"])
+            .set(count(|d| d.missing));
+        m.roles_in_drift
+            .with_label_values(&["excess"])
+            .set(count(|d| d.excess));
+        m.roles_in_drift
+            .with_label_values(&["blocked"])
+            .set(count(|d| d.blocked));
+        m.roles_in_drift
+            .with_label_values(&["over_granted"])
+            .set(count(|d| d.over_granted));
+        m.roles_in_drift
+            .with_label_values(&["trust"])
+            .set(count(|d| d.trust));
+    }
+
+    /// Gauges and readiness from the published state: roles managed, revisions watched, findings (each logged
+    /// once when it appears and once when it goes away), ready when every target's last sweep saw everything.
+    fn record_state(&self, rt: &Runtime) {
+        let m = &self.metrics;
+        m.roles_managed.set(lock(&self.roles).len() as i64);
+        let swept = lock(&self.swept).clone();
+        m.task_definitions_watched
+            .set(swept.values().map(|(_, n)| *n as i64).sum());
+        let ready = rt
+            .targets
+            .iter()
+            .all(|(t, _)| swept.get(&t.account).is_some_and(|(ok, _)| *ok));
+        self.health.ready.store(ready, Ordering::SeqCst);
+        m.ready.set(i64::from(ready));
+
+        let current: BTreeSet<Finding> = lock(&self.findings)
+            .values()
+            .flat_map(|f| f.iter().cloned())
+            .collect();
+        let mut by_kind: BTreeMap<FindingKind, i64> = BTreeMap::new();
+        for finding in &current {
+            *by_kind.entry(finding.kind).or_default() += 1;
+        }
+        m.findings.reset();
+        for (kind, count) in by_kind {
+            m.findings.with_label_values(&[kind.as_str()]).set(count);
+        }
+        let mut logged = lock(&self.logged_findings);
+        for finding in current.difference(&logged) {
+            tracing::warn!(
+                kind = finding.kind.as_str(),
+                blocking = finding.kind.is_blocking(),
+                task_definition = %finding.task_definition,
+                container = finding.container.as_deref().unwrap_or(""),
+                field = finding.field.as_deref().unwrap_or(""),
+                "finding: {}",
+                finding.message
+            );
+        }
+        for finding in logged.difference(&current) {
+            tracing::info!(
+                kind = finding.kind.as_str(),
+                task_definition = %finding.task_definition,
+                field = finding.field.as_deref().unwrap_or(""),
+                "finding resolved"
+            );
+        }
+        *logged = current;
+    }
+
+    /// Count a pass and log its summary.
+    fn record_pass(&self, report: &PassReport) {
+        if report.interrupted {
+            tracing::info!(
+                reconciled = report.plan.roles.len(),
+                writes = report.writes,
+                "pass interrupted by shutdown"
+            );
+            return;
+        }
+        let success = report.is_success();
+        self.count_pass(success);
+        tracing::info!(
+            result = if success { "success" } else { "failure" },
+            roles = report.plan.roles.len(),
+            in_sync = report.outcomes.get("in_sync").copied().unwrap_or(0),
+            applied = report.outcomes.get("applied").copied().unwrap_or(0),
+            pending = report.outcomes.get("pending").copied().unwrap_or(0),
+            errors = report.outcomes.get("error").copied().unwrap_or(0),
+            writes = report.writes,
+            task_definitions = self.metrics.task_definitions_watched.get(),
+            cached = self.watcher.cached_count(),
+            duration_ms = report.duration.as_millis() as u64,
+            "pass finished"
+        );
+    }
+
+    fn count_pass(&self, success: bool) {
+        self.metrics
+            .passes
+            .with_label_values(&[if success { "success" } else { "failure" }])
+            .inc();
+        if success {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            self.metrics.last_success.set(now as i64);
+        }
     }
 
     /// Derive every revision, answering the look-ups derivation asks for (a secret's key is only known after the
     /// secret is described, so this takes a few rounds; it stops when no new look-up is asked).
     async fn derive_all(
         &self,
+        config: &Config,
         target: &Target,
         clients: &TargetClients,
         task_definitions: &[Arc<crate::model::TaskDefinition>],
     ) -> Vec<derive::Derivation> {
         const MAX_ROUNDS: usize = 4;
-        let options = self.config.derive_options();
+        let options = config.derive_options();
         let mut facts = derive::Facts::new();
         let mut round = 0;
         loop {
@@ -324,7 +625,7 @@ impl Controller {
                     missing.into_iter().collect(),
                     clients.facts.as_ref(),
                     &mut facts,
-                    self.config.concurrency,
+                    config.concurrency,
                     &self.metrics,
                 )
                 .await;
@@ -334,7 +635,7 @@ impl Controller {
     /// Group derivations by execution role. Returns the roles and the findings of revisions that name no usable
     /// role.
     fn desired_roles(
-        &self,
+        config: &Config,
         target: &Target,
         derivations: Vec<derive::Derivation>,
     ) -> (Vec<DesiredRole>, Vec<Finding>) {
@@ -366,14 +667,13 @@ impl Controller {
             .first()
             .map(|r| crate::model::partition_for_region(r))
             .unwrap_or("aws");
-        let managed_policy_arn = (self.config.baseline == derive::Baseline::ManagedPolicy)
+        let managed_policy_arn = (config.baseline == derive::Baseline::ManagedPolicy)
             .then(|| derive::managed_policy_arn(partition));
-        let trust_policy = self
-            .config
+        let trust_policy = config
             .trust_policy
             .manage
-            .then(|| self.trust_policy(target, partition));
-        let insights = &self.config.container_insights;
+            .then(|| Controller::trust_policy(config, target, partition));
+        let insights = &config.container_insights;
         let roles = by_role
             .into_iter()
             .map(|(key, (tds, mut requirements, findings))| {
@@ -395,8 +695,12 @@ impl Controller {
 
     /// The trust policy to enforce: `ecs-tasks.amazonaws.com`, hardened with the account and every Region of
     /// the target when configured.
-    fn trust_policy(&self, target: &Target, partition: &str) -> crate::policy::PolicyDocument {
-        if !self.config.trust_policy.harden {
+    fn trust_policy(
+        config: &Config,
+        target: &Target,
+        partition: &str,
+    ) -> crate::policy::PolicyDocument {
+        if !config.trust_policy.harden {
             return derive::trust_policy(partition, None);
         }
         let first = target
@@ -419,110 +723,15 @@ impl Controller {
         }
         doc
     }
+}
 
-    /// Log each finding once when it appears (warn) and once when it is gone (info), not at every pass.
-    fn log_findings(&self, report: &PassReport) {
-        let current: BTreeSet<Finding> = report
-            .plan
-            .findings
-            .iter()
-            .chain(report.plan.roles.iter().flat_map(|r| r.findings.iter()))
-            .cloned()
-            .collect();
-        let Ok(mut last) = self.last_findings.lock() else {
-            return;
-        };
-        for finding in current.difference(&last) {
-            tracing::warn!(
-                kind = finding.kind.as_str(),
-                blocking = finding.kind.is_blocking(),
-                task_definition = %finding.task_definition,
-                container = finding.container.as_deref().unwrap_or(""),
-                field = finding.field.as_deref().unwrap_or(""),
-                "finding: {}",
-                finding.message
-            );
+impl Runtime {
+    async fn build(config: Config, clients: &dyn ClientSource) -> Runtime {
+        let mut targets = Vec::new();
+        for target in &config.targets {
+            targets.push((target.clone(), clients.clients(target).await));
         }
-        for finding in last.difference(&current) {
-            tracing::info!(
-                kind = finding.kind.as_str(),
-                task_definition = %finding.task_definition,
-                field = finding.field.as_deref().unwrap_or(""),
-                "finding resolved"
-            );
-        }
-        *last = current;
-    }
-
-    fn record_pass(
-        &self,
-        report: &PassReport,
-        watched: usize,
-        drift: &Drift,
-        findings: &BTreeMap<FindingKind, i64>,
-    ) {
-        if report.interrupted {
-            // A pass cut short by shutdown says nothing about the world: leave every gauge as the last full pass
-            // set it.
-            tracing::info!(
-                reconciled = report.plan.roles.len(),
-                writes = report.writes,
-                "pass interrupted by shutdown"
-            );
-            return;
-        }
-        self.log_findings(report);
-        let m = &self.metrics;
-        let success = report.is_success();
-        m.passes
-            .with_label_values(&[if success { "success" } else { "failure" }])
-            .inc();
-        m.roles_managed.set(report.plan.roles.len() as i64);
-        m.roles_in_drift
-            .with_label_values(&["missing"])
-            .set(drift.missing);
-        m.roles_in_drift
-            .with_label_values(&["excess"])
-            .set(drift.excess);
-        m.roles_in_drift
-            .with_label_values(&["blocked"])
-            .set(drift.blocked);
-        m.roles_in_drift
-            .with_label_values(&["over_granted"])
-            .set(drift.over_granted);
-        m.roles_in_drift
-            .with_label_values(&["trust"])
-            .set(drift.trust);
-        m.task_definitions_watched.set(watched as i64);
-        m.findings.reset();
-        for (kind, count) in findings {
-            m.findings.with_label_values(&[kind.as_str()]).set(*count);
-        }
-        let observed_everything = report.observe_errors.is_empty();
-        if success {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            m.last_success.set(now as i64);
-        }
-        self.health
-            .ready
-            .store(observed_everything, Ordering::SeqCst);
-        m.ready.set(i64::from(observed_everything));
-        tracing::info!(
-            result = if success { "success" } else { "failure" },
-            roles = report.plan.roles.len(),
-            in_sync = report.outcomes.get("in_sync").copied().unwrap_or(0),
-            applied = report.outcomes.get("applied").copied().unwrap_or(0),
-            pending = report.outcomes.get("pending").copied().unwrap_or(0),
-            errors = report.outcomes.get("error").copied().unwrap_or(0),
-            writes = report.writes,
-            task_definitions = watched,
-            cached = self.watcher.cached_count(),
-            duration_ms = report.duration.as_millis() as u64,
-            "pass finished"
-        );
+        Runtime { config, targets }
     }
 }
 

@@ -20,6 +20,8 @@ pub enum Outcome {
     Pending,
     /// The role could not be read or written.
     Error,
+    /// The role is outside `safety.role_selection` (path or tags): observed, never written.
+    NotSelected,
 }
 
 impl Outcome {
@@ -30,6 +32,7 @@ impl Outcome {
             Outcome::Applied => "applied",
             Outcome::Pending => "pending",
             Outcome::Error => "error",
+            Outcome::NotSelected => "not_selected",
         }
     }
 }
@@ -45,6 +48,8 @@ pub struct RoleReport {
     pub error: Option<AwsError>,
     /// IAM writes made.
     pub writes: usize,
+    /// Whether a write was held back by the blast-radius cap (the role waits for the next window).
+    pub capped: bool,
 }
 
 /// What a reconcile may do beyond observing.
@@ -69,10 +74,19 @@ async fn observe(
     iam: &dyn IamApi,
     role: &str,
     policy_name: &str,
+    selection: &crate::config::RoleSelection,
     cache: &PolicyCache,
-) -> Result<ObservedRole, AwsError> {
-    let Some(info) = iam.get_role(role).await? else {
-        return Ok(ObservedRole {
+) -> Result<Option<ObservedRole>, AwsError> {
+    let info = iam.get_role(role).await?;
+    let selected = match &info {
+        Some(info) => selection.selects(&info.path, &info.tags),
+        None => selection.selects_all(),
+    };
+    if !selected {
+        return Ok(None);
+    }
+    let Some(info) = info else {
+        return Ok(Some(ObservedRole {
             exists: false,
             owned_policy: None,
             other_inline_policies: Vec::new(),
@@ -82,7 +96,7 @@ async fn observe(
             owned_managed: Vec::new(),
             other_policies: Vec::new(),
             boundary: None,
-        });
+        }));
     };
     let names = iam.list_role_policies(role).await?;
     let mut owned_policy = None;
@@ -139,7 +153,7 @@ async fn observe(
         Some(arn) => managed_document(iam, arn, cache).await?,
         None => None,
     };
-    Ok(ObservedRole {
+    Ok(Some(ObservedRole {
         exists: true,
         other_policies,
         boundary,
@@ -149,7 +163,7 @@ async fn observe(
         trust_policy: info.assume_role_policy,
         foreign_inline_size,
         owned_managed,
-    })
+    }))
 }
 
 /// Managed policy versions are immutable: their documents are cached by (ARN, version id), so each pass costs one
@@ -217,14 +231,26 @@ pub async fn reconcile(
     cache: &PolicyCache,
 ) -> RoleReport {
     let started = Instant::now();
-    let report = match observe(iam, &desired.key.name, policy_name, cache).await {
+    let selection = &rules.safety.role_selection;
+    let report = match observe(iam, &desired.key.name, policy_name, selection, cache).await {
         Err(error) => RoleReport {
             plan: None,
             outcome: Outcome::Error,
             error: Some(error),
             writes: 0,
+            capped: false,
         },
-        Ok(observed) => {
+        Ok(None) => {
+            tracing::debug!(role = %desired.key, "role outside safety.role_selection; not managed");
+            RoleReport {
+                plan: None,
+                outcome: Outcome::NotSelected,
+                error: None,
+                writes: 0,
+                capped: false,
+            }
+        }
+        Ok(Some(observed)) => {
             let delta = plan::plan_role(desired, &observed, policy_name);
             if rules.complete || !removes(&delta) {
                 apply(delta, observed, iam, rules, metrics).await
@@ -306,6 +332,7 @@ async fn apply(
         outcome,
         error,
         writes,
+        capped: false,
     };
     if !delta.role_exists {
         // Nothing can be written to a role that does not exist; its tasks cannot start if they need anything.
@@ -356,7 +383,10 @@ async fn apply(
         >= cap
     {
         tracing::warn!(role = %delta.key, cap, "not writing this pass: safety.max_roles_written_per_pass reached");
-        return done(delta, Outcome::Pending, None, 0);
+        return RoleReport {
+            capped: true,
+            ..done(delta, Outcome::Pending, None, 0)
+        };
     }
     let role = delta.key.name.clone();
     let policy = delta.policy_name.clone();

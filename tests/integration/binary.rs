@@ -161,14 +161,28 @@ async fn the_daemon_serves_metrics_health_and_readiness_and_stops_on_sigterm() {
     };
     assert!(ready);
     assert_eq!(http_get(&format!("{base}/healthz")).await.0, 200);
-    let (status, metrics) = http_get(&format!("{base}/metrics")).await;
-    assert_eq!(status, 200);
+    // Ready means the world was seen; the role is reconciled by a worker right after.
+    let applied = r#"execrole_reconciles_total{result="applied"} 1"#;
+    let metrics = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the role was never reconciled"
+        );
+        let (status, metrics) = http_get(&format!("{base}/metrics")).await;
+        assert_eq!(status, 200);
+        if metrics.lines().any(|l| l == applied) {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     for line in [
         r#"execrole_passes_total{result="success"} 1"#,
         r#"execrole_iam_writes_total{operation="PutRolePolicy"} 1"#,
         r#"execrole_reconciles_total{result="applied"} 1"#,
         "execrole_roles_managed 1",
         "execrole_ready 1",
+        r#"execrole_config_reloads_total{result="invalid"} 0"#,
+        r#"execrole_work_queue_retries_total{reason="settle"} 1"#,
         r#"execrole_aws_requests_total{operation="ListTaskDefinitions",outcome="success",service="ecs"} 1"#,
     ] {
         assert!(

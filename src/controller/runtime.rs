@@ -1,0 +1,254 @@
+//! The daemon: per-target sweep loops, the workers that drain the work queue, and the policy that turns a
+//! reconcile's result into the role's next run time (kube-rs's `Action` and `error_policy`). The loops run as
+//! one *generation* per configuration: a reload ends the generation (work in flight drains) and starts the next
+//! with the new configuration; shutdown ends the last one.
+//!
+//! Nothing here sleeps inside a reconcile: every wait is a run time in the queue or a sweep loop's timer, on
+//! `tokio::time`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Controller, Outcome, RoleReport, Runtime, lock};
+use crate::aws::{KeyBackoff, jittered};
+use crate::model::RoleKey;
+
+/// What to do with a role after its reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Nothing until something changes (a sweep or an event adds it again).
+    AwaitChange,
+    /// Nothing until the next periodic sweep of the role's target, which queues every role (a terminal error:
+    /// retrying sooner cannot help).
+    AwaitResync,
+    /// Run again after this long, with the reason for the `execrole_work_queue_retries_total` label.
+    Requeue(Duration, &'static str),
+}
+
+/// Per-target sweep triggers: an event or a reload asks for an account to be swept now.
+#[derive(Default)]
+pub(crate) struct Triggers {
+    by_account: std::sync::Mutex<std::collections::BTreeMap<String, Arc<Notify>>>,
+}
+
+impl Triggers {
+    pub(crate) fn of(&self, account: &str) -> Arc<Notify> {
+        lock(&self.by_account)
+            .entry(account.to_string())
+            .or_default()
+            .clone()
+    }
+}
+
+impl Controller {
+    /// Run until `shutdown` fires: sweeps, workers, and (when configured) the events loop and config reloads.
+    /// `reload_requests` is notified on SIGHUP.
+    pub async fn run(
+        &self,
+        shutdown: CancellationToken,
+        source: &dyn super::ClientSource,
+        reload_requests: Arc<Notify>,
+    ) {
+        let triggers = Triggers::default();
+        loop {
+            let rt = self.runtime();
+            let generation = shutdown.child_token();
+            let sweeps = futures::future::join_all(
+                (0..rt.targets.len()).map(|i| self.sweep_loop(&rt, i, &generation, &triggers)),
+            );
+            let workers = futures::future::join_all(
+                (0..rt.config.concurrency).map(|_| self.worker(&generation)),
+            );
+            let events = self.event_loop(&rt, source, &generation, &triggers);
+            let reloads = self.reload_loop(&rt, source, &generation, &reload_requests);
+            tokio::join!(sweeps, workers, events, reloads);
+            if shutdown.is_cancelled() {
+                break;
+            }
+        }
+        self.metrics.work_queue_in_flight.set(0);
+        tracing::info!("controller stopped");
+    }
+
+    /// Sweep one target every resync interval (with jitter), or at once when triggered; after a failed sweep,
+    /// sooner, with backoff. A periodic sweep queues every role of the target (the level-triggered resync); a
+    /// triggered one only the roles whose desired state changed.
+    async fn sweep_loop(
+        &self,
+        rt: &Runtime,
+        index: usize,
+        generation: &CancellationToken,
+        triggers: &Triggers,
+    ) {
+        let account = rt.targets[index].0.account.clone();
+        let trigger = triggers.of(&account);
+        let mut failures: Option<KeyBackoff> = None;
+        let mut periodic = true;
+        while !generation.is_cancelled() {
+            let started = Instant::now();
+            let sweep = self.sweep(rt, index).await;
+            let complete = sweep.is_complete();
+            let all: Vec<RoleKey> = sweep.roles.iter().map(|r| r.desired.key.clone()).collect();
+            let changed = self.publish(rt, sweep);
+            let queued = if periodic { all } else { changed };
+            for key in &queued {
+                self.enqueue(key.clone(), Instant::now());
+            }
+            self.count_pass(complete);
+            tracing::info!(
+                account = %account,
+                result = if complete { "success" } else { "failure" },
+                periodic,
+                queued = queued.len(),
+                task_definitions = self.metrics.task_definitions_watched.get(),
+                cached = self.watcher.cached_count(),
+                duration_ms = started.elapsed().as_millis() as u64,
+                "sweep finished"
+            );
+            let config = &rt.config;
+            let wait = if complete {
+                failures = None;
+                jittered(config.resync_interval, config.resync_jitter)
+            } else {
+                failures
+                    .get_or_insert_with(|| {
+                        KeyBackoff::new(
+                            config.backoff.initial_interval,
+                            config.backoff.max_interval,
+                        )
+                    })
+                    .next_delay()
+                    .min(config.resync_interval)
+            };
+            tokio::select! {
+                _ = generation.cancelled() => break,
+                _ = tokio::time::sleep(wait) => periodic = true,
+                _ = trigger.notified() => periodic = false,
+            }
+        }
+    }
+
+    /// Take roles off the queue and reconcile them, one at a time, until the generation ends; the role in hand
+    /// is always finished.
+    async fn worker(&self, generation: &CancellationToken) {
+        loop {
+            let key = tokio::select! {
+                _ = generation.cancelled() => break,
+                key = self.queue.next() => key,
+            };
+            let Some(key) = key else { break };
+            self.metrics.work_queue_in_flight.inc();
+            self.record_queue();
+            let rt = self.runtime();
+            let mode = self.mode(&rt.config);
+            let (budget, window_end) = self.budget.current(rt.config.resync_interval);
+            let report = self.reconcile_key(&rt, &key, mode, budget).await;
+            let action = match &report {
+                Some(report) => self.next_action(&rt, &key, report),
+                None => Action::AwaitChange,
+            };
+            self.queue.done(&key);
+            self.metrics.work_queue_in_flight.dec();
+            match action {
+                Action::AwaitChange => {}
+                Action::AwaitResync => {
+                    self.metrics
+                        .work_queue_retries
+                        .with_label_values(&["resync"])
+                        .inc();
+                }
+                Action::Requeue(after, reason) => {
+                    let at = if reason == "capped" {
+                        window_end
+                    } else {
+                        Instant::now() + after
+                    };
+                    if reason == "settle" {
+                        self.queue.hold_until(key.clone(), at);
+                    }
+                    self.metrics
+                        .work_queue_retries
+                        .with_label_values(&[reason])
+                        .inc();
+                    self.enqueue(key, at);
+                }
+            }
+            self.record_queue();
+        }
+    }
+
+    /// The role's next run after a reconcile (kube-rs's `error_policy` for failures):
+    /// * wrote: judge it again after the settle window (IAM is eventually consistent), and not before;
+    /// * retryable error (throttling, 5xx, time-outs, connection): per-role exponential backoff with jitter,
+    ///   never giving up;
+    /// * terminal error (access denied, invalid input, refused): at the target's next resync;
+    /// * held back by the blast-radius cap: when the next window opens;
+    /// * otherwise: nothing until a sweep or an event asks again. Success resets the backoff.
+    fn next_action(&self, rt: &Runtime, key: &RoleKey, report: &RoleReport) -> Action {
+        let config = &rt.config;
+        if let Some(error) = &report.error {
+            if error.is_retryable() {
+                let delay = lock(&self.backoffs)
+                    .entry(key.clone())
+                    .or_insert_with(|| {
+                        KeyBackoff::new(
+                            config.backoff.initial_interval,
+                            config.backoff.max_interval,
+                        )
+                    })
+                    .next_delay();
+                tracing::debug!(role = %key, delay_ms = delay.as_millis() as u64, "role backs off");
+                return Action::Requeue(delay, "backoff");
+            }
+            lock(&self.backoffs).remove(key);
+            return Action::AwaitResync;
+        }
+        lock(&self.backoffs).remove(key);
+        if report.capped {
+            return Action::Requeue(config.resync_interval, "capped");
+        }
+        match report.outcome {
+            Outcome::Applied => Action::Requeue(config.settle_window, "settle"),
+            _ => Action::AwaitChange,
+        }
+    }
+
+    /// Ask for a role to run at `at` (duplicates collapse; the earlier time wins).
+    pub(crate) fn enqueue(&self, key: RoleKey, at: Instant) {
+        self.metrics.work_queue_adds.inc();
+        self.queue.add_at(key, at);
+        self.record_queue();
+    }
+
+    fn record_queue(&self) {
+        self.metrics.work_queue_depth.set(self.queue.len() as i64);
+    }
+
+    /// Whether the daemon has nothing waiting or running (for tests and `--once`-like waits).
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.queue.in_flight() == 0
+    }
+
+    /// Whether `run --dry-run` forced observe-only.
+    pub fn is_forced_dry_run(&self) -> bool {
+        self.force_dry_run.load(Ordering::SeqCst)
+    }
+}
+
+impl Controller {
+    /// The events loop (filled in with the SQS source).
+    async fn event_loop(
+        &self,
+        _rt: &Runtime,
+        _source: &dyn super::ClientSource,
+        generation: &CancellationToken,
+        _triggers: &Triggers,
+    ) {
+        generation.cancelled().await;
+    }
+}

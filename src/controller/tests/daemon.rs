@@ -1,0 +1,428 @@
+//! The daemon (`Controller::run`) against the fakes on a paused tokio clock: resync with jitter, the settle
+//! window after a write, per-role backoff that grows and resets, terminal errors retried at the resync, the
+//! write cap per window, a failing target next to a healthy one, and config hot reload. No test sleeps on the
+//! real clock: every `sleep` below advances the paused clock.
+
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::*;
+
+const DAEMON: &str = r#"
+mode: enforce
+targets:
+  - account: "123456789012"
+    regions: [us-east-1]
+resync_interval: 100s
+resync_jitter: 0.1
+settle_window: 7s
+backoff:
+  initial_interval: 1s
+  max_interval: 64s
+"#;
+
+fn throttled(operation: &'static str) -> AwsError {
+    AwsError::new("iam", operation, ErrorKind::Throttling, "Rate exceeded")
+}
+
+/// Run the daemon while `script` runs, then shut it down and wait for it to drain.
+async fn with_daemon<F: std::future::Future<Output = ()>>(w: &World, script: F) {
+    let shutdown = CancellationToken::new();
+    let daemon = w
+        .controller
+        .run(shutdown.clone(), w.source.as_ref(), Arc::new(Notify::new()));
+    let script = async {
+        script.await;
+        shutdown.cancel();
+    };
+    tokio::join!(daemon, script);
+}
+
+fn get_role_times(w: &World, role: &str) -> Vec<Instant> {
+    w.iam
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "GetRole" && c.role == role)
+        .map(|c| c.at)
+        .collect()
+}
+
+fn web() -> FakeEcs {
+    FakeEcs::default().with(task_definition(
+        &td_arn("web", 1),
+        "app-exec",
+        vec![ecr_container("web")],
+    ))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_daemon_converges_then_resyncs_with_jitter_and_writes_nothing_more() {
+    let w = World::new(DAEMON, web(), FakeIam::default().role("app-exec", &[])).await;
+    let start = Instant::now();
+    with_daemon(&w, async {
+        tokio::time::sleep(Duration::from_secs(1000)).await;
+    })
+    .await;
+
+    assert_eq!(w.iam.count("PutRolePolicy"), 1, "{:?}", w.iam.calls());
+    assert_eq!(
+        w.iam.policy("app-exec", OWNED).as_deref().map(grants_of),
+        Some(grant_set(&needs_of("web")))
+    );
+    let sweeps = w.ecs.list_times.lock().unwrap().clone();
+    assert_eq!(sweeps[0], start, "the first sweep starts at once");
+    let gaps: Vec<Duration> = sweeps.windows(2).map(|p| p[1] - p[0]).collect();
+    assert!(gaps.len() >= 8, "about ten resyncs in 1000 s: {gaps:?}");
+    for gap in &gaps {
+        assert!(
+            *gap >= Duration::from_secs(90) && *gap <= Duration::from_secs(111),
+            "a resync outside 100 s ± 10 %: {gaps:?}"
+        );
+    }
+    assert!(
+        gaps.iter().any(|g| *g != gaps[0]),
+        "resyncs are jittered: {gaps:?}"
+    );
+    assert_eq!(
+        w.metrics
+            .roles_in_drift
+            .with_label_values(&["missing"])
+            .get(),
+        0
+    );
+    assert!(w.health.is_ready());
+    assert!(w.controller.is_idle());
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_write_the_role_is_judged_again_only_after_the_settle_window() {
+    let w = World::new(DAEMON, web(), FakeIam::default().role("app-exec", &[])).await;
+    with_daemon(&w, async {
+        tokio::time::sleep(Duration::from_secs(50)).await;
+    })
+    .await;
+    let put = w
+        .iam
+        .calls()
+        .iter()
+        .find(|c| c.operation == "PutRolePolicy")
+        .map(|c| c.at)
+        .expect("the role was written");
+    let reads = get_role_times(&w, "app-exec");
+    assert_eq!(reads.len(), 2, "one read to write, one re-check: {reads:?}");
+    assert_eq!(
+        reads[1] - put,
+        Duration::from_secs(7),
+        "re-checked after the settle window"
+    );
+    assert_eq!(w.iam.count("PutRolePolicy"), 1);
+    assert_eq!(
+        w.metrics
+            .work_queue_retries
+            .with_label_values(&["settle"])
+            .get(),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sweep_inside_the_settle_window_does_not_judge_the_role_early() {
+    // The resync (10 s) comes before the settle window (30 s) ends: the role still waits for the window.
+    let yaml = DAEMON
+        .replace("resync_interval: 100s", "resync_interval: 10s")
+        .replace("resync_jitter: 0.1", "resync_jitter: 0.0")
+        .replace("settle_window: 7s", "settle_window: 30s");
+    let w = World::new(&yaml, web(), FakeIam::default().role("app-exec", &[])).await;
+    with_daemon(&w, async {
+        tokio::time::sleep(Duration::from_secs(35)).await;
+    })
+    .await;
+    let reads = get_role_times(&w, "app-exec");
+    // Resyncs at 10 s and 20 s ask for the role, but nothing reads it before the window ends.
+    assert!(reads.len() >= 2, "{reads:?}");
+    assert_eq!(reads[1] - reads[0], Duration::from_secs(30), "{reads:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retryable_errors_back_off_exponentially_and_success_resets_the_backoff() {
+    let iam =
+        FakeIam::default()
+            .role("app-exec", &[])
+            .fail("GetRole", "app-exec", throttled("GetRole"));
+    // A long resync, so that every re-read below comes from the backoff.
+    let yaml = DAEMON.replace("resync_interval: 100s", "resync_interval: 1h");
+    let w = World::new(&yaml, web(), iam).await;
+    with_daemon(&w, async {
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        // The throttling ends: the next attempt succeeds and writes.
+        w.iam.errors.lock().unwrap().clear();
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        // And starts again: the backoff starts over from the initial interval.
+        w.iam
+            .errors
+            .lock()
+            .unwrap()
+            .insert(("GetRole", "app-exec".into()), throttled("GetRole"));
+        w.ecs.task_definitions.lock().unwrap().insert(
+            td_arn("web", 2),
+            task_definition(&td_arn("web", 2), "app-exec", vec![ecr_container("web2")]),
+        );
+        tokio::time::sleep(Duration::from_secs(3700)).await;
+    })
+    .await;
+
+    let reads = get_role_times(&w, "app-exec");
+    let gaps: Vec<f64> = reads
+        .windows(2)
+        .map(|p| (p[1] - p[0]).as_secs_f64())
+        .collect();
+    // Attempt n waits 2^n s (±50 %), up to 64 s: 1, 2, 4, 8, 16, 32, 64, 64 ...
+    for (n, gap) in gaps.iter().take(6).enumerate() {
+        let interval = 2f64.powi(n as i32);
+        assert!(
+            *gap >= interval * 0.5 && *gap <= interval * 1.5,
+            "gap {n} is {gap} s, expected {interval} s ± 50 %: {gaps:?}"
+        );
+    }
+    let throttled_stretch = gaps.iter().take_while(|g| **g < 1000.0);
+    assert!(throttled_stretch.clone().count() >= 8, "{gaps:?}");
+    assert!(
+        throttled_stretch.clone().all(|g| *g <= 64.0 * 1.5),
+        "capped at max_interval: {gaps:?}"
+    );
+    assert_eq!(
+        w.iam.count("PutRolePolicy"),
+        1,
+        "written once the throttling ended"
+    );
+    assert!(
+        w.metrics
+            .work_queue_retries
+            .with_label_values(&["backoff"])
+            .get()
+            >= 6
+    );
+    // After the reset, the first retry waits about the initial interval again.
+    let restart = reads
+        .iter()
+        .position(|t| *t >= Instant::now() - Duration::from_secs(3700))
+        .expect("reads after the throttling came back");
+    let again: Vec<f64> = reads[restart..]
+        .windows(2)
+        .map(|p| (p[1] - p[0]).as_secs_f64())
+        .collect();
+    assert!(
+        !again.is_empty() && again[0] <= 1.5,
+        "backoff reset: {again:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn terminal_errors_are_retried_at_the_resync_interval_not_sooner() {
+    let iam = FakeIam::default().role("app-exec", &[]).fail(
+        "GetRole",
+        "app-exec",
+        denied("iam", "GetRole"),
+    );
+    let yaml = DAEMON.replace("resync_jitter: 0.1", "resync_jitter: 0.0");
+    let w = World::new(&yaml, web(), iam).await;
+    with_daemon(&w, async {
+        tokio::time::sleep(Duration::from_secs(250)).await;
+    })
+    .await;
+    let reads = get_role_times(&w, "app-exec");
+    let gaps: Vec<Duration> = reads.windows(2).map(|p| p[1] - p[0]).collect();
+    assert_eq!(
+        gaps,
+        vec![Duration::from_secs(100), Duration::from_secs(100)],
+        "access denied is not hammered"
+    );
+    assert_eq!(
+        w.metrics
+            .work_queue_retries
+            .with_label_values(&["backoff"])
+            .get(),
+        0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_write_cap_holds_per_window_and_the_rest_wait_for_the_next() {
+    let yaml = format!("{DAEMON}safety:\n  max_roles_written_per_pass: 1\n")
+        .replace("resync_jitter: 0.1", "resync_jitter: 0.0");
+    let mut ecs = FakeEcs::default();
+    let mut iam = FakeIam::default();
+    for family in ["a", "b", "c"] {
+        ecs = ecs.with(task_definition(
+            &td_arn(family, 1),
+            &format!("{family}-exec"),
+            vec![ecr_container(family)],
+        ));
+        iam = iam.role(&format!("{family}-exec"), &[]);
+    }
+    let w = World::new(&yaml, ecs, iam).await;
+    with_daemon(&w, async {
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        assert_eq!(
+            w.iam.count("PutRolePolicy"),
+            1,
+            "one role in the first window"
+        );
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert_eq!(w.iam.count("PutRolePolicy"), 2, "one more in the second");
+        tokio::time::sleep(Duration::from_secs(100)).await;
+    })
+    .await;
+    assert_eq!(w.iam.count("PutRolePolicy"), 3);
+    assert!(
+        w.metrics
+            .work_queue_retries
+            .with_label_values(&["capped"])
+            .get()
+            >= 2
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_listing_is_retried_sooner_than_the_resync_and_readiness_follows_it() {
+    let yaml = DAEMON.replace("resync_interval: 100s", "resync_interval: 1h");
+    let w = World::new(&yaml, web(), FakeIam::default().role("app-exec", &[])).await;
+    w.ecs.fail_listing(Some(AwsError::new(
+        "ecs",
+        "ListTaskDefinitions",
+        ErrorKind::Server,
+        "503",
+    )));
+    with_daemon(&w, async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(!w.health.is_ready(), "the world has not been seen");
+        assert_eq!(w.iam.count("PutRolePolicy"), 0);
+        w.ecs.fail_listing(None);
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    })
+    .await;
+    assert!(w.health.is_ready());
+    assert_eq!(w.iam.count("PutRolePolicy"), 1);
+    let listings = w.ecs.list_times.lock().unwrap().len();
+    assert!(
+        listings >= 4,
+        "retried with backoff, not at the 1 h resync: {listings}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_bounds_the_roles_reconciled_at_once() {
+    let yaml = format!("{DAEMON}concurrency: 2\n");
+    let mut ecs = FakeEcs::default();
+    let mut iam = FakeIam::default();
+    for i in 0..6 {
+        let family = format!("f{i}");
+        ecs = ecs.with(task_definition(
+            &td_arn(&family, 1),
+            &format!("{family}-exec"),
+            vec![ecr_container(&family)],
+        ));
+        iam = iam.role(&format!("{family}-exec"), &[]);
+    }
+    let w = World::new(&yaml, ecs, iam).await;
+    let peak = AtomicUsize::new(0);
+    with_daemon(&w, async {
+        for _ in 0..2000 {
+            let now = w.metrics.work_queue_in_flight.get() as usize;
+            peak.fetch_max(now, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    })
+    .await;
+    assert!(
+        peak.load(Ordering::SeqCst) <= 2,
+        "peak {}",
+        peak.load(Ordering::SeqCst)
+    );
+    assert_eq!(w.iam.count("PutRolePolicy"), 6);
+}
+
+fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join("execrole.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_valid_config_change_is_applied_without_a_restart_and_an_invalid_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let dry = DAEMON.replace("mode: enforce", "mode: dry-run") + "reload:\n  poll_interval: 1s\n";
+    let path = write_config(&dir, &dry);
+    let config = Config::load(&path).unwrap();
+    let w = World::with_config(
+        config,
+        web(),
+        FakeIam::default().role("app-exec", &[]),
+        FakeFacts::default(),
+    )
+    .await;
+    with_daemon(&w, async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(w.iam.writes(), 0, "dry-run");
+        assert_eq!(w.reconciles("pending"), 1);
+
+        // An invalid file: refused, counted once, the old config stays.
+        std::fs::write(&path, "mode: enforce\ntargets: []\n").unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(
+            w.metrics
+                .config_reloads
+                .with_label_values(&["invalid"])
+                .get(),
+            1
+        );
+        assert_eq!(w.controller.config().mode, Mode::DryRun);
+        assert_eq!(w.iam.writes(), 0);
+
+        // A valid change: applied, and the new mode acts at once (the next generation sweeps first).
+        std::fs::write(&path, dry.replace("mode: dry-run", "mode: enforce")).unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(
+            w.metrics
+                .config_reloads
+                .with_label_values(&["applied"])
+                .get(),
+            1
+        );
+        assert_eq!(w.controller.config().mode, Mode::Enforce);
+        assert_eq!(w.iam.count("PutRolePolicy"), 1);
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_forced_dry_run_survives_a_reload_to_enforce() {
+    let dir = tempfile::tempdir().unwrap();
+    let dry = DAEMON.replace("mode: enforce", "mode: dry-run");
+    let path = write_config(&dir, &dry);
+    let w = World::with_config(
+        Config::load(&path).unwrap(),
+        web(),
+        FakeIam::default().role("app-exec", &[]),
+        FakeFacts::default(),
+    )
+    .await;
+    w.controller.force_dry_run();
+    std::fs::write(&path, DAEMON).unwrap();
+    assert!(matches!(
+        w.controller.reload(w.source.as_ref()).await,
+        ReloadOutcome::Applied
+    ));
+    assert!(matches!(
+        w.controller.reload(w.source.as_ref()).await,
+        ReloadOutcome::Unchanged
+    ));
+    with_daemon(&w, async {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+    })
+    .await;
+    assert_eq!(w.iam.writes(), 0);
+}
