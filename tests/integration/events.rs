@@ -234,29 +234,52 @@ fn entry(source: &str, detail: &Value) -> aws_sdk_eventbridge::types::PutEventsR
         .build()
 }
 
-/// The rule patterns of deploy/events.md.
-fn ecs_pattern() -> String {
+/// The rule pattern of deploy/events.md and of both CloudFormation templates: the API calls `effects_of` maps,
+/// successful ones only.
+fn api_call_pattern() -> String {
+    let names: Vec<&str> = events::ECS_EVENT_NAMES
+        .iter()
+        .chain(events::IAM_EVENT_NAMES.iter())
+        .copied()
+        .collect();
     json!({
-        "source": ["aws.ecs"],
+        "source": ["aws.ecs", "aws.iam"],
         "detail-type": ["AWS API Call via CloudTrail"],
         "detail": {
-            "eventSource": ["ecs.amazonaws.com"],
-            "eventName": events::ECS_EVENT_NAMES
+            "eventSource": ["ecs.amazonaws.com", "iam.amazonaws.com"],
+            "eventName": names,
+            "errorCode": [{"exists": false}]
         }
     })
     .to_string()
 }
 
-fn iam_pattern() -> String {
-    json!({
-        "source": ["aws.iam"],
-        "detail-type": ["AWS API Call via CloudTrail"],
-        "detail": {
-            "eventSource": ["iam.amazonaws.com"],
-            "eventName": events::IAM_EVENT_NAMES
+#[test]
+fn the_templates_rules_match_every_api_call_that_events_map() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for template in [
+        "deploy/cloudformation/controller.yaml",
+        "deploy/cloudformation/workload-role.yaml",
+    ] {
+        let text = std::fs::read_to_string(root.join(template)).expect("read the template");
+        for name in events::ECS_EVENT_NAMES
+            .iter()
+            .chain(events::IAM_EVENT_NAMES.iter())
+        {
+            assert!(
+                text.contains(&format!("            - {name}\n")),
+                "{template} does not match {name}"
+            );
         }
-    })
-    .to_string()
+        for line in [
+            "source: [aws.ecs, aws.iam]",
+            "detail-type: [AWS API Call via CloudTrail]",
+            "eventSource: [ecs.amazonaws.com, iam.amazonaws.com]",
+            "errorCode: [{ exists: false }]",
+        ] {
+            assert!(text.contains(line), "{template} lacks {line}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -265,29 +288,24 @@ async fn eventbridge_routes_matching_api_calls_to_the_queue_and_they_map_to_effe
     let sqs = sqs(&moto).await;
     let bus = eventbridge(&moto).await;
     let (url, queue_arn) = create_queue(&sqs, "execrole-events").await;
-    for (rule, pattern) in [
-        ("execrole-ecs-task-definitions", ecs_pattern()),
-        ("execrole-iam-roles", iam_pattern()),
-    ] {
-        bus.put_rule()
-            .name(rule)
-            .event_pattern(pattern)
-            .send()
-            .await
-            .expect("put rule");
-        bus.put_targets()
-            .rule(rule)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("execrole-events")
-                    .arn(&queue_arn)
-                    .build()
-                    .expect("target"),
-            )
-            .send()
-            .await
-            .expect("put targets");
-    }
+    bus.put_rule()
+        .name("execrole-api-calls")
+        .event_pattern(api_call_pattern())
+        .send()
+        .await
+        .expect("put rule");
+    bus.put_targets()
+        .rule("execrole-api-calls")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("execrole-events")
+                .arn(&queue_arn)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("put targets");
 
     let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/web-exec");
     let cli = "aws-cli/2.15.30 ua/2.0 os/linux#6.1.0 lang/python#3.11.8 command/ecs.register-task-definition";
@@ -311,6 +329,10 @@ async fn eventbridge_routes_matching_api_calls_to_the_queue_and_they_map_to_effe
         json!({"taskDefinition": "web:7"}),
         Value::Null,
     );
+    let mut register_failed = register.clone();
+    register_failed["errorCode"] = json!("ClientException");
+    register_failed["errorMessage"] = json!("Container.image should not be null or empty.");
+    register_failed["responseElements"] = Value::Null;
     let put_by_alice = cloudtrail_record(
         "iam.amazonaws.com",
         "PutRolePolicy",
@@ -329,6 +351,7 @@ async fn eventbridge_routes_matching_api_calls_to_the_queue_and_they_map_to_effe
         .put_events()
         .entries(entry("aws.ecs", &register))
         .entries(entry("aws.ecs", &describe))
+        .entries(entry("aws.ecs", &register_failed))
         .entries(entry("aws.iam", &put_by_alice))
         .entries(entry("aws.iam", &put_by_us))
         .send()
@@ -338,9 +361,10 @@ async fn eventbridge_routes_matching_api_calls_to_the_queue_and_they_map_to_effe
 
     let metrics = Arc::new(Metrics::new());
     let queue = moto.factory(metrics).await.event_queue(&url, REGION);
-    // DescribeTaskDefinition matches no rule: three messages arrive.
+    // DescribeTaskDefinition and the failed call do not match the rule: three messages arrive, and no more.
     let messages = receive_at_least(queue.as_ref(), 3).await;
     assert_eq!(messages.len(), 3, "{messages:?}");
+    assert_eq!(queue.receive(Duration::ZERO, 10).await, Ok(vec![]));
 
     // What arrives is the envelope around the detail we put. moto 5.2.5 leaves out `account` (AWS sends it):
     // effects_of falls back to the record's `recipientAccountId`, which this test therefore covers.
