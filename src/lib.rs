@@ -13,6 +13,7 @@
 //!   limits, evaluate (pure).
 //! * [`plan`]: desired vs observed → the write that repairs a role; text and JSON rendering (pure).
 //! * [`offline`]: the `derive` command's report over files (pure).
+//! * [`events`]: CloudTrail API-call events from EventBridge → what to sweep or reconcile now (pure).
 //! * [`aws`]: narrow traits over ECS and IAM, the SDK adapters behind them, error classification, retries.
 //! * [`controller`]: passes, the describe cache, per-role reconcile and apply.
 //! * [`metrics`]: the Prometheus registry.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod derive;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod model;

@@ -210,7 +210,9 @@ pub(crate) fn kind_from_code(code: &str) -> Option<ErrorKind> {
         | "NoSuchEntityException"
         | "ResourceNotFoundException"
         | "NotFoundException"
-        | "ParameterNotFound" => ErrorKind::NotFound,
+        | "ParameterNotFound"
+        | "QueueDoesNotExist"
+        | "AWS.SimpleQueueService.NonExistentQueue" => ErrorKind::NotFound,
         "MalformedPolicyDocument"
         | "MalformedPolicyDocumentException"
         | "InvalidInput"
@@ -251,6 +253,7 @@ mod tests {
             ("AccessDenied", false),
             ("AccessDeniedException", false),
             ("NoSuchEntity", false),
+            ("AWS.SimpleQueueService.NonExistentQueue", false),
             ("MalformedPolicyDocument", false),
             ("LimitExceeded", false),
         ];

@@ -1,5 +1,5 @@
-//! The imperative shell's edge: narrow traits that speak our model (`EcsApi`, `IamApi`), the AWS SDK adapters
-//! behind them, error classification (retryable or terminal), and retries with exponential backoff.
+//! The imperative shell's edge: narrow traits that speak our model (`EcsApi`, `IamApi`, `EventQueue`), the AWS
+//! SDK adapters behind them, error classification (retryable or terminal), and retries with exponential backoff.
 //!
 //! SDK types never leave this module. The controller talks only to the traits, so it is tested with in-memory
 //! fakes; the adapters are tested against the local AWS emulator. Every request is counted and timed in
@@ -10,6 +10,7 @@ mod error;
 mod facts;
 mod retry;
 mod sdk;
+mod sqs;
 
 use async_trait::async_trait;
 
@@ -18,6 +19,7 @@ pub use facts::{FactsApi, SdkFacts};
 pub use retry::{KeyBackoff, RetryPolicy, call_with_retry, jittered};
 use retry::{absent_as_none, send};
 pub use sdk::{ClientFactory, SdkEcs, SdkIam};
+pub use sqs::{EventQueue, QueueMessage, SdkEventQueue};
 
 use crate::model::TaskDefinition;
 

@@ -3,6 +3,10 @@
 //! honoured), optionally `sts:AssumeRole` into the target account, one ECS client per Region and one IAM client per
 //! account.
 //!
+//! The base configuration names the SDK app `execrole` ([`crate::events::APP_NAME`]), so every request's user
+//! agent, and CloudTrail's `userAgent` for it, carries `app/execrole`: that is how event-driven convergence knows
+//! the controller's own writes and ignores their events. The event queue is read with the base credentials.
+//!
 //! The SDK's own retries are switched off on purpose: every attempt then goes through [`super::call_with_retry`], where it
 //! is counted (throttles apart) and retried with our backoff, so the metrics show what really hit AWS.
 
@@ -34,7 +38,7 @@ pub struct ClientFactory {
 impl ClientFactory {
     /// Load the base configuration from the environment (the standard chain).
     pub async fn from_env(metrics: Arc<Metrics>, retry: RetryPolicy) -> ClientFactory {
-        let base = aws_config::defaults(BehaviorVersion::latest())
+        let base = with_app_name(aws_config::defaults(BehaviorVersion::latest()))
             .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
@@ -67,7 +71,7 @@ impl ClientFactory {
             None,
             "execrole-local",
         );
-        let base = aws_config::defaults(BehaviorVersion::latest())
+        let base = with_app_name(aws_config::defaults(BehaviorVersion::latest()))
             .retry_config(RetryConfig::disabled())
             .endpoint_url(endpoint_url)
             .region(Region::new(region.to_string()))
@@ -145,6 +149,31 @@ impl ClientFactory {
             retry: self.retry,
         });
         (ecs, iam, facts)
+    }
+}
+
+impl ClientFactory {
+    /// The event queue at `queue_url` in `region`, read with the controller's own base credentials (the queue lives
+    /// in the controller's account, never in a target's).
+    pub fn event_queue(&self, queue_url: &str, region: &str) -> Arc<dyn super::EventQueue> {
+        let conf = aws_sdk_sqs::config::Builder::from(&self.base)
+            .region(Region::new(region.to_string()))
+            .build();
+        Arc::new(super::SdkEventQueue::new(
+            aws_sdk_sqs::Client::from_conf(conf),
+            queue_url,
+            self.metrics.clone(),
+            self.retry,
+        ))
+    }
+}
+
+/// Name the SDK app (see the module doc). [`crate::events::APP_NAME`] is a valid name (a unit test says so), so
+/// the loader never goes without it.
+fn with_app_name(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+    match aws_config::AppName::new(crate::events::APP_NAME) {
+        Ok(name) => loader.app_name(name),
+        Err(_) => loader,
     }
 }
 
@@ -497,5 +526,13 @@ impl IamApi for SdkIam {
         })
         .await
         .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_app_name_is_one_the_sdk_accepts() {
+        assert!(aws_config::AppName::new(crate::events::APP_NAME).is_ok());
     }
 }

@@ -5,6 +5,7 @@ mod adapters;
 mod binary;
 mod derive_cli;
 mod effect;
+mod events;
 mod limits;
 mod lookups;
 mod reconcile;
