@@ -11,6 +11,7 @@
 //! only through the `aws` traits, so tests drive it with in-memory fakes and a paused clock. It does not render
 //! plans (`plan`) or serve HTTP (`http`); it records metrics and readiness for them.
 
+mod event_loop;
 mod lookups;
 mod queue;
 mod reconcile;
@@ -55,6 +56,9 @@ pub struct TargetClients {
 pub trait ClientSource: Send + Sync {
     /// Clients for a target.
     async fn clients(&self, target: &Target) -> TargetClients;
+
+    /// The events queue, when the config names one.
+    fn event_queue(&self, events: &crate::config::Events) -> Arc<dyn crate::aws::EventQueue>;
 }
 
 #[async_trait]
@@ -62,6 +66,10 @@ impl ClientSource for ClientFactory {
     async fn clients(&self, target: &Target) -> TargetClients {
         let (ecs, iam, facts) = ClientFactory::clients(self, target).await;
         TargetClients { ecs, iam, facts }
+    }
+
+    fn event_queue(&self, events: &crate::config::Events) -> Arc<dyn crate::aws::EventQueue> {
+        ClientFactory::event_queue(self, &events.queue_url, &events.region)
     }
 }
 

@@ -239,16 +239,3 @@ impl Controller {
         self.force_dry_run.load(Ordering::SeqCst)
     }
 }
-
-impl Controller {
-    /// The events loop (filled in with the SQS source).
-    async fn event_loop(
-        &self,
-        _rt: &Runtime,
-        _source: &dyn super::ClientSource,
-        generation: &CancellationToken,
-        _triggers: &Triggers,
-    ) {
-        generation.cancelled().await;
-    }
-}

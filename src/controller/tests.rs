@@ -485,6 +485,49 @@ struct FakeSource {
     ecs: Arc<FakeEcs>,
     iam: Arc<FakeIam>,
     facts: Arc<FakeFacts>,
+    events: Arc<FakeQueue>,
+}
+
+/// An events queue: bodies pushed by the test, received in order; an empty receive waits its long poll out.
+#[derive(Default)]
+struct FakeQueue {
+    bodies: Mutex<std::collections::VecDeque<String>>,
+    deleted: AtomicUsize,
+}
+
+#[async_trait]
+impl crate::aws::EventQueue for FakeQueue {
+    async fn receive(
+        &self,
+        wait: std::time::Duration,
+        max_messages: i32,
+    ) -> Result<Vec<crate::aws::QueueMessage>, AwsError> {
+        let take = |bodies: &mut std::collections::VecDeque<String>| -> Vec<_> {
+            let n = bodies.len().min(max_messages.max(1) as usize);
+            bodies
+                .drain(..n)
+                .enumerate()
+                .map(|(i, body)| crate::aws::QueueMessage {
+                    body,
+                    receipt_handle: format!("handle-{i}"),
+                })
+                .collect()
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let messages = take(&mut self.bodies.lock().unwrap());
+            if !messages.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(messages);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn delete(&self, receipt_handles: &[String]) -> Result<(), AwsError> {
+        self.deleted
+            .fetch_add(receipt_handles.len(), Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -499,6 +542,10 @@ impl ClientSource for FakeSource {
             iam: self.iam.clone(),
             facts: self.facts.clone(),
         }
+    }
+
+    fn event_queue(&self, _events: &crate::config::Events) -> Arc<dyn crate::aws::EventQueue> {
+        self.events.clone()
     }
 }
 
@@ -527,6 +574,7 @@ impl World {
             ecs: Arc::new(ecs),
             iam: Arc::new(iam),
             facts: Arc::new(facts),
+            events: Arc::new(FakeQueue::default()),
         };
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());

@@ -426,3 +426,134 @@ async fn a_forced_dry_run_survives_a_reload_to_enforce() {
     .await;
     assert_eq!(w.iam.writes(), 0);
 }
+
+/// A CloudTrail `RegisterTaskDefinition` record as EventBridge delivers it, by `principal` with `user_agent`.
+fn register_event(family: &str, role: &str) -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": "0d5c7a3e-0000-4000-8000-000000000001",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ecs",
+        "account": ACCOUNT,
+        "region": REGION,
+        "detail": {
+            "eventSource": "ecs.amazonaws.com",
+            "eventName": "RegisterTaskDefinition",
+            "awsRegion": REGION,
+            "recipientAccountId": ACCOUNT,
+            "userIdentity": {"type": "AssumedRole", "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Deployer/ci")},
+            "userAgent": "aws-cli/2.15.30",
+            "requestParameters": {"family": family, "executionRoleArn": role_arn(role)},
+            "responseElements": {"taskDefinition": {
+                "taskDefinitionArn": td_arn(family, 1),
+                "executionRoleArn": role_arn(role)
+            }}
+        }
+    })
+    .to_string()
+}
+
+/// A CloudTrail IAM record on `role` by a principal whose user agent is `user_agent`.
+fn iam_event(operation: &str, role: &str, user_agent: &str) -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": "0d5c7a3e-0000-4000-8000-000000000002",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.iam",
+        "account": ACCOUNT,
+        "region": "us-east-1",
+        "detail": {
+            "eventSource": "iam.amazonaws.com",
+            "eventName": operation,
+            "awsRegion": "us-east-1",
+            "recipientAccountId": ACCOUNT,
+            "userIdentity": {"type": "AssumedRole", "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/Admin/alice")},
+            "userAgent": user_agent,
+            "requestParameters": {"roleName": role, "policyName": OWNED}
+        }
+    })
+    .to_string()
+}
+
+const EVENTS: &str = "events:\n  queue_url: https://sqs.us-east-1.amazonaws.com/123456789012/execrole-events\n  wait_time: 20s\n";
+
+#[tokio::test(start_paused = true)]
+async fn an_event_makes_a_new_task_definitions_role_converge_long_before_the_resync() {
+    let yaml = format!(
+        "{}{EVENTS}",
+        DAEMON.replace("resync_interval: 100s", "resync_interval: 1h")
+    );
+    let w = World::new(
+        &yaml,
+        web(),
+        FakeIam::default()
+            .role("app-exec", &[])
+            .role("api-exec", &[]),
+    )
+    .await;
+    let start = Instant::now();
+    with_daemon(&w, async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(w.iam.count("PutRolePolicy"), 1, "web's role converged");
+        // A new family is registered, and CloudTrail tells us.
+        w.ecs.task_definitions.lock().unwrap().insert(
+            td_arn("api", 1),
+            task_definition(&td_arn("api", 1), "api-exec", vec![ecr_container("api")]),
+        );
+        w.source
+            .events
+            .bodies
+            .lock()
+            .unwrap()
+            .push_back(register_event("api", "api-exec"));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(
+            w.iam.policy("api-exec", OWNED).is_some(),
+            "api's role converged within seconds"
+        );
+        assert!(Instant::now() - start < Duration::from_secs(120));
+        // Someone deletes our policy by hand: the IAM event puts it back at once.
+        w.iam
+            .roles
+            .lock()
+            .unwrap()
+            .get_mut("api-exec")
+            .unwrap()
+            .clear();
+        w.source.events.bodies.lock().unwrap().push_back(iam_event(
+            "DeleteRolePolicy",
+            "api-exec",
+            "console.amazonaws.com",
+        ));
+        // Our own write, seen through CloudTrail: ignored. And a message that is not an event at all.
+        w.source.events.bodies.lock().unwrap().push_back(iam_event(
+            "PutRolePolicy",
+            "app-exec",
+            "aws-sdk-rust/1.3 os/linux lang/rust app/execrole",
+        ));
+        w.source
+            .events
+            .bodies
+            .lock()
+            .unwrap()
+            .push_back("not json".into());
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(
+            w.iam.policy("api-exec", OWNED).is_some(),
+            "repaired after a manual delete"
+        );
+    })
+    .await;
+    let events = |r: &str| w.metrics.events_received.with_label_values(&[r]).get();
+    assert_eq!(
+        (events("acted"), events("ignored"), events("invalid")),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        w.source.events.deleted.load(Ordering::SeqCst),
+        4,
+        "every message is deleted once handled"
+    );
+    // Only one periodic sweep (at the start) and one triggered by the event: no resync was needed.
+    assert_eq!(w.ecs.list_times.lock().unwrap().len(), 2);
+}
