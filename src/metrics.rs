@@ -50,6 +50,8 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// `execrole_build_info{version}`.
     pub build_info: IntGaugeVec,
+    /// `execrole_task_definitions_in_grace`.
+    pub task_definitions_in_grace: IntGauge,
     /// `execrole_work_queue_depth`.
     pub work_queue_depth: IntGauge,
     /// `execrole_work_queue_in_flight`.
@@ -137,7 +139,7 @@ impl Metrics {
             passes: counter_vec(
                 &r,
                 "execrole_passes_total",
-                "Full reconcile passes, by result.",
+                "Passes, by result: in the daemon each target's sweep (list, describe, derive); with run --once or plan the whole run. Success means everything could be observed.",
                 &["result"],
             ),
             reconciles: counter_vec(
@@ -210,7 +212,7 @@ impl Metrics {
             task_definitions_watched: gauge(
                 &r,
                 "execrole_task_definitions_watched",
-                "In-scope ACTIVE task definition revisions seen in the last pass.",
+                "In-scope task definition revisions counted (ACTIVE, INACTIVE in use when configured, and in grace) in each target's last sweep.",
             ),
             policy_size_ratio: histogram(
                 &r,
@@ -245,6 +247,11 @@ impl Metrics {
                 "execrole_build_info",
                 "Build information; the value is always 1.",
                 &["version"],
+            ),
+            task_definitions_in_grace: gauge(
+                &r,
+                "execrole_task_definitions_in_grace",
+                "Revisions that no longer count (deregistered, no longer used by a service) but keep their permissions until task_definitions.prune_grace_period has passed.",
             ),
             work_queue_depth: gauge(
                 &r,

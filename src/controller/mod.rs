@@ -190,6 +190,8 @@ struct Sweep {
     errors: Vec<String>,
     /// In-scope revisions counted.
     watched: usize,
+    /// Of those, revisions kept for the prune grace period.
+    in_grace: usize,
 }
 
 impl Sweep {
@@ -240,8 +242,9 @@ pub struct Controller {
     /// Findings per account from its last sweep, and the set last logged.
     findings: Mutex<BTreeMap<String, BTreeSet<Finding>>>,
     logged_findings: Mutex<BTreeSet<Finding>>,
-    /// Per account: whether its last sweep saw everything, and how many revisions it counted.
-    swept: Mutex<BTreeMap<String, (bool, usize)>>,
+    /// Per account: whether its last sweep saw everything, how many revisions it counted, and how many of them
+    /// only for the grace period.
+    swept: Mutex<BTreeMap<String, (bool, usize, usize)>>,
     queue: WorkQueue<RoleKey>,
     backoffs: Mutex<HashMap<RoleKey, KeyBackoff>>,
     budget: WriteBudget,
@@ -397,6 +400,7 @@ impl Controller {
             loose,
             errors: view.errors,
             watched: view.task_definitions.len(),
+            in_grace: view.in_grace,
         }
     }
 
@@ -442,7 +446,7 @@ impl Controller {
         lock(&self.swept).retain(|a, _| accounts.contains(a.as_str()));
 
         lock(&self.findings).insert(account.clone(), findings);
-        lock(&self.swept).insert(account, (complete, sweep.watched));
+        lock(&self.swept).insert(account, (complete, sweep.watched, sweep.in_grace));
         self.record_state(rt);
         changed
     }
@@ -515,11 +519,13 @@ impl Controller {
         m.roles_managed.set(lock(&self.roles).len() as i64);
         let swept = lock(&self.swept).clone();
         m.task_definitions_watched
-            .set(swept.values().map(|(_, n)| *n as i64).sum());
+            .set(swept.values().map(|(_, n, _)| *n as i64).sum());
+        m.task_definitions_in_grace
+            .set(swept.values().map(|(_, _, n)| *n as i64).sum());
         let ready = rt
             .targets
             .iter()
-            .all(|(t, _)| swept.get(&t.account).is_some_and(|(ok, _)| *ok));
+            .all(|(t, _)| swept.get(&t.account).is_some_and(|(ok, _, _)| *ok));
         self.health.ready.store(ready, Ordering::SeqCst);
         m.ready.set(i64::from(ready));
 

@@ -154,6 +154,10 @@ struct FakeEcs {
     list_calls: AtomicUsize,
     list_times: Mutex<Vec<tokio::time::Instant>>,
     describe_calls: Mutex<BTreeMap<String, usize>>,
+    /// Deregistered revisions: described, never listed.
+    inactive: Mutex<BTreeMap<String, TaskDefinition>>,
+    /// What services run (`family:revision` or ARNs).
+    in_use: Mutex<Vec<String>>,
 }
 
 impl FakeEcs {
@@ -161,6 +165,14 @@ impl FakeEcs {
         let arn = td.arn.clone().expect("fake task definitions have an ARN");
         self.task_definitions.lock().unwrap().insert(arn, td);
         self
+    }
+
+    /// Deregister a revision: no longer listed, still described.
+    fn deregister(&self, arn: &str) {
+        let td = self.task_definitions.lock().unwrap().remove(arn);
+        if let Some(td) = td {
+            self.inactive.lock().unwrap().insert(arn.to_string(), td);
+        }
     }
 
     fn paged(mut self, page_size: usize) -> Self {
@@ -251,11 +263,13 @@ impl EcsApi for FakeEcs {
         if let Some(error) = self.describe_errors.lock().unwrap().get(arn) {
             return Err(error.clone());
         }
+        let inactive = self.inactive.lock().unwrap().get(arn).cloned();
         self.task_definitions
             .lock()
             .unwrap()
             .get(arn)
             .cloned()
+            .or(inactive)
             .ok_or_else(|| {
                 AwsError::new(
                     "ecs",
@@ -264,6 +278,10 @@ impl EcsApi for FakeEcs {
                     "no such",
                 )
             })
+    }
+
+    async fn task_definitions_in_use(&self) -> Result<Vec<String>, AwsError> {
+        Ok(self.in_use.lock().unwrap().clone())
     }
 }
 
@@ -1216,3 +1234,109 @@ fn wildcard_and_never_grant_actions_are_forbidden() {
 }
 
 mod daemon;
+
+#[tokio::test(start_paused = true)]
+async fn a_deregistered_revisions_exclusive_permissions_are_pruned_after_the_grace_period_not_before()
+ {
+    let yaml = format!("{CONFIG}task_definitions:\n  prune_grace_period: 10m\n");
+    let ecs = FakeEcs::default()
+        .with(task_definition(
+            &td_arn("web", 1),
+            "app-exec",
+            vec![ecr_container("old")],
+        ))
+        .with(task_definition(
+            &td_arn("web", 2),
+            "app-exec",
+            vec![ecr_container("web")],
+        ));
+    let w = World::new(&yaml, ecs, FakeIam::default().role("app-exec", &[])).await;
+    let both: Vec<(String, String)> = needs_of("old").into_iter().chain(needs_of("web")).collect();
+    w.pass(Mode::Enforce).await;
+    let granted = || w.iam.policy("app-exec", OWNED).as_deref().map(grants_of);
+    assert_eq!(granted(), Some(grant_set(&both)));
+
+    w.ecs.deregister(&td_arn("web", 1));
+    tokio::time::advance(std::time::Duration::from_secs(9 * 60)).await;
+    let report = w.pass(Mode::Enforce).await;
+    assert_eq!(
+        granted(),
+        Some(grant_set(&both)),
+        "kept within the grace period"
+    );
+    assert_eq!(report.writes, 0);
+    assert_eq!(w.metrics.task_definitions_in_grace.get(), 1);
+
+    tokio::time::advance(std::time::Duration::from_secs(2 * 60)).await;
+    w.pass(Mode::Enforce).await;
+    assert_eq!(
+        granted(),
+        Some(grant_set(&needs_of("web"))),
+        "pruned after it"
+    );
+    assert_eq!(
+        w.ecs.describe_calls(&td_arn("web", 1)),
+        1,
+        "described once, ever"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn inactive_revisions_a_service_still_runs_count_when_configured() {
+    let ecs = FakeEcs::default()
+        .with(task_definition(
+            &td_arn("web", 1),
+            "app-exec",
+            vec![ecr_container("old")],
+        ))
+        .with(task_definition(
+            &td_arn("web", 2),
+            "app-exec",
+            vec![ecr_container("web")],
+        ));
+    ecs.deregister(&td_arn("web", 1));
+    // moto (and a hand-edited service) may name the revision without its ARN.
+    ecs.in_use.lock().unwrap().push("web:1".into());
+    let both: Vec<(String, String)> = needs_of("old").into_iter().chain(needs_of("web")).collect();
+
+    let counted = format!(
+        "{CONFIG}task_definitions:\n  include_inactive_in_use: true\n  prune_grace_period: 0s\n"
+    );
+    let w = World::new(&counted, ecs, FakeIam::default().role("app-exec", &[])).await;
+    w.pass(Mode::Enforce).await;
+    let granted = || w.iam.policy("app-exec", OWNED).as_deref().map(grants_of);
+    assert_eq!(
+        granted(),
+        Some(grant_set(&both)),
+        "the running INACTIVE revision counts"
+    );
+
+    // The service moves on: the revision stops counting (no grace here) and its permissions go.
+    w.ecs.in_use.lock().unwrap().clear();
+    w.pass(Mode::Enforce).await;
+    assert_eq!(granted(), Some(grant_set(&needs_of("web"))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn inactive_revisions_do_not_count_unless_configured() {
+    let ecs = FakeEcs::default()
+        .with(task_definition(
+            &td_arn("web", 1),
+            "app-exec",
+            vec![ecr_container("old")],
+        ))
+        .with(task_definition(
+            &td_arn("web", 2),
+            "app-exec",
+            vec![ecr_container("web")],
+        ));
+    ecs.deregister(&td_arn("web", 1));
+    ecs.in_use.lock().unwrap().push(td_arn("web", 1));
+    let w = World::new(CONFIG, ecs, FakeIam::default().role("app-exec", &[])).await;
+    w.pass(Mode::Enforce).await;
+    assert_eq!(
+        w.iam.policy("app-exec", OWNED).as_deref().map(grants_of),
+        Some(grant_set(&needs_of("web")))
+    );
+    assert_eq!(w.ecs.describe_calls(&td_arn("web", 1)), 0);
+}

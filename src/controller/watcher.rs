@@ -1,6 +1,12 @@
 //! The watcher: lists task definition ARNs (every page) in each target account and Region, keeps the in-scope
 //! families, and describes each revision once per process lifetime (revisions are immutable, so the cache is keyed
-//! by ARN and never goes stale; entries leave the cache when their ARN stops being listed).
+//! by ARN and never goes stale; entries leave the cache when their ARN stops counting).
+//!
+//! Which revisions count: every ACTIVE one; with `task_definitions.include_inactive_in_use`, also INACTIVE ones
+//! that a service still runs or deploys; and, for `task_definitions.prune_grace_period` after it stopped
+//! counting (deregistered, no longer used by a service), a revision that counted before, so that the permissions
+//! only it needed are pruned after the grace period and not at once. The grace period is remembered in memory: a
+//! restart forgets it.
 //!
 //! It only observes; it does not derive or decide anything about roles.
 
@@ -8,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
+use tokio::time::Instant;
 
 use crate::aws::{AwsError, EcsApi};
 use crate::config::{Config, Target};
@@ -24,6 +31,8 @@ pub(crate) struct AccountView {
     pub task_definitions: Vec<Arc<TaskDefinition>>,
     /// Errors that make the view incomplete (a Region not listed, a revision not described).
     pub errors: Vec<String>,
+    /// Revisions that no longer count but are kept for the grace period.
+    pub in_grace: usize,
 }
 
 impl AccountView {
@@ -37,6 +46,17 @@ impl AccountView {
 #[derive(Default)]
 pub(crate) struct Watcher {
     cache: Mutex<HashMap<String, Arc<TaskDefinition>>>,
+    /// When each revision last counted (listed ACTIVE, or in use by a service).
+    last_counted: Mutex<HashMap<String, Instant>>,
+}
+
+/// A task definition reference from a service (`family:revision` or an ARN) as an ARN of `account` in `region`.
+fn as_arn(reference: &str, partition: &str, region: &str, account: &str) -> String {
+    if reference.starts_with("arn:") {
+        reference.to_string()
+    } else {
+        format!("arn:{partition}:ecs:{region}:{account}:task-definition/{reference}")
+    }
 }
 
 /// The family of a task definition ARN (`…:task-definition/<family>:<revision>`).
@@ -101,6 +121,31 @@ impl Watcher {
                 }
             }
         }
+        if config.include_inactive_in_use {
+            for (region, arns) in listed.iter_mut() {
+                let Some((_, ecs)) = regions.iter().find(|(r, _)| r == region) else {
+                    continue;
+                };
+                match ecs.task_definitions_in_use().await {
+                    Ok(in_use) => {
+                        let partition = crate::model::partition_for_region(region);
+                        let known: BTreeSet<String> = arns.iter().cloned().collect();
+                        arns.extend(
+                            in_use
+                                .iter()
+                                .map(|r| as_arn(r, partition, region, &target.account))
+                                .filter(|arn| !known.contains(arn))
+                                .collect::<BTreeSet<_>>(),
+                        );
+                    }
+                    Err(err) => {
+                        tracing::warn!(account = %target.account, %region, error = %err, "listing the task definitions services use failed");
+                        view.errors.push(format!("{region}: {err}"));
+                    }
+                }
+            }
+        }
+        self.keep_for_grace(config, target, &mut listed, &mut view);
         let mut wanted: Vec<(String, Arc<dyn EcsApi>)> = Vec::new();
         for (region, arns) in &listed {
             let Some((_, ecs)) = regions.iter().find(|(r, _)| r == region) else {
@@ -151,6 +196,47 @@ impl Watcher {
         view.task_definitions.sort_by(|a, b| a.arn.cmp(&b.arn));
         self.forget_unlisted(target, &listed, &seen);
         view
+    }
+
+    /// Note when each listed revision counted, and add back those that stopped counting less than the grace
+    /// period ago (in Regions that were listed; elsewhere nothing is known).
+    fn keep_for_grace(
+        &self,
+        config: &Config,
+        target: &Target,
+        listed: &mut BTreeMap<String, Vec<String>>,
+        view: &mut AccountView,
+    ) {
+        let now = Instant::now();
+        let Ok(mut last) = self.last_counted.lock() else {
+            return;
+        };
+        let counted: BTreeSet<String> = listed.values().flatten().cloned().collect();
+        for arn in &counted {
+            last.insert(arn.clone(), now);
+        }
+        last.retain(|arn, seen| {
+            let Ok(parsed) = Arn::parse(arn) else {
+                return false;
+            };
+            if parsed.account != target.account || counted.contains(arn) {
+                return true;
+            }
+            let Some(arns) = listed.get_mut(&parsed.region) else {
+                return true;
+            };
+            let in_scope = family_of(arn).is_some_and(|f| config.scope.contains_family(&f));
+            if in_scope && now.duration_since(*seen) < config.prune_grace_period {
+                arns.push(arn.clone());
+                view.in_grace += 1;
+                true
+            } else {
+                if in_scope {
+                    tracing::info!(%arn, grace = %humantime::format_duration(config.prune_grace_period), "a revision stopped counting over the grace period ago; the permissions only it needed are pruned");
+                }
+                false
+            }
+        });
     }
 
     /// A task definition from the cache, or described once and cached.
