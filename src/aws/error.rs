@@ -210,6 +210,7 @@ pub(crate) fn kind_from_code(code: &str) -> Option<ErrorKind> {
         | "NoSuchEntityException"
         | "ResourceNotFoundException"
         | "NotFoundException"
+        | "ClusterNotFoundException"
         | "ParameterNotFound"
         | "QueueDoesNotExist"
         | "AWS.SimpleQueueService.NonExistentQueue" => ErrorKind::NotFound,
@@ -254,6 +255,7 @@ mod tests {
             ("AccessDeniedException", false),
             ("NoSuchEntity", false),
             ("AWS.SimpleQueueService.NonExistentQueue", false),
+            ("ClusterNotFoundException", false),
             ("MalformedPolicyDocument", false),
             ("LimitExceeded", false),
         ];
@@ -264,6 +266,11 @@ mod tests {
                 "{code}"
             );
         }
+        assert_eq!(
+            kind_from_code("ClusterNotFoundException"),
+            Some(ErrorKind::NotFound),
+            "a cluster deleted between two requests is an absence, not a failure"
+        );
         assert_eq!(kind_from_code("SomethingNew"), None);
     }
 

@@ -45,9 +45,11 @@ pub trait EcsApi: Send + Sync {
     async fn describe_task_definition(&self, arn: &str) -> Result<TaskDefinition, AwsError>;
 
     /// The task definition ARNs that services of every cluster in the Region run or are deploying
-    /// (`ListClusters`, `ListServices`, `DescribeServices`: the service's task definition and every deployment's),
-    /// all pages. Used to keep INACTIVE revisions that a service still runs in scope. The default answers
-    /// "none", for fakes that have no services.
+    /// (`ListClusters`, `ListServices`, `DescribeServices`: the service's task definition, every deployment's and
+    /// every task set's), all pages, distinct and sorted. Used to keep INACTIVE revisions that a service still runs
+    /// in scope. Values are as ECS returned them: usually full ARNs, but a `family:revision` is possible (the
+    /// caller resolves it). Deleted services are left out. The default answers "none", for fakes that have no
+    /// services.
     async fn task_definitions_in_use(&self) -> Result<Vec<String>, AwsError> {
         Ok(Vec::new())
     }

@@ -10,6 +10,8 @@
 //! The SDK's own retries are switched off on purpose: every attempt then goes through [`super::call_with_retry`], where it
 //! is counted (throttles apart) and retried with our backoff, so the metrics show what really hit AWS.
 
+use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -227,6 +229,173 @@ impl EcsApi for SdkEcs {
                 format!("no task definition returned for {arn}"),
             )),
         }
+    }
+
+    async fn task_definitions_in_use(&self) -> Result<Vec<String>, AwsError> {
+        let mut in_use = BTreeSet::new();
+        for cluster in self.cluster_arns().await? {
+            // A cluster deleted since it was listed runs nothing.
+            let Some(services) = absent_as_none(self.service_arns(&cluster).await)? else {
+                continue;
+            };
+            for batch in services.chunks(DESCRIBE_SERVICES_BATCH) {
+                in_use.extend(self.service_task_definitions(&cluster, batch).await?);
+            }
+        }
+        Ok(in_use.into_iter().collect())
+    }
+}
+
+/// `DescribeServices` takes at most this many services per request.
+const DESCRIBE_SERVICES_BATCH: usize = 10;
+
+/// More pages than any account has: past this, a list is assumed to loop.
+const MAX_PAGES: usize = 10_000;
+
+/// Every item of a paged ECS list: `page` fetches the page after a token (`None` for the first) and answers its items
+/// and the next token. Stops with an error when the service repeats a token or pages without end, instead of
+/// looping.
+async fn all_pages<F, Fut>(operation: &'static str, mut page: F) -> Result<Vec<String>, AwsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<String>, Option<String>), AwsError>>,
+{
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    let mut seen_tokens = BTreeSet::new();
+    for _ in 0..MAX_PAGES {
+        let (page_items, next) = page(token.take()).await?;
+        items.extend(page_items);
+        match next.filter(|t| !t.is_empty()) {
+            None => return Ok(items),
+            Some(next) => {
+                if !seen_tokens.insert(next.clone()) {
+                    return Err(AwsError::new(
+                        "ecs",
+                        operation,
+                        ErrorKind::Other,
+                        "the service returned a next token it had returned before; stopping to avoid a loop",
+                    ));
+                }
+                token = Some(next);
+            }
+        }
+    }
+    Err(AwsError::new(
+        "ecs",
+        operation,
+        ErrorKind::Other,
+        format!("more than {MAX_PAGES} pages"),
+    ))
+}
+
+impl SdkEcs {
+    /// The ARNs of every cluster in the Region (all pages).
+    async fn cluster_arns(&self) -> Result<Vec<String>, AwsError> {
+        const OP: &str = "ListClusters";
+        all_pages(OP, |token| async move {
+            let out = send(&self.retry, &self.metrics, "ecs", OP, || {
+                self.client
+                    .list_clusters()
+                    .max_results(100)
+                    .set_next_token(token.clone())
+                    .send()
+            })
+            .await?;
+            Ok((
+                out.cluster_arns().to_vec(),
+                out.next_token().map(str::to_string),
+            ))
+        })
+        .await
+    }
+
+    /// The ARNs of every service in a cluster (all pages).
+    async fn service_arns(&self, cluster: &str) -> Result<Vec<String>, AwsError> {
+        const OP: &str = "ListServices";
+        all_pages(OP, |token| async move {
+            let out = send(&self.retry, &self.metrics, "ecs", OP, || {
+                self.client
+                    .list_services()
+                    .cluster(cluster)
+                    .max_results(100)
+                    .set_next_token(token.clone())
+                    .send()
+            })
+            .await?;
+            Ok((
+                out.service_arns().to_vec(),
+                out.next_token().map(str::to_string),
+            ))
+        })
+        .await
+    }
+
+    /// The task definitions that a batch of a cluster's services run or are moving to: each service's own, every
+    /// deployment's, and every task set's (services with an external or CodeDeploy controller keep theirs in task
+    /// sets). Values are kept as ECS returned them, which is not always a full ARN. Deleted (INACTIVE) services run
+    /// nothing and are skipped; a service deleted since it was listed (failure `MISSING`) too. Any other failure is
+    /// an error, so that no caller mistakes a partial answer for the whole.
+    async fn service_task_definitions(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<String>, AwsError> {
+        const OP: &str = "DescribeServices";
+        let result = send(&self.retry, &self.metrics, "ecs", OP, || {
+            self.client
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(services.to_vec()))
+                .send()
+        })
+        .await;
+        let Some(out) = absent_as_none(result)? else {
+            return Ok(Vec::new());
+        };
+        if let Some(failure) = out
+            .failures()
+            .iter()
+            .find(|f| f.reason() != Some("MISSING"))
+        {
+            return Err(AwsError::new(
+                "ecs",
+                OP,
+                ErrorKind::Other,
+                format!(
+                    "service {} could not be described: {}{}",
+                    failure.arn().unwrap_or("(no ARN)"),
+                    failure.reason().unwrap_or("no reason given"),
+                    failure
+                        .detail()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default(),
+                ),
+            ));
+        }
+        let mut in_use = Vec::new();
+        for service in out.services() {
+            if service.status() == Some("INACTIVE") {
+                continue;
+            }
+            in_use.extend(service.task_definition().map(str::to_string));
+            in_use.extend(
+                service
+                    .deployments()
+                    .iter()
+                    .filter_map(|d| d.task_definition())
+                    .map(str::to_string),
+            );
+            in_use.extend(
+                service
+                    .task_sets()
+                    .iter()
+                    .filter_map(|t| t.task_definition())
+                    .map(str::to_string),
+            );
+        }
+        in_use.retain(|td| !td.is_empty());
+        Ok(in_use)
     }
 }
 
@@ -531,6 +700,78 @@ impl IamApi for SdkIam {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    type Page = (Vec<String>, Option<String>);
+
+    /// A paged list that answers `pages` in order and records the tokens it was asked with.
+    async fn list(pages: Vec<Page>) -> (Result<Vec<String>, AwsError>, Vec<Option<String>>) {
+        let pages = Mutex::new(VecDeque::from(pages));
+        let asked = Mutex::new(Vec::new());
+        let result = all_pages("ListServices", |token| {
+            asked.lock().unwrap().push(token);
+            let page = pages.lock().unwrap().pop_front();
+            async move {
+                page.ok_or_else(|| {
+                    AwsError::new("ecs", "ListServices", ErrorKind::Other, "no page left")
+                })
+            }
+        })
+        .await;
+        (result, asked.into_inner().unwrap())
+    }
+
+    fn page(items: &[&str], next: Option<&str>) -> Page {
+        (
+            items.iter().map(|s| s.to_string()).collect(),
+            next.map(str::to_string),
+        )
+    }
+
+    #[tokio::test]
+    async fn pages_are_followed_by_their_tokens_until_the_last() {
+        let (result, asked) = list(vec![
+            page(&["a", "b"], Some("t1")),
+            page(&["c"], Some("t2")),
+            page(&[], None),
+        ])
+        .await;
+        assert_eq!(result.unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(asked, vec![None, Some("t1".into()), Some("t2".into())]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_next_token_ends_the_list() {
+        let (result, asked) = list(vec![page(&["a"], Some(""))]).await;
+        assert_eq!(result.unwrap(), vec!["a"]);
+        assert_eq!(asked.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_repeated_next_token_stops_with_an_error_instead_of_looping() {
+        let (result, asked) = list(vec![
+            page(&["a"], Some("t1")),
+            page(&["b"], Some("t2")),
+            page(&["a"], Some("t1")),
+            page(&["b"], Some("t2")),
+        ])
+        .await;
+        let err = result.unwrap_err();
+        assert_eq!(err.operation, "ListServices");
+        assert!(!err.is_retryable(), "{err}");
+        assert!(err.message.contains("returned before"), "{err}");
+        assert_eq!(asked.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_page_fails_the_whole_list() {
+        let (result, _) = list(vec![page(&["a"], Some("t1"))]).await;
+        assert_eq!(result.unwrap_err().message, "no page left");
+    }
+
     #[test]
     fn the_app_name_is_one_the_sdk_accepts() {
         assert!(aws_config::AppName::new(crate::events::APP_NAME).is_ok());

@@ -9,4 +9,5 @@ mod events;
 mod limits;
 mod lookups;
 mod reconcile;
+mod services;
 mod support;
