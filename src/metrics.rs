@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::aws::{AwsError, ErrorKind};
+use crate::aws::{AwsError, ErrorKind, RATE_LIMITED_SERVICES};
 
 /// Every metric `execrole` exports, registered in one registry.
 pub struct Metrics {
@@ -32,6 +32,10 @@ pub struct Metrics {
     pub aws_request_duration: HistogramVec,
     /// `execrole_aws_retries_total{service,operation}`.
     pub aws_retries: IntCounterVec,
+    /// `execrole_rate_limit_waits_total{service}`.
+    pub rate_limit_waits: IntCounterVec,
+    /// `execrole_rate_limit_wait_seconds_total{service}`.
+    pub rate_limit_wait_seconds: CounterVec,
     /// `execrole_task_definition_cache_hits_total`.
     pub cache_hits: IntCounter,
     /// `execrole_task_definition_cache_misses_total`.
@@ -75,6 +79,14 @@ impl Default for Metrics {
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let metric =
         IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+fn seconds_counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    let metric = CounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
     registry
         .register(Box::new(metric.clone()))
         .expect("metric registered once");
@@ -199,6 +211,18 @@ impl Metrics {
                 "AWS API requests retried after a retryable error, by service and operation.",
                 &["service", "operation"],
             ),
+            rate_limit_waits: counter_vec(
+                &r,
+                "execrole_rate_limit_waits_total",
+                "AWS API request attempts that waited for the client-side rate limit of their service (the account's token bucket was empty), by service.",
+                &["service"],
+            ),
+            rate_limit_wait_seconds: seconds_counter_vec(
+                &r,
+                "execrole_rate_limit_wait_seconds_total",
+                "Time AWS API request attempts spent waiting for the client-side rate limit, by service.",
+                &["service"],
+            ),
             cache_hits: counter(
                 &r,
                 "execrole_task_definition_cache_hits_total",
@@ -313,6 +337,12 @@ impl Metrics {
         for result in ["acted", "ignored", "invalid"] {
             metrics.events_received.with_label_values(&[result]);
         }
+        for service in RATE_LIMITED_SERVICES {
+            metrics.rate_limit_waits.with_label_values(&[service]);
+            metrics
+                .rate_limit_wait_seconds
+                .with_label_values(&[service]);
+        }
         metrics
     }
 
@@ -344,6 +374,23 @@ impl Metrics {
         self.aws_retries
             .with_label_values(&[service, operation])
             .inc();
+    }
+
+    /// Record that a request attempt waits for the client-side rate limit of its service.
+    pub fn observe_rate_limit_wait(&self, service: &str) {
+        self.rate_limit_waits.with_label_values(&[service]).inc();
+    }
+
+    /// Record how long a request attempt waited for the client-side rate limit.
+    pub fn observe_rate_limit_waited(&self, service: &str, waited: Duration) {
+        self.rate_limit_wait_seconds
+            .with_label_values(&[service])
+            .inc_by(waited.as_secs_f64());
+    }
+
+    /// The count of rate-limit waits for a service (for tests and summaries).
+    pub fn rate_limit_waits(&self, service: &str) -> u64 {
+        self.rate_limit_waits.with_label_values(&[service]).get()
     }
 
     /// The count of requests with these labels (for tests and summaries).
@@ -387,6 +434,8 @@ mod tests {
             "execrole_roles_in_drift",
             "execrole_iam_writes_total",
             "execrole_aws_requests_total",
+            "execrole_rate_limit_waits_total",
+            "execrole_rate_limit_wait_seconds_total",
             "execrole_build_info",
             "execrole_ready",
             "execrole_work_queue_depth",

@@ -1,5 +1,6 @@
 //! The imperative shell's edge: narrow traits that speak our model (`EcsApi`, `IamApi`, `EventQueue`), the AWS
-//! SDK adapters behind them, error classification (retryable or terminal), and retries with exponential backoff.
+//! SDK adapters behind them, error classification (retryable or terminal), retries with exponential backoff, and
+//! client-side rate limits per account and service.
 //!
 //! SDK types never leave this module. The controller talks only to the traits, so it is tested with in-memory
 //! fakes; the adapters are tested against the local AWS emulator. Every request is counted and timed in
@@ -8,6 +9,7 @@
 mod convert;
 mod error;
 mod facts;
+mod limit;
 mod retry;
 mod sdk;
 mod sqs;
@@ -16,6 +18,7 @@ use async_trait::async_trait;
 
 pub use error::{AwsError, ErrorKind};
 pub use facts::{FactsApi, SdkFacts};
+pub use limit::{Limiters, RATE_LIMITED_SERVICES, RateLimit, RateLimits};
 pub use retry::{KeyBackoff, RetryPolicy, call_with_retry, jittered};
 use retry::{absent_as_none, send};
 pub use sdk::{ClientFactory, SdkEcs, SdkIam};
