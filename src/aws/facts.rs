@@ -3,14 +3,13 @@
 //! read a secret value (no `GetSecretValue`, no `GetParameter`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_config::{Region, SdkConfig};
 
-use super::{AwsError, ErrorKind, RetryPolicy, absent_as_none, send};
+use super::{AwsError, Caller, ErrorKind, absent_as_none, send};
 use crate::derive::{KeyFacts, ParameterFacts, PullThroughRule, SecretFacts};
-use crate::metrics::Metrics;
 
 /// Facts about secrets, parameters, keys and registries in one account. `None` means "does not exist".
 #[async_trait]
@@ -39,8 +38,7 @@ pub trait FactsApi: Send + Sync {
 /// [`FactsApi`] over the AWS SDK, with clients built per Region on first use.
 pub struct SdkFacts {
     config: SdkConfig,
-    metrics: Arc<Metrics>,
-    retry: RetryPolicy,
+    caller: Caller,
     clients: Mutex<HashMap<String, Clients>>,
 }
 
@@ -53,11 +51,10 @@ struct Clients {
 }
 
 impl SdkFacts {
-    pub(crate) fn new(config: SdkConfig, metrics: Arc<Metrics>, retry: RetryPolicy) -> SdkFacts {
+    pub(crate) fn new(config: SdkConfig, caller: Caller) -> SdkFacts {
         SdkFacts {
             config,
-            metrics,
-            retry,
+            caller,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -105,7 +102,7 @@ impl FactsApi for SdkFacts {
         const OP: &str = "DescribeSecret";
         let client = self.clients(region).secrets;
         let out = absent_as_none(
-            send(&self.retry, &self.metrics, "secretsmanager", OP, || {
+            send(&self.caller, "secretsmanager", OP, || {
                 client.describe_secret().secret_id(secret_id).send()
             })
             .await,
@@ -131,7 +128,7 @@ impl FactsApi for SdkFacts {
             .values(name)
             .build()
             .map_err(|e| AwsError::new("ssm", OP, ErrorKind::InvalidInput, e.to_string()))?;
-        let out = send(&self.retry, &self.metrics, "ssm", OP, || {
+        let out = send(&self.caller, "ssm", OP, || {
             client
                 .describe_parameters()
                 .parameter_filters(filter.clone())
@@ -155,7 +152,7 @@ impl FactsApi for SdkFacts {
         const OP: &str = "DescribeKey";
         let client = self.clients(region).kms;
         let out = absent_as_none(
-            send(&self.retry, &self.metrics, "kms", OP, || {
+            send(&self.caller, "kms", OP, || {
                 client.describe_key().key_id(key_id).send()
             })
             .await,
@@ -183,7 +180,7 @@ impl FactsApi for SdkFacts {
         let mut rules = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let out = send(&self.retry, &self.metrics, "ecr", OP, || {
+            let out = send(&self.caller, "ecr", OP, || {
                 client
                     .describe_pull_through_cache_rules()
                     .set_next_token(token.clone())

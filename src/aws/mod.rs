@@ -19,7 +19,7 @@ use async_trait::async_trait;
 pub use error::{AwsError, ErrorKind};
 pub use facts::{FactsApi, SdkFacts};
 pub use limit::{Limiters, RATE_LIMITED_SERVICES, RateLimit, RateLimits};
-pub use retry::{KeyBackoff, RetryPolicy, call_with_retry, jittered};
+pub use retry::{Caller, KeyBackoff, RetryPolicy, call_with_retry, jittered};
 use retry::{absent_as_none, send};
 pub use sdk::{ClientFactory, SdkEcs, SdkIam};
 pub use sqs::{EventQueue, QueueMessage, SdkEventQueue};

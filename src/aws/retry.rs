@@ -1,9 +1,13 @@
-//! Retrying AWS requests with exponential backoff and jitter, through the `backoff` crate (used from this file
-//! only, so it can be swapped). Retryable errors (throttling, 5xx, time-outs, connection errors) wait and try
-//! again until `max_elapsed`; terminal errors return at once. Every attempt is counted in the metrics, so
-//! throttles show even when a retry succeeds. All waiting goes through `tokio::time`, so tests pause the clock.
+//! Sending AWS requests: a [`Caller`] (how to retry, where to count, the account's rate limits) and the loop that
+//! runs one request with exponential backoff and jitter, through the `backoff` crate (used from this file only, so
+//! it can be swapped). Every attempt, retries included, first takes a permit from the account's rate limiter
+//! (`limit`). Retryable errors (throttling, 5xx, time-outs, connection errors) wait and try again until
+//! `max_elapsed`; terminal errors return at once. Every attempt is counted in the metrics, so throttles show even
+//! when a retry succeeds. All waiting goes through `tokio::time`, so tests pause the clock. It does not classify
+//! errors (`error`) or know any SDK client (`sdk`, `facts`).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -13,7 +17,7 @@ use backoff::Clock;
 use backoff::backoff::Backoff;
 use backoff::exponential::ExponentialBackoff;
 
-use super::AwsError;
+use super::{AwsError, Limiters};
 use crate::config::BackoffSettings;
 use crate::metrics::Metrics;
 
@@ -77,11 +81,34 @@ impl Clock for TokioClock {
     }
 }
 
-/// Run `attempt` until it succeeds, fails terminally, or retryable failures have lasted `max_elapsed`.
-/// Each attempt's outcome and duration are recorded as `service`/`operation` in `metrics`.
+/// What every AWS request of one account is sent with: how to retry, where to count, and the account's rate
+/// limits (shared by every client of the account).
+#[derive(Clone)]
+pub struct Caller {
+    /// How to retry retryable failures.
+    pub retry: RetryPolicy,
+    /// Where every attempt, retry and rate-limit wait is counted.
+    pub metrics: Arc<Metrics>,
+    /// The account's token buckets, one per service.
+    pub limiters: Arc<Limiters>,
+}
+
+impl Caller {
+    /// A caller with these parts.
+    pub fn new(retry: RetryPolicy, metrics: Arc<Metrics>, limiters: Arc<Limiters>) -> Caller {
+        Caller {
+            retry,
+            metrics,
+            limiters,
+        }
+    }
+}
+
+/// Run `attempt` until it succeeds, fails terminally, or retryable failures have lasted `max_elapsed`. Before each
+/// attempt, retries included, it takes a permit for `service` from the caller's rate limits (the wait is not part
+/// of the attempt's duration). Each attempt's outcome and duration are recorded as `service`/`operation`.
 pub async fn call_with_retry<T, F, Fut>(
-    policy: &RetryPolicy,
-    metrics: &Metrics,
+    caller: &Caller,
     service: &'static str,
     operation: &'static str,
     mut attempt: F,
@@ -90,37 +117,31 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, AwsError>>,
 {
-    let backoff = policy.backoff();
-    backoff::future::retry_notify(
-        backoff,
-        || {
-            let started = tokio::time::Instant::now();
-            let fut = attempt();
-            async move {
-                let result = fut.await;
-                metrics.observe_aws_request(service, operation, result.as_ref().err(), started.elapsed());
-                result.map_err(|err| {
-                    if err.is_retryable() {
-                        backoff::Error::transient(err)
-                    } else {
-                        backoff::Error::permanent(err)
-                    }
-                })
-            }
-        },
-        |err: AwsError, wait: Duration| {
-            metrics.observe_aws_retry(service, operation);
-            tracing::debug!(service, operation, error = %err, wait_ms = wait.as_millis() as u64, "retrying AWS request");
-        },
-    )
-    .await
+    let metrics = caller.metrics.as_ref();
+    let mut backoff = caller.retry.backoff();
+    loop {
+        caller.limiters.acquire(service, metrics).await;
+        let started = tokio::time::Instant::now();
+        let result = attempt().await;
+        metrics.observe_aws_request(service, operation, result.as_ref().err(), started.elapsed());
+        let err = match result {
+            Ok(value) => return Ok(value),
+            Err(err) if err.is_retryable() => err,
+            Err(err) => return Err(err),
+        };
+        let Some(wait) = backoff.next_backoff() else {
+            return Err(err);
+        };
+        metrics.observe_aws_retry(service, operation);
+        tracing::debug!(service, operation, error = %err, wait_ms = wait.as_millis() as u64, "retrying AWS request");
+        tokio::time::sleep(wait).await;
+    }
 }
 
 /// One SDK request with retries: `request` builds and sends it afresh for each attempt, and SDK errors are
 /// classified at this seam (see [`AwsError::from_sdk`]).
 pub(crate) async fn send<T, E, F, Fut>(
-    policy: &RetryPolicy,
-    metrics: &Metrics,
+    caller: &Caller,
     service: &'static str,
     operation: &'static str,
     mut request: F,
@@ -130,7 +151,7 @@ where
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    call_with_retry(policy, metrics, service, operation, || {
+    call_with_retry(caller, service, operation, || {
         let attempt = request();
         async move {
             attempt
@@ -155,7 +176,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::aws::ErrorKind;
+    use crate::aws::{ErrorKind, RateLimit, RateLimits};
 
     fn policy() -> RetryPolicy {
         RetryPolicy {
@@ -165,11 +186,21 @@ mod tests {
         }
     }
 
+    /// A caller with the test policy and the default rate limits, each test its own.
+    fn caller() -> Caller {
+        Caller::new(
+            policy(),
+            Arc::new(Metrics::new()),
+            Arc::new(Limiters::default()),
+        )
+    }
+
     #[tokio::test(start_paused = true)]
     async fn retryable_errors_are_retried_until_success_and_counted() {
-        let metrics = Metrics::new();
+        let caller = caller();
+        let metrics = &caller.metrics;
         let calls = AtomicUsize::new(0);
-        let result = call_with_retry(&policy(), &metrics, "iam", "GetRole", || {
+        let result = call_with_retry(&caller, "iam", "GetRole", || {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             async move {
                 if n < 2 {
@@ -193,21 +224,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn terminal_errors_return_at_once() {
-        let metrics = Metrics::new();
+        let caller = caller();
+        let metrics = &caller.metrics;
         let calls = AtomicUsize::new(0);
-        let result: Result<(), _> =
-            call_with_retry(&policy(), &metrics, "iam", "PutRolePolicy", || {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async {
-                    Err(AwsError::new(
-                        "iam",
-                        "PutRolePolicy",
-                        ErrorKind::AccessDenied,
-                        "no",
-                    ))
-                }
-            })
-            .await;
+        let result: Result<(), _> = call_with_retry(&caller, "iam", "PutRolePolicy", || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async {
+                Err(AwsError::new(
+                    "iam",
+                    "PutRolePolicy",
+                    ErrorKind::AccessDenied,
+                    "no",
+                ))
+            }
+        })
+        .await;
         assert_eq!(result.unwrap_err().kind, ErrorKind::AccessDenied);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(metrics.aws_requests("iam", "PutRolePolicy", "error"), 1);
@@ -215,29 +246,77 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retryable_errors_give_up_after_max_elapsed() {
-        let metrics = Metrics::new();
+        let caller = caller();
+        let metrics = &caller.metrics;
         let started = tokio::time::Instant::now();
-        let result: Result<(), _> = call_with_retry(
-            &policy(),
-            &metrics,
-            "ecs",
-            "ListTaskDefinitions",
-            || async {
+        let result: Result<(), _> =
+            call_with_retry(&caller, "ecs", "ListTaskDefinitions", || async {
                 Err(AwsError::new(
                     "ecs",
                     "ListTaskDefinitions",
                     ErrorKind::Server,
                     "boom",
                 ))
-            },
-        )
-        .await;
+            })
+            .await;
         assert_eq!(result.unwrap_err().kind, ErrorKind::Server);
         let elapsed = started.elapsed();
         // It stops once the next wait would pass max_elapsed: after more than half of it, never after it.
         assert!(elapsed > Duration::from_secs(5), "{elapsed:?}");
         assert!(elapsed <= Duration::from_secs(10), "{elapsed:?}");
         assert!(metrics.aws_requests("ecs", "ListTaskDefinitions", "error") > 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_attempt_takes_a_rate_limit_permit_retries_included() {
+        // One IAM request a second, no burst: the backoff (100 ms, then 200 ms, ±50 %) is shorter than the rate,
+        // so each retry waits for the bucket, and the waits are counted.
+        let one_a_second = RateLimit {
+            per_second: std::num::NonZeroU32::MIN,
+            burst: std::num::NonZeroU32::MIN,
+        };
+        let limits = RateLimits {
+            iam: one_a_second,
+            ..RateLimits::default()
+        };
+        let caller = Caller::new(
+            policy(),
+            Arc::new(Metrics::new()),
+            Arc::new(Limiters::new(&limits)),
+        );
+        let calls = AtomicUsize::new(0);
+        let started = tokio::time::Instant::now();
+        let result = call_with_retry(&caller, "iam", "GetRole", || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    Err(AwsError::new(
+                        "iam",
+                        "GetRole",
+                        ErrorKind::Throttling,
+                        "slow down",
+                    ))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(result, Ok(2));
+        assert_eq!(caller.metrics.rate_limit_waits("iam"), 2);
+        assert_eq!(
+            caller
+                .metrics
+                .aws_retries
+                .with_label_values(&["iam", "GetRole"])
+                .get(),
+            2
+        );
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(2),
+            "the third attempt went at the second permit"
+        );
     }
 }
 

@@ -1,18 +1,27 @@
 //! The AWS SDK adapters behind [`EcsApi`] and [`IamApi`], and the factory that builds them per target: the
 //! standard credential chain (environment, profile, web identity, container credentials; `AWS_ENDPOINT_URL`
-//! honoured), optionally `sts:AssumeRole` into the target account, one ECS client per Region and one IAM client per
-//! account.
+//! honoured), optionally `sts:AssumeRole` into the target account, one ECS client per Region, one IAM client per
+//! account, and one set of rate limiters per account shared by all of them and by the look-ups.
 //!
 //! The base configuration names the SDK app `execrole` ([`crate::events::APP_NAME`]), so every request's user
 //! agent, and CloudTrail's `userAgent` for it, carries `app/execrole`: that is how event-driven convergence knows
 //! the controller's own writes and ignores their events. The event queue is read with the base credentials.
 //!
-//! The SDK's own retries are switched off on purpose: every attempt then goes through [`super::call_with_retry`], where it
-//! is counted (throttles apart) and retried with our backoff, so the metrics show what really hit AWS.
+//! Retries are layered on purpose, and each layer is the only one at its level:
+//! * the SDK's own retries are switched off, so no attempt is hidden from us;
+//! * every request goes through `send` and so [`super::call_with_retry`], which retries retryable failures in place
+//!   with our exponential backoff (`backoff` settings) and counts every attempt, throttles apart, so the metrics
+//!   show what really hit AWS;
+//! * above it, a reconcile that still fails is retried by the controller's per-key backoff, with no give-up time.
+//!
+//! Before each attempt, retries included, a permit is taken from the account's token bucket for the service
+//! ([`super::Limiters`]), so the controller stays under API quotas that it shares with everything else in the
+//! account. The event queue, read with the base credentials, has limiters of its own. The SDK's own
+//! `sts:AssumeRole` credential refreshes are neither retried nor rate-limited by us.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,8 +31,9 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
 use super::{
-    AwsError, EcsApi, ErrorKind, FactsApi, IamApi, ManagedPolicyInfo, PolicyVersionInfo,
-    RetryPolicy, RoleInfo, SdkFacts, TaskDefinitionPage, absent_as_none, convert, send,
+    AwsError, Caller, EcsApi, ErrorKind, FactsApi, IamApi, Limiters, ManagedPolicyInfo,
+    PolicyVersionInfo, RateLimits, RetryPolicy, RoleInfo, SdkFacts, TaskDefinitionPage,
+    absent_as_none, convert, send,
 };
 use crate::config::Target;
 use crate::metrics::Metrics;
@@ -35,6 +45,9 @@ pub struct ClientFactory {
     base: SdkConfig,
     metrics: Arc<Metrics>,
     retry: RetryPolicy,
+    rate_limits: RateLimits,
+    /// Each account's limiters, built on first use; shared by clones of the factory.
+    limiters: Arc<Mutex<HashMap<String, Arc<Limiters>>>>,
 }
 
 impl ClientFactory {
@@ -54,6 +67,8 @@ impl ClientFactory {
             base,
             metrics,
             retry,
+            rate_limits: RateLimits::default(),
+            limiters: Arc::default(),
         }
     }
 
@@ -84,6 +99,26 @@ impl ClientFactory {
             base,
             metrics,
             retry,
+            rate_limits: RateLimits::default(),
+            limiters: Arc::default(),
+        }
+    }
+
+    /// Use these client-side rate limits (by default [`RateLimits::default`]) for the clients built from now on.
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> ClientFactory {
+        self.rate_limits = limits;
+        // Limiters already built keep the limits they were built with; the new ones start afresh.
+        self.limiters = Arc::default();
+        self
+    }
+
+    /// The account's rate limiters: one set per account, built on first use and shared by every client of the
+    /// account (every Region's ECS, IAM, the look-ups), whichever target or call built it.
+    fn limiters(&self, account: &str) -> Arc<Limiters> {
+        let build = || Arc::new(Limiters::new(&self.rate_limits));
+        match self.limiters.lock() {
+            Ok(mut map) => map.entry(account.to_string()).or_insert_with(build).clone(),
+            Err(_) => build(),
         }
     }
 
@@ -116,11 +151,12 @@ impl ClientFactory {
         Arc<dyn FactsApi>,
     ) {
         let config = self.target_config(target).await;
-        let facts: Arc<dyn FactsApi> = Arc::new(SdkFacts::new(
-            config.clone(),
-            self.metrics.clone(),
+        let caller = Caller::new(
             self.retry,
-        ));
+            self.metrics.clone(),
+            self.limiters(&target.account),
+        );
+        let facts: Arc<dyn FactsApi> = Arc::new(SdkFacts::new(config.clone(), caller.clone()));
         let ecs = target
             .regions
             .iter()
@@ -130,8 +166,7 @@ impl ClientFactory {
                     .build();
                 let api: Arc<dyn EcsApi> = Arc::new(SdkEcs {
                     client: aws_sdk_ecs::Client::from_conf(conf),
-                    metrics: self.metrics.clone(),
-                    retry: self.retry,
+                    caller: caller.clone(),
                 });
                 (region.clone(), api)
             })
@@ -147,8 +182,7 @@ impl ClientFactory {
             .build();
         let iam: Arc<dyn IamApi> = Arc::new(SdkIam {
             client: aws_sdk_iam::Client::from_conf(conf),
-            metrics: self.metrics.clone(),
-            retry: self.retry,
+            caller,
         });
         (ecs, iam, facts)
     }
@@ -161,13 +195,28 @@ impl ClientFactory {
         let conf = aws_sdk_sqs::config::Builder::from(&self.base)
             .region(Region::new(region.to_string()))
             .build();
+        // The queue's account draws from its own buckets, shared with its clients when it is also a target.
+        let caller = Caller::new(
+            self.retry,
+            self.metrics.clone(),
+            self.limiters(queue_account(queue_url).unwrap_or(queue_url)),
+        );
         Arc::new(super::SdkEventQueue::new(
             aws_sdk_sqs::Client::from_conf(conf),
             queue_url,
-            self.metrics.clone(),
-            self.retry,
+            caller,
         ))
     }
+}
+
+/// The account that owns a queue, from its URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`).
+fn queue_account(queue_url: &str) -> Option<&str> {
+    let path = queue_url
+        .split_once("://")
+        .map_or(queue_url, |(_, rest)| rest);
+    path.split('/')
+        .nth(1)
+        .filter(|account| account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Name the SDK app (see the module doc). [`crate::events::APP_NAME`] is a valid name (a unit test says so), so
@@ -182,8 +231,7 @@ fn with_app_name(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
 /// [`EcsApi`] over the AWS SDK.
 pub struct SdkEcs {
     client: aws_sdk_ecs::Client,
-    metrics: Arc<Metrics>,
-    retry: RetryPolicy,
+    caller: Caller,
 }
 
 #[async_trait]
@@ -193,7 +241,7 @@ impl EcsApi for SdkEcs {
         next_token: Option<String>,
     ) -> Result<TaskDefinitionPage, AwsError> {
         const OP: &str = "ListTaskDefinitions";
-        let out = send(&self.retry, &self.metrics, "ecs", OP, || {
+        let out = send(&self.caller, "ecs", OP, || {
             self.client
                 .list_task_definitions()
                 .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
@@ -213,7 +261,7 @@ impl EcsApi for SdkEcs {
 
     async fn describe_task_definition(&self, arn: &str) -> Result<TaskDefinition, AwsError> {
         const OP: &str = "DescribeTaskDefinition";
-        let out = send(&self.retry, &self.metrics, "ecs", OP, || {
+        let out = send(&self.caller, "ecs", OP, || {
             self.client
                 .describe_task_definition()
                 .task_definition(arn)
@@ -294,7 +342,7 @@ impl SdkEcs {
     async fn cluster_arns(&self) -> Result<Vec<String>, AwsError> {
         const OP: &str = "ListClusters";
         all_pages(OP, |token| async move {
-            let out = send(&self.retry, &self.metrics, "ecs", OP, || {
+            let out = send(&self.caller, "ecs", OP, || {
                 self.client
                     .list_clusters()
                     .max_results(100)
@@ -314,7 +362,7 @@ impl SdkEcs {
     async fn service_arns(&self, cluster: &str) -> Result<Vec<String>, AwsError> {
         const OP: &str = "ListServices";
         all_pages(OP, |token| async move {
-            let out = send(&self.retry, &self.metrics, "ecs", OP, || {
+            let out = send(&self.caller, "ecs", OP, || {
                 self.client
                     .list_services()
                     .cluster(cluster)
@@ -342,7 +390,7 @@ impl SdkEcs {
         services: &[String],
     ) -> Result<Vec<String>, AwsError> {
         const OP: &str = "DescribeServices";
-        let result = send(&self.retry, &self.metrics, "ecs", OP, || {
+        let result = send(&self.caller, "ecs", OP, || {
             self.client
                 .describe_services()
                 .cluster(cluster)
@@ -402,15 +450,14 @@ impl SdkEcs {
 /// [`IamApi`] over the AWS SDK.
 pub struct SdkIam {
     client: aws_sdk_iam::Client,
-    metrics: Arc<Metrics>,
-    retry: RetryPolicy,
+    caller: Caller,
 }
 
 #[async_trait]
 impl IamApi for SdkIam {
     async fn get_role(&self, role: &str) -> Result<Option<RoleInfo>, AwsError> {
         const OP: &str = "GetRole";
-        let result = send(&self.retry, &self.metrics, "iam", OP, || {
+        let result = send(&self.caller, "iam", OP, || {
             self.client.get_role().role_name(role).send()
         })
         .await;
@@ -437,7 +484,7 @@ impl IamApi for SdkIam {
         let mut names = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let out = send(&self.retry, &self.metrics, "iam", OP, || {
+            let out = send(&self.caller, "iam", OP, || {
                 self.client
                     .list_role_policies()
                     .role_name(role)
@@ -456,7 +503,7 @@ impl IamApi for SdkIam {
 
     async fn get_role_policy(&self, role: &str, policy: &str) -> Result<Option<String>, AwsError> {
         const OP: &str = "GetRolePolicy";
-        let result = send(&self.retry, &self.metrics, "iam", OP, || {
+        let result = send(&self.caller, "iam", OP, || {
             self.client
                 .get_role_policy()
                 .role_name(role)
@@ -474,7 +521,7 @@ impl IamApi for SdkIam {
         document: &str,
     ) -> Result<(), AwsError> {
         const OP: &str = "PutRolePolicy";
-        send(&self.retry, &self.metrics, "iam", OP, || {
+        send(&self.caller, "iam", OP, || {
             self.client
                 .put_role_policy()
                 .role_name(role)
@@ -488,7 +535,7 @@ impl IamApi for SdkIam {
 
     async fn delete_role_policy(&self, role: &str, policy: &str) -> Result<(), AwsError> {
         const OP: &str = "DeleteRolePolicy";
-        send(&self.retry, &self.metrics, "iam", OP, || {
+        send(&self.caller, "iam", OP, || {
             self.client
                 .delete_role_policy()
                 .role_name(role)
@@ -504,7 +551,7 @@ impl IamApi for SdkIam {
         let mut arns = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let out = send(&self.retry, &self.metrics, "iam", OP, || {
+            let out = send(&self.caller, "iam", OP, || {
                 self.client
                     .list_attached_role_policies()
                     .role_name(role)
@@ -531,7 +578,7 @@ impl IamApi for SdkIam {
 
     async fn attach_role_policy(&self, role: &str, policy_arn: &str) -> Result<(), AwsError> {
         const OP: &str = "AttachRolePolicy";
-        send(&self.retry, &self.metrics, "iam", OP, || {
+        send(&self.caller, "iam", OP, || {
             self.client
                 .attach_role_policy()
                 .role_name(role)
@@ -544,7 +591,7 @@ impl IamApi for SdkIam {
 
     async fn update_assume_role_policy(&self, role: &str, document: &str) -> Result<(), AwsError> {
         const OP: &str = "UpdateAssumeRolePolicy";
-        send(&self.retry, &self.metrics, "iam", OP, || {
+        send(&self.caller, "iam", OP, || {
             self.client
                 .update_assume_role_policy()
                 .role_name(role)
@@ -557,7 +604,7 @@ impl IamApi for SdkIam {
 
     async fn get_policy(&self, arn: &str) -> Result<Option<ManagedPolicyInfo>, AwsError> {
         const OP: &str = "GetPolicy";
-        let result = send(&self.retry, &self.metrics, "iam", OP, || {
+        let result = send(&self.caller, "iam", OP, || {
             self.client.get_policy().policy_arn(arn).send()
         })
         .await;
@@ -580,7 +627,7 @@ impl IamApi for SdkIam {
         version_id: &str,
     ) -> Result<Option<String>, AwsError> {
         const OP: &str = "GetPolicyVersion";
-        let result = send(&self.retry, &self.metrics, "iam", OP, || {
+        let result = send(&self.caller, "iam", OP, || {
             self.client
                 .get_policy_version()
                 .policy_arn(arn)
@@ -597,7 +644,7 @@ impl IamApi for SdkIam {
 
     async fn list_policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersionInfo>, AwsError> {
         const OP: &str = "ListPolicyVersions";
-        let out = send(&self.retry, &self.metrics, "iam", OP, || {
+        let out = send(&self.caller, "iam", OP, || {
             self.client.list_policy_versions().policy_arn(arn).send()
         })
         .await?;
@@ -630,7 +677,7 @@ impl IamApi for SdkIam {
                     .ok()
             })
             .collect();
-        let out = send(&self.retry, &self.metrics, "iam", OP, || {
+        let out = send(&self.caller, "iam", OP, || {
             self.client
                 .create_policy()
                 .policy_name(name)
@@ -650,7 +697,7 @@ impl IamApi for SdkIam {
 
     async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), AwsError> {
         const OP: &str = "CreatePolicyVersion";
-        send(&self.retry, &self.metrics, "iam", OP, || {
+        send(&self.caller, "iam", OP, || {
             self.client
                 .create_policy_version()
                 .policy_arn(arn)
@@ -664,7 +711,7 @@ impl IamApi for SdkIam {
 
     async fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), AwsError> {
         const OP: &str = "DeletePolicyVersion";
-        send(&self.retry, &self.metrics, "iam", OP, || {
+        send(&self.caller, "iam", OP, || {
             self.client
                 .delete_policy_version()
                 .policy_arn(arn)
@@ -677,7 +724,7 @@ impl IamApi for SdkIam {
 
     async fn detach_role_policy(&self, role: &str, arn: &str) -> Result<(), AwsError> {
         const OP: &str = "DetachRolePolicy";
-        send(&self.retry, &self.metrics, "iam", OP, || {
+        send(&self.caller, "iam", OP, || {
             self.client
                 .detach_role_policy()
                 .role_name(role)
@@ -690,7 +737,7 @@ impl IamApi for SdkIam {
 
     async fn delete_policy(&self, arn: &str) -> Result<(), AwsError> {
         const OP: &str = "DeletePolicy";
-        send(&self.retry, &self.metrics, "iam", OP, || {
+        send(&self.caller, "iam", OP, || {
             self.client.delete_policy().policy_arn(arn).send()
         })
         .await
@@ -767,9 +814,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_factory_builds_one_set_of_limiters_per_account() {
+        let factory = ClientFactory::for_local_endpoint(
+            "http://127.0.0.1:9",
+            "us-east-1",
+            Arc::new(Metrics::new()),
+            RetryPolicy::default(),
+        )
+        .await;
+        let first = factory.limiters("111111111111");
+        assert!(Arc::ptr_eq(&first, &factory.limiters("111111111111")));
+        assert!(Arc::ptr_eq(
+            &first,
+            &factory.clone().limiters("111111111111")
+        ));
+        assert!(!Arc::ptr_eq(&first, &factory.limiters("222222222222")));
+        let slower = factory.with_rate_limits(RateLimits {
+            iam: RateLimits::default().other,
+            ..RateLimits::default()
+        });
+        assert!(
+            !Arc::ptr_eq(&first, &slower.limiters("111111111111")),
+            "new limits start afresh"
+        );
+    }
+
+    #[tokio::test]
     async fn a_failed_page_fails_the_whole_list() {
         let (result, _) = list(vec![page(&["a"], Some("t1"))]).await;
         assert_eq!(result.unwrap_err().message, "no page left");
+    }
+
+    #[test]
+    fn a_queue_url_names_its_account() {
+        let cases = [
+            (
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/execrole-events",
+                Some("123456789012"),
+            ),
+            (
+                "http://127.0.0.1:5000/111111111111/execrole-events",
+                Some("111111111111"),
+            ),
+            ("https://sqs.eu-west-1.amazonaws.com/execrole-events", None),
+            ("https://sqs.eu-west-1.amazonaws.com/12345/q", None),
+            ("not a url", None),
+            ("", None),
+        ];
+        for (url, account) in cases {
+            assert_eq!(queue_account(url), account, "{url:?}");
+        }
     }
 
     #[test]

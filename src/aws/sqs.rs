@@ -6,13 +6,11 @@
 //! and, after the queue's receive limit, goes to its dead-letter queue: events are hints, so a lost or repeated one
 //! costs at most a redundant sweep, and the periodic resync stays the backstop.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{AwsError, ErrorKind, RetryPolicy, send};
-use crate::metrics::Metrics;
+use super::{AwsError, Caller, ErrorKind, send};
 
 /// The longest long poll SQS allows (`WaitTimeSeconds` 20); it fits within the factory's 30 s attempt time-out.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
@@ -49,22 +47,19 @@ pub trait EventQueue: Send + Sync {
 pub struct SdkEventQueue {
     client: aws_sdk_sqs::Client,
     queue_url: String,
-    metrics: Arc<Metrics>,
-    retry: RetryPolicy,
+    caller: Caller,
 }
 
 impl SdkEventQueue {
     pub(crate) fn new(
         client: aws_sdk_sqs::Client,
         queue_url: &str,
-        metrics: Arc<Metrics>,
-        retry: RetryPolicy,
+        caller: Caller,
     ) -> SdkEventQueue {
         SdkEventQueue {
             client,
             queue_url: queue_url.to_string(),
-            metrics,
-            retry,
+            caller,
         }
     }
 }
@@ -88,7 +83,7 @@ impl EventQueue for SdkEventQueue {
         max_messages: i32,
     ) -> Result<Vec<QueueMessage>, AwsError> {
         const OP: &str = "ReceiveMessage";
-        let out = send(&self.retry, &self.metrics, "sqs", OP, || {
+        let out = send(&self.caller, "sqs", OP, || {
             self.client
                 .receive_message()
                 .queue_url(&self.queue_url)
@@ -126,7 +121,7 @@ impl EventQueue for SdkEventQueue {
                         .ok()
                 })
                 .collect();
-            let out = send(&self.retry, &self.metrics, "sqs", OP, || {
+            let out = send(&self.caller, "sqs", OP, || {
                 self.client
                     .delete_message_batch()
                     .queue_url(&self.queue_url)

@@ -1,7 +1,9 @@
 //! The SDK adapters against the emulator: what they read and how they report absence and errors.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use execrole::aws::{RateLimit, RateLimits};
 use execrole::config::Target;
 use execrole::metrics::Metrics;
 use execrole::policy::PolicyDocument;
@@ -127,4 +129,41 @@ async fn iam_errors_are_classified_as_terminal() {
     assert!(!err.is_retryable(), "{err}");
     assert_eq!(err.operation, "PutRolePolicy");
     assert_eq!(metrics.aws_requests("iam", "PutRolePolicy", "not_found"), 1);
+}
+
+#[tokio::test]
+async fn the_regions_of_one_account_share_its_rate_limits() {
+    let moto = Moto::start();
+    let metrics = Arc::new(Metrics::new());
+    // ECS: one request at once, then one a second (slow enough that a busy machine cannot refill the bucket
+    // between the two requests below); IAM keeps the default.
+    let limits = RateLimits {
+        ecs: RateLimit {
+            per_second: NonZeroU32::MIN,
+            burst: NonZeroU32::MIN,
+        },
+        ..RateLimits::default()
+    };
+    let factory = moto.factory(metrics.clone()).await.with_rate_limits(limits);
+    let two_regions = Target {
+        regions: vec![REGION.into(), "eu-west-1".into()],
+        ..target()
+    };
+    let (regions, iam, _) = factory.clients(&two_regions).await;
+    // Both Regions ask at once, before either request is sent: one takes the permit, the other waits for the
+    // same account's bucket (whatever the requests' own durations).
+    let (first, second) = tokio::join!(
+        regions[0].1.list_task_definitions_page(None),
+        regions[1].1.list_task_definitions_page(None),
+    );
+    first.unwrap();
+    second.unwrap();
+    assert_eq!(metrics.rate_limit_waits("ecs"), 1);
+    // IAM has a bucket of its own.
+    iam.get_role("missing").await.unwrap();
+    assert_eq!(metrics.rate_limit_waits("iam"), 0);
+    assert_eq!(
+        metrics.aws_requests("ecs", "ListTaskDefinitions", "success"),
+        2
+    );
 }
