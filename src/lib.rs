@@ -14,7 +14,8 @@
 //! * [`plan`]: desired vs observed → the write that repairs a role; text and JSON rendering (pure).
 //! * [`offline`]: the `derive` command's report over files (pure).
 //! * [`events`]: CloudTrail API-call events from EventBridge → what to sweep or reconcile now (pure).
-//! * [`aws`]: narrow traits over ECS and IAM, the SDK adapters behind them, error classification, retries.
+//! * [`aws`]: narrow traits over ECS and IAM, the SDK adapters behind them, error classification, retries,
+//!   client-side rate limits per account and service.
 //! * [`controller`]: passes, the describe cache, per-role reconcile and apply.
 //! * [`metrics`]: the Prometheus registry.
 //! * [`http`]: `/metrics`, `/healthz`, `/readyz`.

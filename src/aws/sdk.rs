@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -115,11 +115,11 @@ impl ClientFactory {
     /// The account's rate limiters: one set per account, built on first use and shared by every client of the
     /// account (every Region's ECS, IAM, the look-ups), whichever target or call built it.
     fn limiters(&self, account: &str) -> Arc<Limiters> {
-        let build = || Arc::new(Limiters::new(&self.rate_limits));
-        match self.limiters.lock() {
-            Ok(mut map) => map.entry(account.to_string()).or_insert_with(build).clone(),
-            Err(_) => build(),
-        }
+        // The map is only ever inserted into, so it is whole even if a holder of the lock panicked.
+        let mut map = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
+        map.entry(account.to_string())
+            .or_insert_with(|| Arc::new(Limiters::new(&self.rate_limits)))
+            .clone()
     }
 
     /// The configuration for a target: the base one, or credentials from assuming the target's role (refreshed by
