@@ -70,6 +70,21 @@ impl Default for RateLimits {
     }
 }
 
+/// From the validated config, which rejects zeros; a zero would still become 1 here rather than fail.
+impl From<&crate::config::RateLimits> for RateLimits {
+    fn from(limits: &crate::config::RateLimits) -> Self {
+        let limit = |l: &crate::config::RateLimit| RateLimit {
+            per_second: NonZeroU32::new(l.per_second).unwrap_or(NonZeroU32::MIN),
+            burst: NonZeroU32::new(l.burst).unwrap_or(NonZeroU32::MIN),
+        };
+        RateLimits {
+            iam: limit(&limits.iam),
+            ecs: limit(&limits.ecs),
+            other: limit(&limits.other),
+        }
+    }
+}
+
 impl RateLimits {
     /// The limit for a service label (`iam`, `ecs`; anything else gets `other`).
     pub fn for_service(&self, service: &str) -> RateLimit {
@@ -208,6 +223,41 @@ mod tests {
         assert_eq!(defaults.iam, limit(5, 10));
         assert_eq!(defaults.ecs, limit(10, 20));
         assert_eq!(defaults.other, limit(10, 20));
+    }
+
+    #[test]
+    fn the_config_maps_key_by_key_and_a_zero_becomes_one() {
+        use crate::config::{RateLimit as Raw, RateLimits as RawLimits};
+        let config = RawLimits {
+            iam: Raw {
+                per_second: 2,
+                burst: 4,
+            },
+            ecs: Raw {
+                per_second: 30,
+                burst: 60,
+            },
+            other: Raw {
+                per_second: 0,
+                burst: 0,
+            },
+        };
+        assert_eq!(
+            RateLimits::from(&config),
+            RateLimits {
+                iam: limit(2, 4),
+                ecs: limit(30, 60),
+                other: limit(1, 1),
+            }
+        );
+    }
+
+    #[test]
+    fn the_config_defaults_are_the_limits_defaults() {
+        let yaml = "targets:\n  - account: \"123456789012\"\n    regions: [us-east-1]\n";
+        let config =
+            crate::config::Config::from_yaml(std::path::Path::new("execrole.yaml"), yaml).unwrap();
+        assert_eq!(RateLimits::from(&config.rate_limits), RateLimits::default());
     }
 
     #[test]
