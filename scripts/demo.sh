@@ -154,7 +154,30 @@ until http_get "$base/readyz" >/dev/null 2>&1; do
   fi
   sleep 0.25
 done
-echo "ready."
+echo "ready (every target swept); waiting for the work queue to reconcile every role..."
+metric() { awk -v name="$1" '$1 == name { print $NF }' <<<"$2"; }
+deadline=$((SECONDS + 60))
+while :; do
+  metrics="$(http_get "$base/metrics")" || fail "/metrics failed"
+  managed="$(metric execrole_roles_managed "$metrics")"
+  reconciled="$(awk '/^execrole_reconciles_total/ { s += $NF } END { printf "%d", s }' <<<"$metrics")"
+  depth="$(metric execrole_work_queue_depth "$metrics")"
+  in_flight="$(metric execrole_work_queue_in_flight "$metrics")"
+  if [[ -n "$managed" ]] && ((managed > 0 && reconciled >= managed && depth == 0 && in_flight == 0)); then
+    break
+  fi
+  ((SECONDS < deadline)) || { tail -n 40 "$daemon_log" >&2; fail "roles not reconciled after 60s"; }
+  sleep 0.25
+done
+echo "reconciled $reconciled of $managed roles; queue empty."
+echo "--- SIGHUP: reload the (unchanged) config without a restart ---"
+kill -HUP "$daemon_pid"
+deadline=$((SECONDS + 30))
+until [[ "$(metric 'execrole_config_reloads_total{result="unchanged"}' "$(http_get "$base/metrics")")" == 1 ]]; do
+  ((SECONDS < deadline)) || fail "SIGHUP did not reload the config"
+  sleep 0.25
+done
+echo "config reloaded on SIGHUP: unchanged, nothing to do"
 echo "--- daemon log ---"
 cat "$daemon_log"
 echo "--- /healthz ---"
@@ -162,7 +185,7 @@ http_get "$base/healthz" || fail "/healthz failed"
 echo
 echo "--- /metrics (selected) ---"
 metrics="$(http_get "$base/metrics")" || fail "/metrics failed"
-metric_re='^execrole_(passes_total|reconciles_total|iam_writes_total|roles_managed|roles_in_drift|aws_requests_total|task_definition_cache|last_successful_pass_timestamp_seconds)'
+metric_re='^execrole_(passes_total|reconciles_total|iam_writes_total|roles_managed|roles_in_drift|aws_requests_total|task_definition_cache|last_successful_pass_timestamp_seconds|work_queue_depth|config_reloads_total)'
 grep -E "$metric_re" <<<"$metrics" || echo "(no matching metric lines)"
 grep -qE '^execrole_passes_total' <<<"$metrics" || fail "/metrics has no execrole_passes_total"
 writes="$(awk '/^execrole_iam_writes_total/ { s += $NF } END { printf "%d", s }' <<<"$metrics")"

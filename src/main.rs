@@ -125,7 +125,9 @@ fn init_tracing(config: &Config, level: &str) {
 }
 
 async fn client_factory(config: &Config, metrics: Arc<Metrics>) -> ClientFactory {
-    ClientFactory::from_env(metrics, RetryPolicy::from(&config.backoff)).await
+    ClientFactory::from_env(metrics, RetryPolicy::from(&config.backoff))
+        .await
+        .with_rate_limits((&config.rate_limits).into())
 }
 
 async fn build_controller(

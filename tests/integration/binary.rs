@@ -191,6 +191,7 @@ async fn the_daemon_serves_metrics_health_and_readiness_and_stops_on_sigterm() {
         );
     }
     assert_eq!(http_get(&format!("{base}/nope")).await.0, 404);
+    promtool_checks_metrics(&metrics);
 
     // SIGTERM: the daemon drains and exits 0.
     let pid = child.id().to_string();
@@ -215,5 +216,34 @@ async fn the_daemon_serves_metrics_health_and_readiness_and_stops_on_sigterm() {
         log.iter().any(|l| l.contains("execrole stopped")),
         "{}",
         log.join("\n")
+    );
+}
+
+/// `promtool check metrics` (naming and label conventions) on a real `/metrics` answer. promtool comes with
+/// Prometheus; where it is not installed the check is skipped with a note.
+fn promtool_checks_metrics(metrics: &str) {
+    use std::io::Write;
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("promtool is not installed: `promtool check metrics` skipped");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -16,16 +16,16 @@ use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(1);
 
-async fn sqs(moto: &Moto) -> aws_sdk_sqs::Client {
+pub(crate) async fn sqs(moto: &Moto) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&moto.sdk_config().await)
 }
 
-async fn eventbridge(moto: &Moto) -> aws_sdk_eventbridge::Client {
+pub(crate) async fn eventbridge(moto: &Moto) -> aws_sdk_eventbridge::Client {
     aws_sdk_eventbridge::Client::new(&moto.sdk_config().await)
 }
 
 /// Create a queue; returns its URL and ARN.
-async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
+pub(crate) async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
     let url = sqs
         .create_queue()
         .queue_name(name)
@@ -193,7 +193,7 @@ async fn receiving_from_a_missing_queue_is_a_terminal_not_found_error() {
 }
 
 /// A CloudTrail record of an API call as `detail` of an EventBridge event.
-fn cloudtrail_record(
+pub(crate) fn cloudtrail_record(
     event_source: &str,
     event_name: &str,
     user_agent: &str,
@@ -226,7 +226,10 @@ fn cloudtrail_record(
     })
 }
 
-fn entry(source: &str, detail: &Value) -> aws_sdk_eventbridge::types::PutEventsRequestEntry {
+pub(crate) fn entry(
+    source: &str,
+    detail: &Value,
+) -> aws_sdk_eventbridge::types::PutEventsRequestEntry {
     aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
         .source(source)
         .detail_type(events::API_CALL_DETAIL_TYPE)
@@ -236,7 +239,7 @@ fn entry(source: &str, detail: &Value) -> aws_sdk_eventbridge::types::PutEventsR
 
 /// The rule pattern of deploy/events.md and of both CloudFormation templates: the API calls `effects_of` maps,
 /// successful ones only.
-fn api_call_pattern() -> String {
+pub(crate) fn api_call_pattern() -> String {
     let names: Vec<&str> = events::ECS_EVENT_NAMES
         .iter()
         .chain(events::IAM_EVENT_NAMES.iter())

@@ -9,5 +9,6 @@ mod events;
 mod limits;
 mod lookups;
 mod reconcile;
+mod runtime;
 mod services;
 mod support;

@@ -112,6 +112,24 @@ impl Moto {
             .await
     }
 
+    /// An SDK configuration acting in `account` (credentials from `sts:AssumeRole` on a role there; moto
+    /// checks neither trust nor existence), reaching only this emulator.
+    pub async fn sdk_config_in(&self, account: &str) -> aws_config::SdkConfig {
+        let base = self.sdk_config().await;
+        let provider = aws_config::sts::AssumeRoleProvider::builder(format!(
+            "arn:aws:iam::{account}:role/seed"
+        ))
+        .session_name("seed")
+        .configure(&base)
+        .build()
+        .await;
+        base.to_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+            )
+            .build()
+    }
+
     pub async fn ecs(&self, region: &str) -> aws_sdk_ecs::Client {
         let config = aws_sdk_ecs::config::Builder::from(&self.sdk_config().await)
             .region(Region::new(region.to_string()))
@@ -130,7 +148,19 @@ impl Moto {
             max_interval: Duration::from_millis(500),
             max_elapsed: Duration::from_secs(5),
         };
-        ClientFactory::for_local_endpoint(&self.endpoint, REGION, metrics, retry).await
+        // The emulator has no quotas to protect: buckets wide enough that no test waits on them (the rate limit
+        // itself is tested on its own, with a narrow bucket).
+        let wide = execrole::aws::RateLimit {
+            per_second: std::num::NonZeroU32::new(10_000).expect("non-zero"),
+            burst: std::num::NonZeroU32::new(10_000).expect("non-zero"),
+        };
+        ClientFactory::for_local_endpoint(&self.endpoint, REGION, metrics, retry)
+            .await
+            .with_rate_limits(execrole::aws::RateLimits {
+                iam: wide,
+                ecs: wide,
+                other: wide,
+            })
     }
 
     /// A `Command` for the execrole binary with an environment that reaches only this emulator.
@@ -174,7 +204,7 @@ impl Drop for Moto {
 pub fn config_file(dir: &Path, mode: &str, extra: &str) -> PathBuf {
     let path = dir.join("execrole.yaml");
     let text = format!(
-        "mode: {mode}\ntargets:\n  - account: \"{ACCOUNT}\"\n    regions: [{REGION}]\nlogging:\n  format: text\n  level: warn\nbackoff:\n  initial_interval: 50ms\n  max_interval: 500ms\n  max_elapsed: 5s\nlookups:\n  pull_through_cache: false\n{extra}"
+        "mode: {mode}\ntargets:\n  - account: \"{ACCOUNT}\"\n    regions: [{REGION}]\nlogging:\n  format: text\n  level: warn\nbackoff:\n  initial_interval: 50ms\n  max_interval: 500ms\n  max_elapsed: 5s\nlookups:\n  pull_through_cache: false\nrate_limits:\n  iam: {{per_second: 10000, burst: 10000}}\n  ecs: {{per_second: 10000, burst: 10000}}\n  other: {{per_second: 10000, burst: 10000}}\n{extra}"
     );
     std::fs::write(&path, text).expect("write config");
     path
