@@ -177,17 +177,14 @@ async fn run_command(
     dry_run: bool,
     listen: Option<std::net::SocketAddr>,
 ) -> Result<ExitCode> {
-    let mut config = Config::load(&config)?;
+    // The config stays as the file says (so a reload compares like with like); the command-line overrides are
+    // applied beside it.
+    let config = Config::load(&config)?;
     init_tracing(&config, &config.log_level);
-    if dry_run {
-        config.mode = Mode::DryRun;
-    }
-    let force_dry_run = dry_run;
-    if let Some(listen) = listen {
-        config.http_listen = listen;
-    }
+    let mode = if dry_run { Mode::DryRun } else { config.mode };
+    let listen = listen.unwrap_or(config.http_listen);
     tracing::info!(
-        mode = ?config.mode,
+        ?mode,
         targets = config.targets.len(),
         resync = %humantime::format_duration(config.resync_interval),
         "execrole starting"
@@ -200,7 +197,6 @@ async fn run_command(
     tokio::spawn(wait_for_hangups(reload_requests.clone()));
 
     if once {
-        let mode = config.mode;
         let controller = build_controller(config, metrics, health).await;
         let report = controller.pass(mode, &shutdown).await;
         return Ok(if report.is_success() {
@@ -210,9 +206,9 @@ async fn run_command(
         });
     }
 
-    let listener = tokio::net::TcpListener::bind(config.http_listen)
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.http_listen))?;
+        .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
     let state = HttpState {
         metrics: metrics.clone(),
@@ -221,7 +217,7 @@ async fn run_command(
     let server = tokio::spawn(http::serve(listener, state, shutdown.clone()));
     let factory = client_factory(&config, metrics.clone()).await;
     let controller = Controller::new(config, &factory, metrics, health).await;
-    if force_dry_run {
+    if dry_run {
         controller.force_dry_run();
     }
     controller
