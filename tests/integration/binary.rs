@@ -193,8 +193,35 @@ async fn the_daemon_serves_metrics_health_and_readiness_and_stops_on_sigterm() {
     assert_eq!(http_get(&format!("{base}/nope")).await.0, 404);
     promtool_checks_metrics(&metrics);
 
-    // SIGTERM: the daemon drains and exits 0.
+    // SIGHUP reloads the file; with --listen overriding http.listen it is still unchanged, not a new config.
     let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let unchanged = r#"execrole_config_reloads_total{result="unchanged"} 1"#;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "SIGHUP did not reload"
+        );
+        let (_, metrics) = http_get(&format!("{base}/metrics")).await;
+        if metrics.lines().any(|l| l == unchanged) {
+            assert!(
+                metrics
+                    .lines()
+                    .any(|l| l == r#"execrole_config_reloads_total{result="applied"} 0"#),
+                "{metrics}"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // SIGTERM: the daemon drains and exits 0.
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
