@@ -58,12 +58,17 @@ impl Controller {
         loop {
             let rt = self.runtime();
             let generation = shutdown.child_token();
-            let sweeps = futures::future::join_all(
-                (0..rt.targets.len()).map(|i| self.sweep_loop(&rt, i, &generation, &triggers)),
-            );
-            let workers = futures::future::join_all(
-                (0..rt.config.concurrency).map(|_| self.worker(&generation)),
-            );
+            // Built in loops rather than with iterator closures, so the future stays `Send`.
+            let mut sweeps = Vec::with_capacity(rt.targets.len());
+            for index in 0..rt.targets.len() {
+                sweeps.push(self.sweep_loop(&rt, index, &generation, &triggers));
+            }
+            let mut workers = Vec::with_capacity(rt.config.concurrency);
+            for _ in 0..rt.config.concurrency {
+                workers.push(self.worker(&generation));
+            }
+            let sweeps = futures::future::join_all(sweeps);
+            let workers = futures::future::join_all(workers);
             let events = self.event_loop(&rt, source, &generation, &triggers);
             let reloads = self.reload_loop(&rt, source, &generation, &reload_requests);
             tokio::join!(sweeps, workers, events, reloads);

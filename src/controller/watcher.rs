@@ -174,11 +174,13 @@ impl Watcher {
                 }
             }
         }
-        let described = futures::stream::iter(wanted)
-            .map(|(arn, ecs)| async move {
-                let result = self.describe(ecs.as_ref(), &arn, metrics).await;
-                (arn, result)
-            })
+        // The futures are made before they enter the stream (not by a `Stream::map` closure), so the whole
+        // sweep future stays `Send` (rust-lang/rust#102211).
+        let describes: Vec<_> = wanted
+            .into_iter()
+            .map(|(arn, ecs)| self.describe_listed(arn, ecs, metrics))
+            .collect();
+        let described = futures::stream::iter(describes)
             .buffer_unordered(config.concurrency)
             .collect::<Vec<_>>()
             .await;
@@ -237,6 +239,18 @@ impl Watcher {
                 false
             }
         });
+    }
+
+    /// [`Watcher::describe`] for one listed ARN, paired with it. A named function rather than an async closure, so
+    /// the futures of the describe fan-out stay `Send`.
+    async fn describe_listed(
+        &self,
+        arn: String,
+        ecs: Arc<dyn EcsApi>,
+        metrics: &Metrics,
+    ) -> (String, Result<Arc<TaskDefinition>, AwsError>) {
+        let result = self.describe(ecs.as_ref(), &arn, metrics).await;
+        (arn, result)
     }
 
     /// A task definition from the cache, or described once and cached.

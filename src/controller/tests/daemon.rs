@@ -557,3 +557,16 @@ async fn an_event_makes_a_new_task_definitions_role_converge_long_before_the_res
     // Only one periodic sweep (at the start) and one triggered by the event: no resync was needed.
     assert_eq!(w.ecs.list_times.lock().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn the_daemon_future_can_be_spawned() {
+    fn assert_send<T: Send>(_: &T) {}
+    let w = World::new(DAEMON, web(), FakeIam::default().role("app-exec", &[])).await;
+    let shutdown = CancellationToken::new();
+    let daemon = w
+        .controller
+        .run(shutdown.clone(), w.source.as_ref(), Arc::new(Notify::new()));
+    assert_send(&daemon);
+    shutdown.cancel();
+    daemon.await;
+}
