@@ -1235,11 +1235,9 @@ fn wildcard_and_never_grant_actions_are_forbidden() {
 
 mod daemon;
 
-#[tokio::test(start_paused = true)]
-async fn a_deregistered_revisions_exclusive_permissions_are_pruned_after_the_grace_period_not_before()
- {
-    let yaml = format!("{CONFIG}task_definitions:\n  prune_grace_period: 10m\n");
-    let ecs = FakeEcs::default()
+/// `web:1` pulls `old` and `web:2` pulls `web`, both with `app-exec`: what only `web:1` needs is `old`.
+fn web_revisions_old_and_new() -> FakeEcs {
+    FakeEcs::default()
         .with(task_definition(
             &td_arn("web", 1),
             "app-exec",
@@ -1249,7 +1247,14 @@ async fn a_deregistered_revisions_exclusive_permissions_are_pruned_after_the_gra
             &td_arn("web", 2),
             "app-exec",
             vec![ecr_container("web")],
-        ));
+        ))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deregistered_revisions_exclusive_permissions_are_pruned_after_the_grace_period_not_before()
+ {
+    let yaml = format!("{CONFIG}task_definitions:\n  prune_grace_period: 10m\n");
+    let ecs = web_revisions_old_and_new();
     let w = World::new(&yaml, ecs, FakeIam::default().role("app-exec", &[])).await;
     let both: Vec<(String, String)> = needs_of("old").into_iter().chain(needs_of("web")).collect();
     w.pass(Mode::Enforce).await;
@@ -1283,17 +1288,7 @@ async fn a_deregistered_revisions_exclusive_permissions_are_pruned_after_the_gra
 
 #[tokio::test(start_paused = true)]
 async fn inactive_revisions_a_service_still_runs_count_when_configured() {
-    let ecs = FakeEcs::default()
-        .with(task_definition(
-            &td_arn("web", 1),
-            "app-exec",
-            vec![ecr_container("old")],
-        ))
-        .with(task_definition(
-            &td_arn("web", 2),
-            "app-exec",
-            vec![ecr_container("web")],
-        ));
+    let ecs = web_revisions_old_and_new();
     ecs.deregister(&td_arn("web", 1));
     // moto (and a hand-edited service) may name the revision without its ARN.
     ecs.in_use.lock().unwrap().push("web:1".into());
@@ -1319,17 +1314,7 @@ async fn inactive_revisions_a_service_still_runs_count_when_configured() {
 
 #[tokio::test(start_paused = true)]
 async fn inactive_revisions_do_not_count_unless_configured() {
-    let ecs = FakeEcs::default()
-        .with(task_definition(
-            &td_arn("web", 1),
-            "app-exec",
-            vec![ecr_container("old")],
-        ))
-        .with(task_definition(
-            &td_arn("web", 2),
-            "app-exec",
-            vec![ecr_container("web")],
-        ));
+    let ecs = web_revisions_old_and_new();
     ecs.deregister(&td_arn("web", 1));
     ecs.in_use.lock().unwrap().push(td_arn("web", 1));
     let w = World::new(CONFIG, ecs, FakeIam::default().role("app-exec", &[])).await;

@@ -239,6 +239,28 @@ pub(crate) fn entry(
 
 /// The rule pattern of deploy/events.md and of both CloudFormation templates: the API calls `effects_of` maps,
 /// successful ones only.
+/// The ops account's rule of deploy/events.md: the API calls `effects_of` maps, to the queue.
+pub(crate) async fn route_api_calls(bus: &aws_sdk_eventbridge::Client, queue_arn: &str) {
+    bus.put_rule()
+        .name("execrole-api-calls")
+        .event_pattern(api_call_pattern())
+        .send()
+        .await
+        .expect("put rule");
+    bus.put_targets()
+        .rule("execrole-api-calls")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("execrole-events")
+                .arn(queue_arn)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("put targets");
+}
+
 pub(crate) fn api_call_pattern() -> String {
     let names: Vec<&str> = events::ECS_EVENT_NAMES
         .iter()
@@ -291,24 +313,7 @@ async fn eventbridge_routes_matching_api_calls_to_the_queue_and_they_map_to_effe
     let sqs = sqs(&moto).await;
     let bus = eventbridge(&moto).await;
     let (url, queue_arn) = create_queue(&sqs, "execrole-events").await;
-    bus.put_rule()
-        .name("execrole-api-calls")
-        .event_pattern(api_call_pattern())
-        .send()
-        .await
-        .expect("put rule");
-    bus.put_targets()
-        .rule("execrole-api-calls")
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("execrole-events")
-                .arn(&queue_arn)
-                .build()
-                .expect("target"),
-        )
-        .send()
-        .await
-        .expect("put targets");
+    route_api_calls(&bus, &queue_arn).await;
 
     let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/web-exec");
     let cli = "aws-cli/2.15.30 ua/2.0 os/linux#6.1.0 lang/python#3.11.8 command/ecs.register-task-definition";

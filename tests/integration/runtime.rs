@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{api_call_pattern, cloudtrail_record, create_queue, entry, eventbridge, sqs};
+use crate::events::{cloudtrail_record, create_queue, entry, eventbridge, route_api_calls, sqs};
 use crate::support::*;
 
 const OTHER: &str = "111111111111";
@@ -166,6 +166,26 @@ async fn the_write_cap_holds_against_the_emulator() {
     assert_eq!(written, 1);
 }
 
+/// `web:1` pulls `old` and `web:2` pulls `web`, both with `app-exec`; returns `web:1`'s ARN.
+async fn seed_old_and_new_web(iam: &aws_sdk_iam::Client, ecs: &aws_sdk_ecs::Client) -> String {
+    let role = create_role(iam, "app-exec").await;
+    let old = register(
+        ecs,
+        "web",
+        &role,
+        vec![container("web", &ecr_image("old"), None)],
+    )
+    .await;
+    register(
+        ecs,
+        "web",
+        &role,
+        vec![container("web", &ecr_image("web"), None)],
+    )
+    .await;
+    old
+}
+
 /// Move the test's tokio clock forward by `by` (the grace period is measured on it), leaving it running.
 async fn let_time_pass(by: Duration) {
     tokio::time::pause();
@@ -177,21 +197,7 @@ async fn let_time_pass(by: Duration) {
 async fn a_deregistered_revisions_permissions_are_pruned_after_the_grace_period_and_not_before() {
     let moto = Moto::start();
     let (iam, ecs) = (moto.iam().await, moto.ecs(REGION).await);
-    let role = create_role(&iam, "app-exec").await;
-    let old = register(
-        &ecs,
-        "web",
-        &role,
-        vec![container("web", &ecr_image("old"), None)],
-    )
-    .await;
-    register(
-        &ecs,
-        "web",
-        &role,
-        vec![container("web", &ecr_image("web"), None)],
-    )
-    .await;
+    let old = seed_old_and_new_web(&iam, &ecs).await;
     let dir = tempfile::tempdir().unwrap();
     let path = config_file(
         dir.path(),
@@ -240,21 +246,7 @@ async fn a_deregistered_revisions_permissions_are_pruned_after_the_grace_period_
 async fn an_inactive_revision_a_service_runs_keeps_its_permissions_when_configured() {
     let moto = Moto::start();
     let (iam, ecs) = (moto.iam().await, moto.ecs(REGION).await);
-    let role = create_role(&iam, "app-exec").await;
-    let old = register(
-        &ecs,
-        "web",
-        &role,
-        vec![container("web", &ecr_image("old"), None)],
-    )
-    .await;
-    register(
-        &ecs,
-        "web",
-        &role,
-        vec![container("web", &ecr_image("web"), None)],
-    )
-    .await;
+    let old = seed_old_and_new_web(&iam, &ecs).await;
     ecs.create_cluster()
         .cluster_name("prod")
         .send()
@@ -290,24 +282,7 @@ async fn an_sqs_event_makes_a_new_roles_task_definition_converge_long_before_the
     let sqs = sqs(&moto).await;
     let bus = eventbridge(&moto).await;
     let (url, queue_arn) = create_queue(&sqs, "execrole-events").await;
-    bus.put_rule()
-        .name("execrole-api-calls")
-        .event_pattern(api_call_pattern())
-        .send()
-        .await
-        .unwrap();
-    bus.put_targets()
-        .rule("execrole-api-calls")
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("execrole-events")
-                .arn(&queue_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    route_api_calls(&bus, &queue_arn).await;
 
     let dir = tempfile::tempdir().unwrap();
     let extra = format!(
