@@ -517,6 +517,18 @@ impl Config {
         if raw.resync_interval.0 < Duration::from_secs(1) {
             return Err(invalid("resync_interval", "must be at least 1s".into()));
         }
+        if raw.backoff.initial_interval.0.is_zero() {
+            return Err(invalid(
+                "backoff.initial_interval",
+                "must be longer than 0s (a zero backoff retries in a tight loop)".into(),
+            ));
+        }
+        if raw.settle_window.0 < Duration::from_secs(1) {
+            return Err(invalid(
+                "settle_window",
+                "must be at least 1s (IAM needs time to settle after a write)".into(),
+            ));
+        }
         if raw.backoff.initial_interval.0 > raw.backoff.max_interval.0 {
             return Err(invalid(
                 "backoff.initial_interval",
@@ -572,10 +584,12 @@ impl Config {
                         format!("`{}` is not a URL", e.queue_url),
                     ));
                 }
-                if e.wait_time.0 > Duration::from_secs(20) {
+                if e.wait_time.0 > Duration::from_secs(20) || e.wait_time.0 < Duration::from_secs(1)
+                {
                     return Err(invalid(
                         "events.wait_time",
-                        "SQS long polls wait at most 20s".into(),
+                        "must be from 1s to 20s (an SQS long poll waits at most 20s; 0s would poll in a tight loop)"
+                            .into(),
                     ));
                 }
                 Some(Events {

@@ -245,7 +245,27 @@ fn errors_name_the_file_the_key_path_and_the_line() {
             ),
             "execrole.yaml:6",
             "events.wait_time",
-            "at most 20s",
+            "from 1s to 20s",
+        ),
+        (
+            &format!(
+                "{MINIMAL}events:\n  queue_url: https://sqs.eu-west-1.amazonaws.com/123456789012/q\n  wait_time: 0s\n"
+            ),
+            "execrole.yaml:6",
+            "events.wait_time",
+            "from 1s to 20s",
+        ),
+        (
+            &format!("{MINIMAL}backoff:\n  initial_interval: 0s\n"),
+            "execrole.yaml:5",
+            "backoff.initial_interval",
+            "longer than 0s",
+        ),
+        (
+            &format!("{MINIMAL}settle_window: 0s\n"),
+            "execrole.yaml:4",
+            "settle_window",
+            "at least 1s",
         ),
         (
             &format!("{MINIMAL}safety:\n  role_selection:\n    path_prefixes: [ecs]\n"),

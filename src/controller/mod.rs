@@ -442,12 +442,21 @@ impl Controller {
         let accounts: BTreeSet<&str> = rt.targets.iter().map(|(t, _)| t.account.as_str()).collect();
         lock(&self.roles).retain(|k, _| accounts.contains(k.account.as_str()));
         lock(&self.drift).retain(|k, _| accounts.contains(k.account.as_str()));
+        lock(&self.backoffs).retain(|k, _| accounts.contains(k.account.as_str()));
         lock(&self.findings).retain(|a, _| accounts.contains(a.as_str()));
         lock(&self.swept).retain(|a, _| accounts.contains(a.as_str()));
+        let watched: BTreeSet<(String, String)> = rt
+            .targets
+            .iter()
+            .flat_map(|(t, _)| t.regions.iter().map(|r| (t.account.clone(), r.clone())))
+            .collect();
+        self.watcher.retain_targets(&watched);
 
         lock(&self.findings).insert(account.clone(), findings);
         lock(&self.swept).insert(account, (complete, sweep.watched, sweep.in_grace));
         self.record_state(rt);
+        self.record_drift();
+        self.metrics.work_queue_depth.set(self.queue.len() as i64);
         changed
     }
 
@@ -575,7 +584,7 @@ impl Controller {
             return;
         }
         let success = report.is_success();
-        self.count_pass(success);
+        self.count_pass(success, success);
         tracing::info!(
             result = if success { "success" } else { "failure" },
             roles = report.plan.roles.len(),
@@ -591,12 +600,14 @@ impl Controller {
         );
     }
 
-    fn count_pass(&self, success: bool) {
+    /// Count a pass; the last-success time moves only when the whole world has been seen (in the daemon: every
+    /// target's last sweep), so one target that keeps failing holds it back and a staleness alert fires.
+    fn count_pass(&self, success: bool, world_seen: bool) {
         self.metrics
             .passes
             .with_label_values(&[if success { "success" } else { "failure" }])
             .inc();
-        if success {
+        if success && world_seen {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())

@@ -75,6 +75,10 @@ impl Controller {
             if shutdown.is_cancelled() {
                 break;
             }
+            // A new configuration: forget the desired state the old one published (its scope, targets and
+            // completeness no longer hold). Queued roles then find nothing to do until the new generation's
+            // first sweeps publish again and queue every role.
+            self.forget_desired_state();
         }
         self.metrics.work_queue_in_flight.set(0);
         tracing::info!("controller stopped");
@@ -92,11 +96,19 @@ impl Controller {
     ) {
         let account = rt.targets[index].0.account.clone();
         let trigger = triggers.of(&account);
+        let config = &rt.config;
         let mut failures: Option<KeyBackoff> = None;
+        // The periodic resync keeps its own deadline: sweeps triggered by events in between never postpone it.
+        let mut next_resync = Instant::now();
         let mut periodic = true;
-        while !generation.is_cancelled() {
+        loop {
             let started = Instant::now();
-            let sweep = self.sweep(rt, index).await;
+            // A sweep only reads, so a shutdown or a reload may drop it half-way.
+            let sweep = tokio::select! {
+                biased;
+                _ = generation.cancelled() => break,
+                sweep = self.sweep(rt, index) => sweep,
+            };
             let complete = sweep.is_complete();
             let all: Vec<RoleKey> = sweep.roles.iter().map(|r| r.desired.key.clone()).collect();
             let changed = self.publish(rt, sweep);
@@ -104,7 +116,7 @@ impl Controller {
             for key in &queued {
                 self.enqueue(key.clone(), Instant::now());
             }
-            self.count_pass(complete);
+            self.count_pass(complete, self.health.is_ready());
             tracing::info!(
                 account = %account,
                 result = if complete { "success" } else { "failure" },
@@ -115,12 +127,15 @@ impl Controller {
                 duration_ms = started.elapsed().as_millis() as u64,
                 "sweep finished"
             );
-            let config = &rt.config;
-            let wait = if complete {
+            if periodic {
+                next_resync =
+                    Instant::now() + jittered(config.resync_interval, config.resync_jitter);
+            }
+            let retry_at = if complete {
                 failures = None;
-                jittered(config.resync_interval, config.resync_jitter)
+                None
             } else {
-                failures
+                let delay = failures
                     .get_or_insert_with(|| {
                         KeyBackoff::new(
                             config.backoff.initial_interval,
@@ -128,11 +143,14 @@ impl Controller {
                         )
                     })
                     .next_delay()
-                    .min(config.resync_interval)
+                    .min(config.resync_interval);
+                Some(Instant::now() + delay)
             };
+            let wake = retry_at.map_or(next_resync, |at| at.min(next_resync));
             tokio::select! {
+                biased;
                 _ = generation.cancelled() => break,
-                _ = tokio::time::sleep(wait) => periodic = true,
+                _ = tokio::time::sleep_until(wake) => periodic = true,
                 _ = trigger.notified() => periodic = false,
             }
         }
@@ -143,6 +161,7 @@ impl Controller {
     async fn worker(&self, generation: &CancellationToken) {
         loop {
             let key = tokio::select! {
+                biased;
                 _ = generation.cancelled() => break,
                 key = self.queue.next() => key,
             };
@@ -196,6 +215,11 @@ impl Controller {
     /// * otherwise: nothing until a sweep or an event asks again. Success resets the backoff.
     fn next_action(&self, rt: &Runtime, key: &RoleKey, report: &RoleReport) -> Action {
         let config = &rt.config;
+        if !lock(&self.roles).contains_key(key) {
+            // The role left the desired state while it was reconciled: nothing more to do for it.
+            lock(&self.backoffs).remove(key);
+            return Action::AwaitChange;
+        }
         if let Some(error) = &report.error {
             if error.is_retryable() {
                 let delay = lock(&self.backoffs)
@@ -228,6 +252,14 @@ impl Controller {
         self.metrics.work_queue_adds.inc();
         self.queue.add_at(key, at);
         self.record_queue();
+    }
+
+    /// Forget every published desired state (after a reload).
+    fn forget_desired_state(&self) {
+        lock(&self.roles).clear();
+        lock(&self.drift).clear();
+        lock(&self.backoffs).clear();
+        self.record_drift();
     }
 
     fn record_queue(&self) {

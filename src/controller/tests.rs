@@ -158,6 +158,8 @@ struct FakeEcs {
     inactive: Mutex<BTreeMap<String, TaskDefinition>>,
     /// What services run (`family:revision` or ARNs).
     in_use: Mutex<Vec<String>>,
+    /// How long each listing takes (a big account, rate limits): a sweep is not instantaneous.
+    list_delay: Mutex<std::time::Duration>,
 }
 
 impl FakeEcs {
@@ -216,6 +218,10 @@ impl EcsApi for FakeEcs {
         next_token: Option<String>,
     ) -> Result<TaskDefinitionPage, AwsError> {
         self.list_calls.fetch_add(1, Ordering::SeqCst);
+        let delay = *self.list_delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if next_token.is_none() {
             self.list_times
                 .lock()
@@ -1272,7 +1278,8 @@ async fn a_deregistered_revisions_exclusive_permissions_are_pruned_after_the_gra
     assert_eq!(report.writes, 0);
     assert_eq!(w.metrics.task_definitions_in_grace.get(), 1);
 
-    tokio::time::advance(std::time::Duration::from_secs(2 * 60)).await;
+    // The grace period runs from the pass that first found it gone (at 9 minutes).
+    tokio::time::advance(std::time::Duration::from_secs(11 * 60)).await;
     w.pass(Mode::Enforce).await;
     assert_eq!(
         granted(),
@@ -1324,4 +1331,41 @@ async fn inactive_revisions_do_not_count_unless_configured() {
         Some(grant_set(&needs_of("web")))
     );
     assert_eq!(w.ecs.describe_calls(&td_arn("web", 1)), 0);
+}
+
+/// Found in review: the grace period must run from when a revision stopped counting, not from when a sweep last
+/// saw it (with a resync longer than the grace period, a revision deregistered a minute before a sweep was pruned
+/// at once).
+#[tokio::test(start_paused = true)]
+async fn a_revision_deregistered_just_before_a_sweep_keeps_its_permissions_for_the_grace_period() {
+    let yaml = format!("{CONFIG}task_definitions:\n  prune_grace_period: 30m\n");
+    let w = World::new(
+        &yaml,
+        web_revisions_old_and_new(),
+        FakeIam::default().role("app-exec", &[]),
+    )
+    .await;
+    let both: Vec<(String, String)> = needs_of("old").into_iter().chain(needs_of("web")).collect();
+    let granted = || w.iam.policy("app-exec", OWNED).as_deref().map(grants_of);
+    w.pass(Mode::Enforce).await;
+    assert_eq!(granted(), Some(grant_set(&both)));
+    tokio::time::advance(std::time::Duration::from_secs(59 * 60)).await;
+    w.ecs.deregister(&td_arn("web", 1));
+    tokio::time::advance(std::time::Duration::from_secs(60)).await;
+    w.pass(Mode::Enforce).await;
+    assert_eq!(
+        granted(),
+        Some(grant_set(&both)),
+        "one minute into a 30 minute grace period"
+    );
+    tokio::time::advance(std::time::Duration::from_secs(29 * 60)).await;
+    w.pass(Mode::Enforce).await;
+    assert_eq!(granted(), Some(grant_set(&both)), "29 minutes into it");
+    tokio::time::advance(std::time::Duration::from_secs(2 * 60)).await;
+    w.pass(Mode::Enforce).await;
+    assert_eq!(
+        granted(),
+        Some(grant_set(&needs_of("web"))),
+        "pruned after it"
+    );
 }

@@ -46,8 +46,9 @@ impl AccountView {
 #[derive(Default)]
 pub(crate) struct Watcher {
     cache: Mutex<HashMap<String, Arc<TaskDefinition>>>,
-    /// When each revision last counted (listed ACTIVE, or in use by a service).
-    last_counted: Mutex<HashMap<String, Instant>>,
+    /// Every revision that has counted (listed ACTIVE, or in use by a service): `None` while it counts, and the
+    /// time a sweep first found it no longer counting.
+    known: Mutex<HashMap<String, Option<Instant>>>,
 }
 
 /// A task definition reference from a service (`family:revision` or an ARN) as an ARN of `account` in `region`.
@@ -200,8 +201,9 @@ impl Watcher {
         view
     }
 
-    /// Note when each listed revision counted, and add back those that stopped counting less than the grace
-    /// period ago (in Regions that were listed; elsewhere nothing is known).
+    /// Note which revisions count, and add back those that stopped counting less than the grace period ago (in
+    /// Regions that were listed; elsewhere nothing is known). The grace period runs from the first sweep that
+    /// found the revision no longer counting, however long ago it was last seen.
     fn keep_for_grace(
         &self,
         config: &Config,
@@ -210,14 +212,14 @@ impl Watcher {
         view: &mut AccountView,
     ) {
         let now = Instant::now();
-        let Ok(mut last) = self.last_counted.lock() else {
+        let Ok(mut known) = self.known.lock() else {
             return;
         };
         let counted: BTreeSet<String> = listed.values().flatten().cloned().collect();
         for arn in &counted {
-            last.insert(arn.clone(), now);
+            known.insert(arn.clone(), None);
         }
-        last.retain(|arn, seen| {
+        known.retain(|arn, missing_since| {
             let Ok(parsed) = Arn::parse(arn) else {
                 return false;
             };
@@ -227,8 +229,9 @@ impl Watcher {
             let Some(arns) = listed.get_mut(&parsed.region) else {
                 return true;
             };
+            let since = *missing_since.get_or_insert(now);
             let in_scope = family_of(arn).is_some_and(|f| config.scope.contains_family(&f));
-            if in_scope && now.duration_since(*seen) < config.prune_grace_period {
+            if in_scope && now.duration_since(since) < config.prune_grace_period {
                 arns.push(arn.clone());
                 view.in_grace += 1;
                 true
@@ -239,6 +242,19 @@ impl Watcher {
                 false
             }
         });
+    }
+
+    /// Forget what is known of accounts and Regions no longer watched (after a reload).
+    pub(crate) fn retain_targets(&self, watched: &BTreeSet<(String, String)>) {
+        let keep = |arn: &String| {
+            Arn::parse(arn).is_ok_and(|a| watched.contains(&(a.account.clone(), a.region.clone())))
+        };
+        if let Ok(mut known) = self.known.lock() {
+            known.retain(|arn, _| keep(arn));
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|arn, _| keep(arn));
+        }
     }
 
     /// [`Watcher::describe`] for one listed ARN, paired with it. A named function rather than an async closure, so

@@ -570,3 +570,113 @@ async fn the_daemon_future_can_be_spawned() {
     shutdown.cancel();
     daemon.await;
 }
+
+/// Found in review: after a reload, nothing acts on the desired state the old config published. Here the new
+/// config takes family `api` out of scope while the next sweep is slow: `api-exec` must not be written again.
+#[tokio::test(start_paused = true)]
+async fn after_a_reload_no_role_outside_the_new_scope_is_written() {
+    let base = DAEMON.replace("resync_jitter: 0.1", "resync_jitter: 0.0")
+        + "reload:\n  poll_interval: 1h\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(&dir, &base);
+    let ecs = FakeEcs::default()
+        .with(task_definition(
+            &td_arn("web", 1),
+            "web-exec",
+            vec![ecr_container("web")],
+        ))
+        .with(task_definition(
+            &td_arn("api", 1),
+            "api-exec",
+            vec![ecr_container("api")],
+        ));
+    let iam = FakeIam::default()
+        .role("web-exec", &[])
+        .role("api-exec", &[]);
+    let w = World::with_config(Config::load(&path).unwrap(), ecs, iam, FakeFacts::default()).await;
+    let shutdown = CancellationToken::new();
+    let hup = Arc::new(Notify::new());
+    let reloaded_at = Mutex::new(None);
+    let script = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(w.iam.count("PutRolePolicy"), 2);
+        // Someone empties api-exec by hand, and the config drops family `api`; listing now takes 30 s.
+        w.iam
+            .roles
+            .lock()
+            .unwrap()
+            .get_mut("api-exec")
+            .unwrap()
+            .clear();
+        *w.ecs.list_delay.lock().unwrap() = Duration::from_secs(30);
+        std::fs::write(
+            &path,
+            format!("{base}task_definitions:\n  exclude_families: [\"api\"]\n"),
+        )
+        .unwrap();
+        hup.notify_one();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            !w.controller.config().scope.contains_family("api"),
+            "reloaded"
+        );
+        *reloaded_at.lock().unwrap() = Some(Instant::now());
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        shutdown.cancel();
+    };
+    tokio::join!(
+        w.controller
+            .run(shutdown.clone(), w.source.as_ref(), hup.clone()),
+        script
+    );
+    let reloaded_at = reloaded_at.lock().unwrap().unwrap();
+    let late: Vec<_> = w
+        .iam
+        .calls()
+        .into_iter()
+        .filter(|c| c.role == "api-exec" && c.at > reloaded_at)
+        .map(|c| (c.operation, c.at - reloaded_at))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "api-exec is out of scope after the reload, yet: {late:?}"
+    );
+}
+
+/// Found in review: sweeps triggered by events must not postpone the periodic resync, or a role with a terminal
+/// error (or drift that raised no event) is never looked at again while deployments keep coming.
+#[tokio::test(start_paused = true)]
+async fn events_do_not_postpone_the_periodic_resync() {
+    let yaml = format!(
+        "{}{EVENTS}",
+        DAEMON.replace("resync_jitter: 0.1", "resync_jitter: 0.0")
+    );
+    let ecs = web().with(task_definition(
+        &td_arn("api", 1),
+        "api-exec",
+        vec![ecr_container("api")],
+    ));
+    let iam = FakeIam::default()
+        .role("app-exec", &[])
+        .role("api-exec", &[])
+        .fail("GetRole", "api-exec", denied("iam", "GetRole"));
+    let w = World::new(&yaml, ecs, iam).await;
+    with_daemon(&w, async {
+        // A deployment every 60 s (the resync is 100 s), for 600 s.
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            w.source
+                .events
+                .bodies
+                .lock()
+                .unwrap()
+                .push_back(register_event("web", "app-exec"));
+        }
+    })
+    .await;
+    let reads = get_role_times(&w, "api-exec");
+    assert!(
+        reads.len() >= 6,
+        "retried at each 100 s resync over 600 s: {reads:?}"
+    );
+}
