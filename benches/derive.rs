@@ -367,6 +367,19 @@ fn bench_plan(c: &mut Criterion) {
         format!("drifted_{}_statements", drifted_doc.statements.len()),
         |b| b.iter(|| plan::plan_role(black_box(&desired), black_box(&drifted), "execrole")),
     );
+
+    // How it grows: a role named by 60 services (five times the needs), in sync, other policies as above.
+    let (large, _, _) = shared_role(60);
+    let large_doc = one_statement_per_resource(&permissions_of(&large));
+    let large_observed = observed_with(&large_doc);
+    group.bench_function(
+        format!(
+            "in_sync_{}_statements_{}_needs",
+            large_doc.statements.len(),
+            large.requirements.len()
+        ),
+        |b| b.iter(|| plan::plan_role(black_box(&large), black_box(&large_observed), "execrole")),
+    );
     group.finish();
 }
 
