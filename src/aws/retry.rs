@@ -56,19 +56,36 @@ impl RetryPolicy {
     /// An exponential backoff (multiplier 2, ±50 % jitter) that reads time from `tokio::time`, so a paused test
     /// clock governs `max_elapsed` as well as the waits.
     pub fn backoff(&self) -> ExponentialBackoff<TokioClock> {
-        let mut backoff = ExponentialBackoff {
-            current_interval: self.initial_interval,
-            initial_interval: self.initial_interval,
-            randomization_factor: 0.5,
-            multiplier: 2.0,
-            max_interval: self.max_interval,
-            start_time: TokioClock.now(),
-            max_elapsed_time: Some(self.max_elapsed),
-            clock: TokioClock,
-        };
-        backoff.reset();
-        backoff
+        exponential(
+            self.initial_interval,
+            self.max_interval,
+            0.5,
+            2.0,
+            Some(self.max_elapsed),
+        )
     }
+}
+
+/// The backoff crate's exponential backoff on the tokio clock, started now: the one place its fields are set.
+fn exponential(
+    initial_interval: Duration,
+    max_interval: Duration,
+    randomization_factor: f64,
+    multiplier: f64,
+    max_elapsed_time: Option<Duration>,
+) -> ExponentialBackoff<TokioClock> {
+    let mut backoff = ExponentialBackoff {
+        current_interval: initial_interval,
+        initial_interval,
+        randomization_factor,
+        multiplier,
+        max_interval,
+        start_time: TokioClock.now(),
+        max_elapsed_time,
+        clock: TokioClock,
+    };
+    backoff.reset();
+    backoff
 }
 
 /// The `backoff` crate's clock, read from `tokio::time` (which tests can pause and advance).
@@ -331,18 +348,14 @@ pub struct KeyBackoff {
 impl KeyBackoff {
     /// A fresh backoff for one key.
     pub fn new(initial_interval: Duration, max_interval: Duration) -> KeyBackoff {
-        let mut inner = ExponentialBackoff {
-            current_interval: initial_interval,
-            initial_interval,
-            randomization_factor: 0.5,
-            multiplier: 2.0,
-            max_interval,
-            start_time: TokioClock.now(),
-            max_elapsed_time: None,
-            clock: TokioClock,
-        };
-        inner.reset();
-        KeyBackoff { inner }
+        KeyBackoff {
+            inner: exponential(initial_interval, max_interval, 0.5, 2.0, None),
+        }
+    }
+
+    /// A fresh backoff with the config's intervals.
+    pub fn for_settings(settings: &BackoffSettings) -> KeyBackoff {
+        KeyBackoff::new(settings.initial_interval, settings.max_interval)
     }
 
     /// The wait before the next retry (grows with each call).
@@ -355,17 +368,9 @@ impl KeyBackoff {
 /// `base` times a random factor in `1 ± factor` (the resync jitter), drawn the way the backoff crate
 /// randomises its waits.
 pub fn jittered(base: Duration, factor: f64) -> Duration {
-    let mut once = ExponentialBackoff {
-        current_interval: base,
-        initial_interval: base,
-        randomization_factor: factor.clamp(0.0, 1.0),
-        multiplier: 1.0,
-        max_interval: base,
-        start_time: TokioClock.now(),
-        max_elapsed_time: None,
-        clock: TokioClock,
-    };
-    once.next_backoff().unwrap_or(base)
+    exponential(base, base, factor.clamp(0.0, 1.0), 1.0, None)
+        .next_backoff()
+        .unwrap_or(base)
 }
 
 #[cfg(test)]

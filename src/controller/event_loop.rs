@@ -51,12 +51,7 @@ impl Controller {
                 Err(error) => {
                     let config = &rt.config;
                     let delay = failures
-                        .get_or_insert_with(|| {
-                            KeyBackoff::new(
-                                config.backoff.initial_interval,
-                                config.backoff.max_interval,
-                            )
-                        })
+                        .get_or_insert_with(|| KeyBackoff::for_settings(&config.backoff))
                         .next_delay();
                     tracing::warn!(error = %error, delay_ms = delay.as_millis() as u64, "receiving events failed; the resync still runs");
                     tokio::select! {

@@ -438,25 +438,11 @@ impl Controller {
                 roles.insert(key, entry);
             }
         }
-        // Accounts that left the config are forgotten with their roles.
-        let accounts: BTreeSet<&str> = rt.targets.iter().map(|(t, _)| t.account.as_str()).collect();
-        lock(&self.roles).retain(|k, _| accounts.contains(k.account.as_str()));
-        lock(&self.drift).retain(|k, _| accounts.contains(k.account.as_str()));
-        lock(&self.backoffs).retain(|k, _| accounts.contains(k.account.as_str()));
-        lock(&self.findings).retain(|a, _| accounts.contains(a.as_str()));
-        lock(&self.swept).retain(|a, _| accounts.contains(a.as_str()));
-        let watched: BTreeSet<(String, String)> = rt
-            .targets
-            .iter()
-            .flat_map(|(t, _)| t.regions.iter().map(|r| (t.account.clone(), r.clone())))
-            .collect();
-        self.watcher.retain_targets(&watched);
-
         lock(&self.findings).insert(account.clone(), findings);
         lock(&self.swept).insert(account, (complete, sweep.watched, sweep.in_grace));
         self.record_state(rt);
         self.record_drift();
-        self.metrics.work_queue_depth.set(self.queue.len() as i64);
+        self.record_queue();
         changed
     }
 
@@ -502,23 +488,21 @@ impl Controller {
     /// The drift gauges, from every managed role's last reconcile.
     fn record_drift(&self) {
         let drift = lock(&self.drift);
-        let count = |f: fn(&DriftFlags) -> bool| drift.values().filter(|d| f(d)).count() as i64;
-        let m = &self.metrics;
-        m.roles_in_drift
-            .with_label_values(&["missing"])
-            .set(count(|d| d.missing));
-        m.roles_in_drift
-            .with_label_values(&["excess"])
-            .set(count(|d| d.excess));
-        m.roles_in_drift
-            .with_label_values(&["blocked"])
-            .set(count(|d| d.blocked));
-        m.roles_in_drift
-            .with_label_values(&["over_granted"])
-            .set(count(|d| d.over_granted));
-        m.roles_in_drift
-            .with_label_values(&["trust"])
-            .set(count(|d| d.trust));
+        type IsIn = fn(&DriftFlags) -> bool;
+        let kinds: [(&str, IsIn); 5] = [
+            ("missing", |d| d.missing),
+            ("excess", |d| d.excess),
+            ("blocked", |d| d.blocked),
+            ("over_granted", |d| d.over_granted),
+            ("trust", |d| d.trust),
+        ];
+        for (kind, is_in) in kinds {
+            let count = drift.values().filter(|d| is_in(d)).count() as i64;
+            self.metrics
+                .roles_in_drift
+                .with_label_values(&[kind])
+                .set(count);
+        }
     }
 
     /// Gauges and readiness from the published state: roles managed, revisions watched, findings (each logged

@@ -78,7 +78,7 @@ impl Controller {
             // A new configuration: forget the desired state the old one published (its scope, targets and
             // completeness no longer hold). Queued roles then find nothing to do until the new generation's
             // first sweeps publish again and queue every role.
-            self.forget_desired_state();
+            self.forget_desired_state(&self.runtime());
         }
         self.metrics.work_queue_in_flight.set(0);
         tracing::info!("controller stopped");
@@ -136,12 +136,7 @@ impl Controller {
                 None
             } else {
                 let delay = failures
-                    .get_or_insert_with(|| {
-                        KeyBackoff::new(
-                            config.backoff.initial_interval,
-                            config.backoff.max_interval,
-                        )
-                    })
+                    .get_or_insert_with(|| KeyBackoff::for_settings(&config.backoff))
                     .next_delay()
                     .min(config.resync_interval);
                 Some(Instant::now() + delay)
@@ -224,12 +219,7 @@ impl Controller {
             if error.is_retryable() {
                 let delay = lock(&self.backoffs)
                     .entry(key.clone())
-                    .or_insert_with(|| {
-                        KeyBackoff::new(
-                            config.backoff.initial_interval,
-                            config.backoff.max_interval,
-                        )
-                    })
+                    .or_insert_with(|| KeyBackoff::for_settings(&config.backoff))
                     .next_delay();
                 tracing::debug!(role = %key, delay_ms = delay.as_millis() as u64, "role backs off");
                 return Action::Requeue(delay, "backoff");
@@ -254,15 +244,26 @@ impl Controller {
         self.record_queue();
     }
 
-    /// Forget every published desired state (after a reload).
-    fn forget_desired_state(&self) {
+    /// Forget every published desired state (after a reload), and what is known of the accounts and Regions the
+    /// new configuration `rt` no longer watches. Only a reload changes the targets, so this is the one place.
+    fn forget_desired_state(&self, rt: &Runtime) {
         lock(&self.roles).clear();
         lock(&self.drift).clear();
         lock(&self.backoffs).clear();
+        let accounts: std::collections::BTreeSet<&str> =
+            rt.targets.iter().map(|(t, _)| t.account.as_str()).collect();
+        lock(&self.findings).retain(|a, _| accounts.contains(a.as_str()));
+        lock(&self.swept).retain(|a, _| accounts.contains(a.as_str()));
+        let watched: std::collections::BTreeSet<(String, String)> = rt
+            .targets
+            .iter()
+            .flat_map(|(t, _)| t.regions.iter().map(|r| (t.account.clone(), r.clone())))
+            .collect();
+        self.watcher.retain_targets(&watched);
         self.record_drift();
     }
 
-    fn record_queue(&self) {
+    pub(super) fn record_queue(&self) {
         self.metrics.work_queue_depth.set(self.queue.len() as i64);
     }
 
