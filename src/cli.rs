@@ -42,11 +42,22 @@ pub enum Command {
         #[arg(long, short, value_enum, default_value_t = PlanOutput::Text)]
         output: PlanOutput,
     },
-    /// Offline: print what each task definition's execution role needs and why. No AWS call.
+    /// Print what each task definition's execution role needs and why; with `--against`, check a policy document
+    /// against those needs (exit 0: in sync, 2: differences, 1: error). No AWS call unless `--online`.
     Derive {
-        /// Task definition JSON files (describe-task-definition output or register-task-definition input).
+        /// Task definition JSON files (describe-task-definition output, with or without its `{"taskDefinition": …}`
+        /// wrapper, or register-task-definition input); a directory stands for its `*.json` files; `-` reads one
+        /// from standard input.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Compare the needs with this IAM policy document (repeat for several documents of the same role).
+        #[arg(long, value_name = "POLICY.json")]
+        against: Vec<PathBuf>,
+        /// Make the read-only look-ups (DescribeSecret, DescribeParameters, DescribeKey,
+        /// DescribePullThroughCacheRules; never a secret value) with the standard AWS credential chain, so
+        /// kms:Decrypt and pull-through-cache needs are decided.
+        #[arg(long)]
+        online: bool,
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = DeriveOutput::Text)]
         output: DeriveOutput,
@@ -80,6 +91,6 @@ pub enum DeriveOutput {
     Text,
     /// JSON (schema 1).
     Json,
-    /// Only the IAM policy document(s).
+    /// Only the IAM policy document(s) (not with `--against`).
     Policy,
 }

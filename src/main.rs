@@ -25,10 +25,18 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Derive {
             files,
+            against,
+            online,
             output,
             account,
             region,
-        } => derive(&files, output, account, region),
+        } => derive(DeriveArgs {
+            files,
+            against,
+            online,
+            output,
+            ctx: DeriveContext { account, region },
+        }),
         Command::Plan { config, output } => with_runtime(|| plan_command(config, output)),
         Command::Run {
             config,
@@ -46,10 +54,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn with_runtime<F, Fut>(f: F) -> Result<ExitCode>
+fn with_runtime<T, F, Fut>(f: F) -> Result<T>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<ExitCode>>,
+    Fut: std::future::Future<Output = Result<T>>,
 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -65,47 +73,106 @@ fn check_config(file: &std::path::Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn derive(
-    files: &[PathBuf],
+/// `execrole derive`'s arguments, as parsed.
+struct DeriveArgs {
+    files: Vec<PathBuf>,
+    against: Vec<PathBuf>,
+    online: bool,
     output: DeriveOutput,
-    account: Option<String>,
-    region: Option<String>,
-) -> Result<ExitCode> {
-    if let Some(account) = &account {
+    ctx: DeriveContext,
+}
+
+fn derive(args: DeriveArgs) -> Result<ExitCode> {
+    if let Some(account) = &args.ctx.account {
         anyhow::ensure!(
             is_account_id(account),
             "--account `{account}` is not a 12-digit account id"
         );
     }
-    if let Some(region) = &region {
+    if let Some(region) = &args.ctx.region {
         anyhow::ensure!(
             is_region(region),
             "--region `{region}` is not a Region name"
         );
     }
-    let inputs: Vec<(String, Result<String, String>)> = files
+    anyhow::ensure!(
+        args.against.is_empty() || args.output != DeriveOutput::Policy,
+        "--output policy prints the needed policy; it cannot be combined with --against"
+    );
+    // Load the documents first: a malformed one is an error before any look-up is made.
+    let against = args
+        .against
         .iter()
-        .map(|f| {
-            (
-                f.display().to_string(),
-                std::fs::read_to_string(f).map_err(|e| format!("cannot read the file: {e}")),
-            )
-        })
-        .collect();
-    let ctx = DeriveContext { account, region };
-    let reports = offline::derive_files(&inputs, &ctx, &Default::default());
+        .map(|path| offline::check::Against::load(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = offline::read_inputs(&args.files, &mut std::io::stdin().lock());
+    let reports = if args.online {
+        with_runtime(|| derive_online(&inputs, &args.ctx))?
+    } else {
+        offline::derive_files(&inputs, &args.ctx, &Default::default())
+    };
+    if args.against.is_empty() {
+        print_derivations(&reports, args.output)
+    } else {
+        print_check(&reports, &against, args.output)
+    }
+}
+
+async fn derive_online(
+    inputs: &[offline::Input],
+    ctx: &DeriveContext,
+) -> Result<Vec<offline::FileReport>> {
+    let metrics = Arc::new(Metrics::new());
+    let factory = ClientFactory::from_env(metrics.clone(), RetryPolicy::default()).await;
+    Ok(
+        offline::online::derive_files_online(inputs, ctx, &Default::default(), &factory, &metrics)
+            .await,
+    )
+}
+
+fn print_derivations(reports: &[offline::FileReport], output: DeriveOutput) -> Result<ExitCode> {
     match output {
-        DeriveOutput::Text => print!("{}", offline::render_text(&reports)),
+        DeriveOutput::Text => print!("{}", offline::render_text(reports)),
         DeriveOutput::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&offline::render_json(&reports))?
+            serde_json::to_string_pretty(&offline::render_json(reports))?
         ),
-        DeriveOutput::Policy => print!("{}", offline::render_policies(&reports)),
+        DeriveOutput::Policy => print!("{}", offline::render_policies(reports)),
     }
-    Ok(if offline::has_errors(&reports) {
+    Ok(if offline::has_errors(reports) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// `--against`: exit 1 when an input cannot be read (nothing is compared), 2 on differences, 0 in sync.
+fn print_check(
+    reports: &[offline::FileReport],
+    against: &[offline::check::Against],
+    output: DeriveOutput,
+) -> Result<ExitCode> {
+    let unreadable: Vec<String> = reports
+        .iter()
+        .filter_map(|r| r.result.as_ref().err().map(|e| format!("{}: {e}", r.file)))
+        .collect();
+    anyhow::ensure!(
+        unreadable.is_empty(),
+        "cannot read every task definition, so nothing was compared:\n  {}",
+        unreadable.join("\n  ")
+    );
+    let check = offline::check::check(reports, against)?;
+    match output {
+        DeriveOutput::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&offline::check::render_json(&check))?
+        ),
+        _ => print!("{}", offline::check::render_text(&check)),
+    }
+    Ok(if check.is_in_sync() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     })
 }
 

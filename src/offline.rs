@@ -1,15 +1,94 @@
 //! The `derive` command's report: for each task definition file, the execution role, every permission with the
 //! reasons behind it, the findings, and the compiled policy, rendered as text, JSON (schema 1) or the bare policy
-//! documents. Pure: `main` reads the files and prints.
+//! documents. Reading the inputs (files, or `-` for stdin) and deriving them is here; comparing them with a policy
+//! document (`--against`) is [`check`], and answering look-ups from AWS (`--online`) is [`online`].
+//!
+//! Offline, the secrets and parameters that were not looked up are kept apart from the other findings: text output
+//! groups them into one line per file (JSON keeps every finding).
+
+pub mod check;
+pub mod online;
 
 use std::fmt::Write as _;
+use std::io::Read;
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::derive::{self, Derivation, DeriveContext, DeriveOptions, Facts};
+use crate::derive::{
+    self, Derivation, DeriveContext, DeriveOptions, Fact, Facts, Finding, FindingKind,
+};
 use crate::model::TaskDefinition;
 use crate::plan::{INLINE_POLICY_LIMIT, finding_json};
 use crate::policy::{self, Permission, PolicyDocument};
+
+/// The file name that stands for standard input.
+pub const STDIN: &str = "-";
+
+/// One input: its name as given, and its text or why it could not be read.
+pub type Input = (String, Result<String, String>);
+
+/// Read every input: a file, a directory (its `*.json` files, sorted) or `-` (standard input, once: a second
+/// `-` is an error).
+pub fn read_inputs(files: &[PathBuf], stdin: &mut dyn Read) -> Vec<Input> {
+    let mut stdin_read = false;
+    let mut inputs = Vec::new();
+    for path in files {
+        let name = path.display().to_string();
+        if name == STDIN {
+            let first = !std::mem::replace(&mut stdin_read, true);
+            let mut text = String::new();
+            let text = match stdin.read_to_string(&mut text) {
+                _ if !first => Err("standard input can be read only once".to_string()),
+                Ok(_) => Ok(text),
+                Err(e) => Err(format!("cannot read standard input: {e}")),
+            };
+            inputs.push((name, text));
+        } else if path.is_dir() {
+            match json_files_in(path) {
+                Ok(found) => inputs.extend(found.iter().map(|f| read_file(f))),
+                Err(e) => inputs.push((name, Err(format!("cannot read the directory: {e}")))),
+            }
+        } else {
+            inputs.push(read_file(path));
+        }
+    }
+    inputs
+}
+
+fn read_file(path: &std::path::Path) -> Input {
+    (
+        path.display().to_string(),
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read the file: {e}")),
+    )
+}
+
+/// The `*.json` files directly in `dir`, sorted.
+fn json_files_in(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "json") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Parse every input as a task definition (a bare one, or `{"taskDefinition": …}` as describe prints it).
+pub fn parse_inputs(inputs: &[Input]) -> Vec<(String, Result<TaskDefinition, String>)> {
+    inputs
+        .iter()
+        .map(|(file, text)| {
+            let td = text
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|text| TaskDefinition::from_json(text).map_err(|e| e.to_string()));
+            (file.clone(), td)
+        })
+        .collect()
+}
 
 /// What one input file yielded.
 #[derive(Debug, Clone)]
@@ -18,34 +97,95 @@ pub struct FileReport {
     pub file: String,
     /// The derivation, or why the file could not be read as a task definition.
     pub result: Result<(Derivation, Option<PolicyDocument>), String>,
+    /// The `unresolved_lookup` findings that only say a secret or parameter was not looked up (offline): text
+    /// output counts them in one line instead of listing them. Empty when the look-ups were made.
+    pub not_looked_up: Vec<Finding>,
 }
 
-/// Derive every input. `inputs` are (file name, file text or read error).
+impl FileReport {
+    /// A report of a derivation (its policy compiled), or of why there is none.
+    pub fn new(
+        file: String,
+        derivation: Result<Derivation, String>,
+        not_looked_up: Vec<Finding>,
+    ) -> FileReport {
+        let result = derivation.map(|derivation| {
+            let permissions: Vec<Permission> = derivation
+                .requirements
+                .iter()
+                .map(|r| r.permission.clone())
+                .collect();
+            let doc = (!permissions.is_empty()).then(|| policy::compile(&permissions));
+            (derivation, doc)
+        });
+        FileReport {
+            file,
+            result,
+            not_looked_up,
+        }
+    }
+
+    /// The findings to list one by one in text (all of them but the ones counted as not looked up).
+    fn listed_findings(&self) -> impl Iterator<Item = &Finding> {
+        self.result
+            .iter()
+            .flat_map(|(d, _)| d.findings.iter())
+            .filter(|f| !self.not_looked_up.contains(f))
+    }
+}
+
+/// Derive every input offline (no look-up made). `inputs` are (file name, file text or read error).
 pub fn derive_files(
-    inputs: &[(String, Result<String, String>)],
+    inputs: &[Input],
     ctx: &DeriveContext,
     options: &DeriveOptions,
 ) -> Vec<FileReport> {
-    inputs
-        .iter()
-        .map(|(file, text)| {
-            let result = text.clone().and_then(|text| {
-                let td = TaskDefinition::from_json(&text).map_err(|e| e.to_string())?;
-                let derivation = derive::required_permissions(&td, ctx, options, &Facts::new());
-                let permissions: Vec<Permission> = derivation
-                    .requirements
-                    .iter()
-                    .map(|r| r.permission.clone())
-                    .collect();
-                let doc = (!permissions.is_empty()).then(|| policy::compile(&permissions));
-                Ok((derivation, doc))
-            });
-            FileReport {
-                file: file.clone(),
-                result,
+    parse_inputs(inputs)
+        .into_iter()
+        .map(|(file, td)| match td {
+            Ok(td) => {
+                let (derivation, not_looked_up) = derive_offline(&td, ctx, options);
+                FileReport::new(file, Ok(derivation), not_looked_up)
             }
+            Err(error) => FileReport::new(file, Err(error), Vec::new()),
         })
         .collect()
+}
+
+/// Derive without facts, and tell the findings that only say "not looked up" apart from the others: they are the
+/// `unresolved_lookup` findings that go away once every pending look-up has an answer (any answer will do; "not
+/// found" is used, so nothing is granted).
+fn derive_offline(
+    td: &TaskDefinition,
+    ctx: &DeriveContext,
+    options: &DeriveOptions,
+) -> (Derivation, Vec<Finding>) {
+    let derivation = derive::required_permissions(td, ctx, options, &Facts::new());
+    if derivation.lookups.is_empty() {
+        return (derivation, Vec::new());
+    }
+    let mut answered = Facts::new();
+    for lookup in &derivation.lookups {
+        answered.insert(lookup.clone(), Fact::NotFound);
+    }
+    let after = derive::required_permissions(td, ctx, options, &answered);
+    let not_looked_up = derivation
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::UnresolvedLookup && !after.findings.contains(f))
+        .cloned()
+        .collect();
+    (derivation, not_looked_up)
+}
+
+/// The one line that stands for `count` secrets and parameters that were not looked up.
+pub fn not_looked_up_line(count: usize) -> String {
+    let what = if count == 1 {
+        "1 secret or parameter was".to_string()
+    } else {
+        format!("{count} secrets and parameters were")
+    };
+    format!("{what} not looked up, so kms:Decrypt is undecided; --online decides it")
 }
 
 /// Whether any file could not be read as a task definition.
@@ -96,8 +236,15 @@ pub fn render_text(reports: &[FileReport]) -> String {
         }
         if !derivation.findings.is_empty() {
             let _ = writeln!(out, "findings:");
-            for finding in &derivation.findings {
+            for finding in report.listed_findings() {
                 let _ = writeln!(out, "    ! {finding}");
+            }
+            if !report.not_looked_up.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "    ! {}",
+                    not_looked_up_line(report.not_looked_up.len())
+                );
             }
         }
         if let Some(doc) = doc {
@@ -161,7 +308,7 @@ pub fn render_policies(reports: &[FileReport]) -> String {
 mod tests {
     use super::*;
 
-    fn inputs(text: &str) -> Vec<(String, Result<String, String>)> {
+    fn inputs(text: &str) -> Vec<Input> {
         vec![("td.json".to_string(), Ok(text.to_string()))]
     }
 

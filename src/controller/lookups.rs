@@ -10,8 +10,52 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use crate::aws::{AwsError, FactsApi};
-use crate::derive::{Fact, Facts, Lookup};
+use crate::derive::{Derivation, Fact, Facts, Lookup};
 use crate::metrics::Metrics;
+
+/// How many times derivation runs at most: a secret's key is only asked for once the secret is described.
+const MAX_ROUNDS: usize = 4;
+
+/// Where the look-ups are answered: the target account, its [`FactsApi`], and how many look-ups run at once.
+pub(crate) struct LookupTarget<'a> {
+    pub(crate) account: &'a str,
+    pub(crate) api: &'a dyn FactsApi,
+    pub(crate) concurrency: usize,
+}
+
+/// Derive (with `derive`, given the facts known so far), answer the look-ups derivation asked for, and derive
+/// again, until no new look-up is asked or [`MAX_ROUNDS`] is reached. Shared by the controller and
+/// `execrole derive --online`.
+pub(crate) async fn derive_with_lookups(
+    cache: &FactCache,
+    target: LookupTarget<'_>,
+    metrics: &Metrics,
+    derive: impl Fn(&Facts) -> Vec<Derivation>,
+) -> Vec<Derivation> {
+    let mut facts = Facts::new();
+    let mut round = 0;
+    loop {
+        let derivations = derive(&facts);
+        let missing: std::collections::BTreeSet<Lookup> = derivations
+            .iter()
+            .flat_map(|d| d.lookups.iter().cloned())
+            .collect();
+        round += 1;
+        if missing.is_empty() || round >= MAX_ROUNDS {
+            return derivations;
+        }
+        cache
+            .answer(
+                target.account,
+                missing.into_iter().collect(),
+                target.api,
+                &mut facts,
+                target.concurrency,
+                metrics,
+            )
+            .await;
+    }
+}
 
 /// Looked-up facts by (target account, look-up), each with the time it was fetched.
 pub(crate) struct FactCache {

@@ -12,7 +12,7 @@
 //! plans (`plan`) or serve HTTP (`http`); it records metrics and readiness for them.
 
 mod event_loop;
-mod lookups;
+pub(crate) mod lookups;
 mod queue;
 mod reconcile;
 mod reload;
@@ -600,8 +600,7 @@ impl Controller {
         }
     }
 
-    /// Derive every revision, answering the look-ups derivation asks for (a secret's key is only known after the
-    /// secret is described, so this takes a few rounds; it stops when no new look-up is asked).
+    /// Derive every revision, answering the look-ups derivation asks for (`lookups::derive_with_lookups`).
     async fn derive_all(
         &self,
         config: &Config,
@@ -609,36 +608,21 @@ impl Controller {
         clients: &TargetClients,
         task_definitions: &[Arc<crate::model::TaskDefinition>],
     ) -> Vec<derive::Derivation> {
-        const MAX_ROUNDS: usize = 4;
         let options = config.derive_options();
-        let mut facts = derive::Facts::new();
-        let mut round = 0;
-        loop {
-            let derivations: Vec<derive::Derivation> = task_definitions
+        let lookup_target = lookups::LookupTarget {
+            account: &target.account,
+            api: clients.facts.as_ref(),
+            concurrency: config.concurrency,
+        };
+        lookups::derive_with_lookups(&self.facts, lookup_target, &self.metrics, |facts| {
+            task_definitions
                 .iter()
                 .map(|td| {
-                    derive::required_permissions(td, &DeriveContext::default(), &options, &facts)
+                    derive::required_permissions(td, &DeriveContext::default(), &options, facts)
                 })
-                .collect();
-            let missing: BTreeSet<derive::Lookup> = derivations
-                .iter()
-                .flat_map(|d| d.lookups.iter().cloned())
-                .collect();
-            round += 1;
-            if missing.is_empty() || round >= MAX_ROUNDS {
-                return derivations;
-            }
-            self.facts
-                .answer(
-                    &target.account,
-                    missing.into_iter().collect(),
-                    clients.facts.as_ref(),
-                    &mut facts,
-                    config.concurrency,
-                    &self.metrics,
-                )
-                .await;
-        }
+                .collect()
+        })
+        .await
     }
 
     /// Group derivations by execution role. Returns the roles and the findings of revisions that name no usable

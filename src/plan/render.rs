@@ -89,6 +89,13 @@ fn role_text(out: &mut String, role: &RolePlan) {
         "{symbol} role {} policy {}: {verb}",
         role.key, role.policy_name
     );
+    role_details_text(out, role);
+    out.push('\n');
+}
+
+/// The lines under a role's heading: who uses it, `+`/`-` per permission with reasons, blocked and over-granted
+/// needs, writes to other policies, findings. Shared with `derive --against`, which heads them its own way.
+pub fn role_details_text(out: &mut String, role: &RolePlan) {
     let _ = writeln!(out, "    used by: {}", role.task_definitions.join(", "));
     if let Some(error) = &role.unreadable_owned_policy {
         let _ = writeln!(
@@ -177,7 +184,6 @@ fn role_text(out: &mut String, role: &RolePlan) {
             role.other_inline_policies.join(", ")
         );
     }
-    out.push('\n');
 }
 
 fn permission_text(p: &Permission) -> String {

@@ -8,6 +8,7 @@ mod effect;
 mod events;
 mod limits;
 mod lookups;
+mod prcheck;
 mod reconcile;
 mod runtime;
 mod services;
