@@ -387,3 +387,43 @@ fn the_pre_commit_hook_gates_with_its_entry_and_the_documented_args() {
         assert_eq!(code, expected, "{policy}:\n{stdout}{stderr}");
     }
 }
+
+/// The `jq` lines of docs/pr-check.md, run as written on a Terraform plan and a CloudFormation template that hold
+/// the role's policy: each yields a policy document, and the role's own policy is in sync.
+#[test]
+fn the_documented_jq_extractions_yield_the_policy_documents() {
+    if Command::new("jq").arg("--version").output().is_err() {
+        eprintln!(
+            "SKIPPED: jq is not installed (apt-get install -y jq); the documented extractions are untested"
+        );
+        return;
+    }
+    let docs = std::fs::read_to_string(root().join("docs/pr-check.md")).unwrap();
+    let lines: Vec<&str> = docs.lines().filter(|l| l.starts_with("jq ")).collect();
+    assert!(lines.len() >= 3, "{lines:?}");
+    let repo = scratch_repository("policies/policy-drifted.json");
+    for (source, copy) in [
+        ("sources/terraform-plan.json", "plan.json"),
+        ("sources/cloudformation.json", "template.json"),
+    ] {
+        std::fs::copy(fixture(source), repo.path().join(copy)).unwrap();
+    }
+    for line in lines {
+        let (code, stdout, stderr) = run_shell(line, &[], repo.path());
+        assert_eq!(code, 0, "`{line}`:\n{stdout}{stderr}");
+        let output = line.rsplit("> ").next().unwrap().trim();
+        let (code, stdout, stderr) = run(
+            execrole()
+                .args(["derive", "--against", output])
+                .args(["--account", ACCOUNT, "--region", REGION, "ecs/taskdefs"])
+                .current_dir(repo.path()),
+            None,
+        );
+        let expected = if output == "execution-policy.json" {
+            0
+        } else {
+            2
+        };
+        assert_eq!(code, expected, "`{line}`:\n{stdout}{stderr}");
+    }
+}
