@@ -366,4 +366,51 @@ mod tests {
             "{text}"
         );
     }
+
+    const WITH_SECRETS: &str = r#"{"taskDefinitionArn":"arn:aws:ecs:us-east-1:123456789012:task-definition/web:1",
+        "executionRoleArn":"arn:aws:iam::123456789012:role/app-exec","family":"web","revision":1,
+        "containerDefinitions":[{"name":"web","image":"nginx","secrets":[
+            {"name":"A","valueFrom":"arn:aws:secretsmanager:us-east-1:123456789012:secret:a-AbCdEf"},
+            {"name":"B","valueFrom":"/app/b"}]}]}"#;
+
+    #[test]
+    fn secrets_not_looked_up_are_one_line_in_text_and_kept_in_json() {
+        let reports = derive_files(
+            &inputs(WITH_SECRETS),
+            &DeriveContext::default(),
+            &DeriveOptions::default(),
+        );
+        assert_eq!(reports[0].not_looked_up.len(), 2);
+        let text = render_text(&reports);
+        assert!(
+            text.contains(&format!("    ! {}\n", not_looked_up_line(2))),
+            "{text}"
+        );
+        assert!(!text.contains("[unresolved_lookup]"), "{text}");
+        let json = render_json(&reports);
+        assert_eq!(json["files"][0]["findings"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            not_looked_up_line(1),
+            "1 secret or parameter was not looked up, so kms:Decrypt is undecided; --online decides it"
+        );
+    }
+
+    #[test]
+    fn inputs_come_from_files_directories_and_stdin_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.json"), TD).unwrap();
+        std::fs::write(dir.path().join("a.json"), TD).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a task definition").unwrap();
+        let paths = vec![
+            dir.path().to_path_buf(),
+            PathBuf::from(STDIN),
+            PathBuf::from(STDIN),
+        ];
+        let read = read_inputs(&paths, &mut TD.as_bytes());
+        let names: Vec<&str> = read.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(names[0].ends_with("a.json") && names[1].ends_with("b.json"));
+        assert_eq!(read[2], ("-".to_string(), Ok(TD.to_string())));
+        assert!(read[3].1.as_ref().unwrap_err().contains("only once"));
+    }
 }
