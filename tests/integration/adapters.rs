@@ -10,16 +10,6 @@ use execrole::policy::PolicyDocument;
 
 use crate::support::*;
 
-fn target() -> Target {
-    Target {
-        account: ACCOUNT.into(),
-        regions: vec![REGION.into()],
-        assume_role_arn: None,
-        external_id: None,
-        session_name: "execrole".into(),
-    }
-}
-
 #[tokio::test]
 async fn ecs_adapter_lists_and_describes_task_definitions_as_our_model() {
     let moto = Moto::start();

@@ -60,20 +60,7 @@ async fn a_role_over_the_inline_limit_spills_into_owned_managed_policies_and_shr
     let moto = Moto::start();
     let iam = moto.iam().await;
     let ecs = moto.ecs(REGION).await;
-    let role = create_role(&iam, "app-exec").await;
-    let mut arns = Vec::new();
-    for family in 0..40 {
-        let containers = (0..4)
-            .map(|c| {
-                container(
-                    &format!("c{c}"),
-                    &ecr_image(&format!("team-{family:02}/service-number-{c}")),
-                    None,
-                )
-            })
-            .collect();
-        arns.push(register(&ecs, &format!("svc-{family:02}"), &role, containers).await);
-    }
+    let arns = seed_spilling_role(&iam, &ecs).await;
 
     let report = pass(&moto).await;
     assert!(report.is_success(), "{:?}", report.plan.errors);

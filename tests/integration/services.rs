@@ -3,20 +3,9 @@
 
 use std::sync::Arc;
 
-use execrole::config::Target;
 use execrole::metrics::Metrics;
 
 use crate::support::*;
-
-fn target() -> Target {
-    Target {
-        account: ACCOUNT.into(),
-        regions: vec![REGION.into()],
-        assume_role_arn: None,
-        external_id: None,
-        session_name: "execrole".into(),
-    }
-}
 
 async fn create_cluster(ecs: &aws_sdk_ecs::Client, name: &str) {
     ecs.create_cluster()

@@ -143,24 +143,7 @@ impl Moto {
 
     /// The controller's client factory, pointed at this emulator.
     pub async fn factory(&self, metrics: Arc<Metrics>) -> ClientFactory {
-        let retry = RetryPolicy {
-            initial_interval: Duration::from_millis(50),
-            max_interval: Duration::from_millis(500),
-            max_elapsed: Duration::from_secs(5),
-        };
-        // The emulator has no quotas to protect: buckets wide enough that no test waits on them (the rate limit
-        // itself is tested on its own, with a narrow bucket).
-        let wide = execrole::aws::RateLimit {
-            per_second: std::num::NonZeroU32::new(10_000).expect("non-zero"),
-            burst: std::num::NonZeroU32::new(10_000).expect("non-zero"),
-        };
-        ClientFactory::for_local_endpoint(&self.endpoint, REGION, metrics, retry)
-            .await
-            .with_rate_limits(execrole::aws::RateLimits {
-                iam: wide,
-                ecs: wide,
-                other: wide,
-            })
+        factory_at(&self.endpoint, metrics).await
     }
 
     /// A `Command` for the execrole binary with an environment that reaches only this emulator.
@@ -198,6 +181,29 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The controller's client factory, pointed at `endpoint` (the emulator, or a proxy in front of it on 127.0.0.1),
+/// with short retries and rate limits too wide to wait on.
+pub async fn factory_at(endpoint: &str, metrics: Arc<Metrics>) -> ClientFactory {
+    let retry = RetryPolicy {
+        initial_interval: Duration::from_millis(50),
+        max_interval: Duration::from_millis(500),
+        max_elapsed: Duration::from_secs(5),
+    };
+    // The emulator has no quotas to protect: buckets wide enough that no test waits on them (the rate limit
+    // itself is tested on its own, with a narrow bucket).
+    let wide = execrole::aws::RateLimit {
+        per_second: std::num::NonZeroU32::new(10_000).expect("non-zero"),
+        burst: std::num::NonZeroU32::new(10_000).expect("non-zero"),
+    };
+    ClientFactory::for_local_endpoint(endpoint, REGION, metrics, retry)
+        .await
+        .with_rate_limits(execrole::aws::RateLimits {
+            iam: wide,
+            ecs: wide,
+            other: wide,
+        })
 }
 
 /// Write a config file for the account, returning its path (kept alive by the returned dir).
@@ -323,4 +329,38 @@ pub async fn register(
 /// An ECR image of the test account.
 pub fn ecr_image(repository: &str) -> String {
     format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repository}:1")
+}
+
+/// The test account's target: the default account in the test Region, no role to assume.
+pub fn target() -> execrole::config::Target {
+    execrole::config::Target {
+        account: ACCOUNT.into(),
+        regions: vec![REGION.into()],
+        assume_role_arn: None,
+        external_id: None,
+        session_name: "execrole".into(),
+    }
+}
+
+/// One role, `app-exec`, shared by 40 families of 4 containers each: its needs pass the 10,240-character inline
+/// limit, so it spills into managed policies. Returns the revisions' ARNs.
+pub async fn seed_spilling_role(
+    iam: &aws_sdk_iam::Client,
+    ecs: &aws_sdk_ecs::Client,
+) -> Vec<String> {
+    let role = create_role(iam, "app-exec").await;
+    let mut arns = Vec::new();
+    for family in 0..40 {
+        let containers = (0..4)
+            .map(|c| {
+                container(
+                    &format!("c{c}"),
+                    &ecr_image(&format!("team-{family:02}/service-number-{c}")),
+                    None,
+                )
+            })
+            .collect();
+        arns.push(register(ecs, &format!("svc-{family:02}"), &role, containers).await);
+    }
+    arns
 }
