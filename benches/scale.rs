@@ -363,7 +363,7 @@ struct Minimum {
     by_operation: BTreeMap<(String, String), u64>,
     list_pages_real_aws: u64,
     /// `GetPolicy` per attached managed policy: not part of the minimum in the brief, but documented as a cost of
-    /// evaluating the role's other policies (README, "What it costs in IAM calls").
+    /// evaluating the role's other policies (docs/how-it-works.md, "What it costs in IAM calls").
     attached_get_policy: u64,
 }
 
