@@ -21,6 +21,8 @@
 //! * [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! * [`cli`]: the command-line types.
 
+#![deny(missing_docs)]
+
 pub mod aws;
 pub mod cli;
 pub mod config;
