@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_config::{Region, SdkConfig};
 
-use super::{AwsError, Caller, ErrorKind, absent_as_none, send};
+use super::{AwsError, Caller, ErrorKind, absent_as_none, all_pages, send};
 use crate::derive::{KeyFacts, ParameterFacts, PullThroughRule, SecretFacts};
 
 /// Facts about secrets, parameters, keys and registries in one account. `None` means "does not exist".
@@ -176,10 +176,8 @@ impl FactsApi for SdkFacts {
         region: &str,
     ) -> Result<Vec<PullThroughRule>, AwsError> {
         const OP: &str = "DescribePullThroughCacheRules";
-        let client = self.clients(region).ecr;
-        let mut rules = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        let client = &self.clients(region).ecr;
+        all_pages("ecr", OP, |token| async move {
             let out = send(&self.caller, "ecr", OP, || {
                 client
                     .describe_pull_through_cache_rules()
@@ -187,19 +185,16 @@ impl FactsApi for SdkFacts {
                     .send()
             })
             .await?;
-            rules.extend(
-                out.pull_through_cache_rules()
-                    .iter()
-                    .filter_map(|r| r.ecr_repository_prefix())
-                    .map(|prefix| PullThroughRule {
-                        prefix: prefix.to_string(),
-                    }),
-            );
-            match out.next_token().filter(|t| !t.is_empty()) {
-                Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
-                _ => break,
-            }
-        }
-        Ok(rules)
+            let rules = out
+                .pull_through_cache_rules()
+                .iter()
+                .filter_map(|r| r.ecr_repository_prefix())
+                .map(|prefix| PullThroughRule {
+                    prefix: prefix.to_string(),
+                })
+                .collect();
+            Ok((rules, out.next_token().map(str::to_string)))
+        })
+        .await
     }
 }

@@ -10,6 +10,7 @@ mod convert;
 mod error;
 mod facts;
 mod limit;
+mod pages;
 mod retry;
 mod sdk;
 mod sqs;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 pub use error::{AwsError, ErrorKind};
 pub use facts::{FactsApi, SdkFacts};
 pub use limit::{Limiters, RATE_LIMITED_SERVICES, RateLimit, RateLimits};
+pub use pages::{MAX_PAGES, all_pages};
 pub use retry::{Caller, KeyBackoff, RetryPolicy, call_with_retry, jittered};
 use retry::{absent_as_none, send};
 pub use sdk::{ClientFactory, SdkEcs, SdkIam};
@@ -43,6 +45,16 @@ pub trait EcsApi: Send + Sync {
         &self,
         next_token: Option<String>,
     ) -> Result<TaskDefinitionPage, AwsError>;
+
+    /// Every ACTIVE task definition ARN, all pages of [`EcsApi::list_task_definitions_page`] through
+    /// [`all_pages`] (so a repeated token or a list without end is an error, not a hang).
+    async fn task_definition_arns(&self) -> Result<Vec<String>, AwsError> {
+        all_pages("ecs", "ListTaskDefinitions", |token| async move {
+            let page = self.list_task_definitions_page(token).await?;
+            Ok((page.arns, page.next_token))
+        })
+        .await
+    }
 
     /// One task definition by ARN.
     async fn describe_task_definition(&self, arn: &str) -> Result<TaskDefinition, AwsError>;

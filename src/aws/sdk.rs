@@ -20,7 +20,6 @@
 //! `sts:AssumeRole` credential refreshes are neither retried nor rate-limited by us.
 
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -33,7 +32,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use super::{
     AwsError, Caller, EcsApi, ErrorKind, FactsApi, IamApi, Limiters, ManagedPolicyInfo,
     PolicyVersionInfo, RateLimits, RetryPolicy, RoleInfo, SdkFacts, TaskDefinitionPage,
-    absent_as_none, convert, send,
+    absent_as_none, all_pages, convert, send,
 };
 use crate::config::Target;
 use crate::metrics::Metrics;
@@ -297,51 +296,11 @@ impl EcsApi for SdkEcs {
 /// `DescribeServices` takes at most this many services per request.
 const DESCRIBE_SERVICES_BATCH: usize = 10;
 
-/// More pages than any account has: past this, a list is assumed to loop.
-const MAX_PAGES: usize = 10_000;
-
-/// Every item of a paged ECS list: `page` fetches the page after a token (`None` for the first) and answers its items
-/// and the next token. Stops with an error when the service repeats a token or pages without end, instead of
-/// looping.
-async fn all_pages<F, Fut>(operation: &'static str, mut page: F) -> Result<Vec<String>, AwsError>
-where
-    F: FnMut(Option<String>) -> Fut,
-    Fut: Future<Output = Result<(Vec<String>, Option<String>), AwsError>>,
-{
-    let mut items = Vec::new();
-    let mut token: Option<String> = None;
-    let mut seen_tokens = BTreeSet::new();
-    for _ in 0..MAX_PAGES {
-        let (page_items, next) = page(token.take()).await?;
-        items.extend(page_items);
-        match next.filter(|t| !t.is_empty()) {
-            None => return Ok(items),
-            Some(next) => {
-                if !seen_tokens.insert(next.clone()) {
-                    return Err(AwsError::new(
-                        "ecs",
-                        operation,
-                        ErrorKind::Other,
-                        "the service returned a next token it had returned before; stopping to avoid a loop",
-                    ));
-                }
-                token = Some(next);
-            }
-        }
-    }
-    Err(AwsError::new(
-        "ecs",
-        operation,
-        ErrorKind::Other,
-        format!("more than {MAX_PAGES} pages"),
-    ))
-}
-
 impl SdkEcs {
     /// The ARNs of every cluster in the Region (all pages).
     async fn cluster_arns(&self) -> Result<Vec<String>, AwsError> {
         const OP: &str = "ListClusters";
-        all_pages(OP, |token| async move {
+        all_pages("ecs", OP, |token| async move {
             let out = send(&self.caller, "ecs", OP, || {
                 self.client
                     .list_clusters()
@@ -361,7 +320,7 @@ impl SdkEcs {
     /// The ARNs of every service in a cluster (all pages).
     async fn service_arns(&self, cluster: &str) -> Result<Vec<String>, AwsError> {
         const OP: &str = "ListServices";
-        all_pages(OP, |token| async move {
+        all_pages("ecs", OP, |token| async move {
             let out = send(&self.caller, "ecs", OP, || {
                 self.client
                     .list_services()
@@ -481,9 +440,7 @@ impl IamApi for SdkIam {
 
     async fn list_role_policies(&self, role: &str) -> Result<Vec<String>, AwsError> {
         const OP: &str = "ListRolePolicies";
-        let mut names = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        all_pages("iam", OP, |marker| async move {
             let out = send(&self.caller, "iam", OP, || {
                 self.client
                     .list_role_policies()
@@ -492,13 +449,13 @@ impl IamApi for SdkIam {
                     .send()
             })
             .await?;
-            names.extend(out.policy_names().iter().cloned());
-            match out.marker().filter(|m| out.is_truncated() && !m.is_empty()) {
-                Some(next) => marker = Some(next.to_string()),
-                None => break,
-            }
-        }
-        Ok(names)
+            let next = out
+                .marker()
+                .filter(|_| out.is_truncated())
+                .map(str::to_string);
+            Ok((out.policy_names().to_vec(), next))
+        })
+        .await
     }
 
     async fn get_role_policy(&self, role: &str, policy: &str) -> Result<Option<String>, AwsError> {
@@ -548,9 +505,7 @@ impl IamApi for SdkIam {
 
     async fn list_attached_role_policies(&self, role: &str) -> Result<Vec<String>, AwsError> {
         const OP: &str = "ListAttachedRolePolicies";
-        let mut arns = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        let mut arns = all_pages("iam", OP, |marker| async move {
             let out = send(&self.caller, "iam", OP, || {
                 self.client
                     .list_attached_role_policies()
@@ -559,18 +514,19 @@ impl IamApi for SdkIam {
                     .send()
             })
             .await?;
-            arns.extend(
-                out.attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn())
-                    .map(str::to_string),
-            );
-            // moto ends with an extra empty page; a repeated marker would loop, so stop on it too.
-            match out.marker().filter(|m| out.is_truncated() && !m.is_empty()) {
-                Some(next) if Some(next) != marker.as_deref() => marker = Some(next.to_string()),
-                _ => break,
-            }
-        }
+            let arns = out
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn())
+                .map(str::to_string)
+                .collect();
+            let next = out
+                .marker()
+                .filter(|_| out.is_truncated())
+                .map(str::to_string);
+            Ok((arns, next))
+        })
+        .await?;
         arns.sort();
         arns.dedup();
         Ok(arns)
@@ -644,20 +600,32 @@ impl IamApi for SdkIam {
 
     async fn list_policy_versions(&self, arn: &str) -> Result<Vec<PolicyVersionInfo>, AwsError> {
         const OP: &str = "ListPolicyVersions";
-        let out = send(&self.caller, "iam", OP, || {
-            self.client.list_policy_versions().policy_arn(arn).send()
-        })
-        .await?;
-        Ok(out
-            .versions()
-            .iter()
-            .filter_map(|v| {
-                v.version_id().map(|id| PolicyVersionInfo {
-                    version_id: id.to_string(),
-                    is_default: v.is_default_version(),
-                })
+        all_pages("iam", OP, |marker| async move {
+            let out = send(&self.caller, "iam", OP, || {
+                self.client
+                    .list_policy_versions()
+                    .policy_arn(arn)
+                    .set_marker(marker.clone())
+                    .send()
             })
-            .collect())
+            .await?;
+            let versions = out
+                .versions()
+                .iter()
+                .filter_map(|v| {
+                    v.version_id().map(|id| PolicyVersionInfo {
+                        version_id: id.to_string(),
+                        is_default: v.is_default_version(),
+                    })
+                })
+                .collect();
+            let next = out
+                .marker()
+                .filter(|_| out.is_truncated())
+                .map(str::to_string);
+            Ok((versions, next))
+        })
+        .await
     }
 
     async fn create_policy(
@@ -747,71 +715,7 @@ impl IamApi for SdkIam {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
-    use std::sync::Mutex;
-
     use super::*;
-
-    type Page = (Vec<String>, Option<String>);
-
-    /// A paged list that answers `pages` in order and records the tokens it was asked with.
-    async fn list(pages: Vec<Page>) -> (Result<Vec<String>, AwsError>, Vec<Option<String>>) {
-        let pages = Mutex::new(VecDeque::from(pages));
-        let asked = Mutex::new(Vec::new());
-        let result = all_pages("ListServices", |token| {
-            asked.lock().unwrap().push(token);
-            let page = pages.lock().unwrap().pop_front();
-            async move {
-                page.ok_or_else(|| {
-                    AwsError::new("ecs", "ListServices", ErrorKind::Other, "no page left")
-                })
-            }
-        })
-        .await;
-        (result, asked.into_inner().unwrap())
-    }
-
-    fn page(items: &[&str], next: Option<&str>) -> Page {
-        (
-            items.iter().map(|s| s.to_string()).collect(),
-            next.map(str::to_string),
-        )
-    }
-
-    #[tokio::test]
-    async fn pages_are_followed_by_their_tokens_until_the_last() {
-        let (result, asked) = list(vec![
-            page(&["a", "b"], Some("t1")),
-            page(&["c"], Some("t2")),
-            page(&[], None),
-        ])
-        .await;
-        assert_eq!(result.unwrap(), vec!["a", "b", "c"]);
-        assert_eq!(asked, vec![None, Some("t1".into()), Some("t2".into())]);
-    }
-
-    #[tokio::test]
-    async fn an_empty_next_token_ends_the_list() {
-        let (result, asked) = list(vec![page(&["a"], Some(""))]).await;
-        assert_eq!(result.unwrap(), vec!["a"]);
-        assert_eq!(asked.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_repeated_next_token_stops_with_an_error_instead_of_looping() {
-        let (result, asked) = list(vec![
-            page(&["a"], Some("t1")),
-            page(&["b"], Some("t2")),
-            page(&["a"], Some("t1")),
-            page(&["b"], Some("t2")),
-        ])
-        .await;
-        let err = result.unwrap_err();
-        assert_eq!(err.operation, "ListServices");
-        assert!(!err.is_retryable(), "{err}");
-        assert!(err.message.contains("returned before"), "{err}");
-        assert_eq!(asked.len(), 3);
-    }
 
     #[tokio::test]
     async fn the_factory_builds_one_set_of_limiters_per_account() {
@@ -837,12 +741,6 @@ mod tests {
             !Arc::ptr_eq(&first, &slower.limiters("111111111111")),
             "new limits start afresh"
         );
-    }
-
-    #[tokio::test]
-    async fn a_failed_page_fails_the_whole_list() {
-        let (result, _) = list(vec![page(&["a"], Some("t1"))]).await;
-        assert_eq!(result.unwrap_err().message, "no page left");
     }
 
     #[test]
