@@ -4,7 +4,7 @@
 //! the record does), or reconcile one role after someone else changed it in IAM.
 //!
 //! This module owns the event shapes we read and the rules that map them; it does not receive or delete messages
-//! (see [`crate::aws::EventQueue`]), decide when a sweep or reconcile runs (the controller), or trust an event as
+//! (the `EventQueue` of the AWS shell does), decide when a sweep or reconcile runs (the controller), or trust an event as
 //! the state of the world: an effect only says where to look, and reconcile reads the world afresh. The periodic
 //! resync remains the backstop for events that are lost, late or ignored. It is pure and synchronous.
 
@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::model::{Arn, RoleKey, is_account_id};
+use crate::model::{Arn, RoleKey, is_account_id, is_region};
 
 /// The SDK app name the controller sends with every request; the SDK puts it in the user agent as `app/execrole`,
 /// which CloudTrail records in `userAgent`.
@@ -194,7 +194,7 @@ pub fn effects_of(body: &str, own: &OwnWrites) -> Result<Vec<EventEffect>, Event
                 .region
                 .or_else(|| detail.aws_region.clone())
                 .ok_or(EventError::MissingField("region"))?;
-            if !is_region_name(&region) {
+            if !is_region(&region) {
                 return Err(invalid("region", &region, "not a Region name"));
             }
             let roles = ecs_execution_roles(&detail, &account)?;
@@ -397,15 +397,6 @@ fn is_role_name(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
-}
-
-/// Whether `text` looks like a Region name (`eu-west-1`, `us-gov-west-1`): lowercase letters, digits and `-`.
-fn is_region_name(text: &str) -> bool {
-    (1..=32).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && text.contains('-')
 }
 
 /// At most 100 characters of an input value, for error messages.

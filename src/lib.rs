@@ -20,6 +20,7 @@
 //! * [`metrics`]: the Prometheus registry.
 //! * [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! * [`cli`]: the command-line types.
+//! * [`settings`]: rate-limit and backoff settings shared by `config` and `aws`, their defaults written once.
 
 #![deny(missing_docs)]
 
@@ -35,3 +36,4 @@ pub mod model;
 pub mod offline;
 pub mod plan;
 pub mod policy;
+pub mod settings;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use execrole::aws::{ClientFactory, RetryPolicy};
+use execrole::aws::{BackoffSettings, ClientFactory};
 use execrole::cli::{Cli, Command, DeriveOutput, PlanOutput};
 use execrole::config::{Config, LogFormat, Mode};
 use execrole::controller::{Controller, Health};
@@ -123,7 +123,12 @@ async fn derive_online(
     ctx: &DeriveContext,
 ) -> Result<Vec<offline::FileReport>> {
     let metrics = Arc::new(Metrics::new());
-    let factory = ClientFactory::from_env(metrics.clone(), RetryPolicy::default()).await;
+    // No config here: the SDK adapters' former default, which retries one look-up for up to two minutes.
+    let retry = BackoffSettings {
+        max_elapsed: std::time::Duration::from_secs(120),
+        ..BackoffSettings::DEFAULT
+    };
+    let factory = ClientFactory::from_env(metrics.clone(), retry).await;
     Ok(
         offline::online::derive_files_online(inputs, ctx, &Default::default(), &factory, &metrics)
             .await,
@@ -192,9 +197,9 @@ fn init_tracing(config: &Config, level: &str) {
 }
 
 async fn client_factory(config: &Config, metrics: Arc<Metrics>) -> ClientFactory {
-    ClientFactory::from_env(metrics, RetryPolicy::from(&config.backoff))
+    ClientFactory::from_env(metrics, config.backoff)
         .await
-        .with_rate_limits((&config.rate_limits).into())
+        .with_rate_limits(config.rate_limits)
 }
 
 async fn build_controller(

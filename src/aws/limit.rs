@@ -1,7 +1,7 @@
 //! Client-side rate limits: a token bucket per AWS service for one account, drawn from before every request attempt
 //! (retries included), so the controller stays under API quotas that it shares with everything else in the account.
 //! It owns the buckets, their rates and the waiting for a permit. It does not retry or classify errors
-//! (`retry`), and it does not decide which clients share a bucket: the client factory builds one [`Limiters`] per
+//! (`retry`), nor own the limits' type and defaults (`crate::settings`), and it does not decide which clients share a bucket: the client factory builds one [`Limiters`] per
 //! account and hands it to every client of that account.
 //!
 //! The buckets are `governor`'s (GCRA), used from this file only, so it can be swapped. They read time from
@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::num::NonZeroU32;
 use std::time::Duration;
 
 use governor::clock::Clock;
@@ -20,93 +19,12 @@ use governor::{Quota, RateLimiter};
 
 use super::retry::TokioClock;
 use crate::metrics::Metrics;
+use crate::settings::{RATE_LIMITED_SERVICES, RateLimit, RateLimits};
 
-/// A steady rate of requests and the burst allowed on top of it after a quiet spell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Requests a second, sustained.
-    pub per_second: NonZeroU32,
-    /// Requests at once after a quiet spell (the bucket's size).
-    pub burst: NonZeroU32,
+/// The bucket quota of a limit.
+fn quota(limit: RateLimit) -> Quota {
+    Quota::per_second(limit.per_second).allow_burst(limit.burst)
 }
-
-impl RateLimit {
-    const fn new(per_second: u32, burst: u32) -> RateLimit {
-        // Evaluated at compile time for the defaults: a zero would not compile.
-        match (NonZeroU32::new(per_second), NonZeroU32::new(burst)) {
-            (Some(per_second), Some(burst)) => RateLimit { per_second, burst },
-            _ => panic!("rate limits are not zero"),
-        }
-    }
-
-    fn quota(self) -> Quota {
-        Quota::per_second(self.per_second).allow_burst(self.burst)
-    }
-}
-
-/// The rate limits of one account, per service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimits {
-    /// IAM (5/s, burst 10 by default): its control-plane quotas are low and shared with every deployment tool.
-    pub iam: RateLimit,
-    /// ECS (10/s, burst 20 by default).
-    pub ecs: RateLimit,
-    /// Each other service (Secrets Manager, SSM, KMS, ECR, STS, SQS), each with its own bucket at this rate
-    /// (10/s, burst 20 by default).
-    pub other: RateLimit,
-}
-
-const IAM_DEFAULT: RateLimit = RateLimit::new(5, 10);
-const ECS_DEFAULT: RateLimit = RateLimit::new(10, 20);
-const OTHER_DEFAULT: RateLimit = RateLimit::new(10, 20);
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        RateLimits {
-            iam: IAM_DEFAULT,
-            ecs: ECS_DEFAULT,
-            other: OTHER_DEFAULT,
-        }
-    }
-}
-
-/// From the validated config, which rejects zeros; a zero would still become 1 here rather than fail.
-impl From<&crate::config::RateLimits> for RateLimits {
-    fn from(limits: &crate::config::RateLimits) -> Self {
-        let limit = |l: &crate::config::RateLimit| RateLimit {
-            per_second: NonZeroU32::new(l.per_second).unwrap_or(NonZeroU32::MIN),
-            burst: NonZeroU32::new(l.burst).unwrap_or(NonZeroU32::MIN),
-        };
-        RateLimits {
-            iam: limit(&limits.iam),
-            ecs: limit(&limits.ecs),
-            other: limit(&limits.other),
-        }
-    }
-}
-
-impl RateLimits {
-    /// The limit for a service label (`iam`, `ecs`; anything else gets `other`).
-    pub fn for_service(&self, service: &str) -> RateLimit {
-        match service {
-            "iam" => self.iam,
-            "ecs" => self.ecs,
-            _ => self.other,
-        }
-    }
-}
-
-/// The service labels with a bucket of their own. Any other label shares one more bucket at the `other` rate.
-pub const RATE_LIMITED_SERVICES: [&str; 8] = [
-    "ecs",
-    "iam",
-    "secretsmanager",
-    "ssm",
-    "kms",
-    "ecr",
-    "sts",
-    "sqs",
-];
 
 type Bucket = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Instant>>;
 
@@ -142,7 +60,7 @@ impl Default for Limiters {
 impl Limiters {
     /// Full buckets at these limits.
     pub fn new(limits: &RateLimits) -> Limiters {
-        let bucket = |limit: RateLimit| RateLimiter::direct_with_clock(limit.quota(), TokioClock);
+        let bucket = |limit: RateLimit| RateLimiter::direct_with_clock(quota(limit), TokioClock);
         Limiters {
             buckets: RATE_LIMITED_SERVICES
                 .iter()
@@ -184,6 +102,8 @@ impl Limiters {
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU32;
+
     use tokio::time::Instant;
 
     use super::*;
@@ -226,38 +146,11 @@ mod tests {
     }
 
     #[test]
-    fn the_config_maps_key_by_key_and_a_zero_becomes_one() {
-        use crate::config::{RateLimit as Raw, RateLimits as RawLimits};
-        let config = RawLimits {
-            iam: Raw {
-                per_second: 2,
-                burst: 4,
-            },
-            ecs: Raw {
-                per_second: 30,
-                burst: 60,
-            },
-            other: Raw {
-                per_second: 0,
-                burst: 0,
-            },
-        };
-        assert_eq!(
-            RateLimits::from(&config),
-            RateLimits {
-                iam: limit(2, 4),
-                ecs: limit(30, 60),
-                other: limit(1, 1),
-            }
-        );
-    }
-
-    #[test]
     fn the_config_defaults_are_the_limits_defaults() {
         let yaml = "targets:\n  - account: \"123456789012\"\n    regions: [us-east-1]\n";
         let config =
             crate::config::Config::from_yaml(std::path::Path::new("execrole.yaml"), yaml).unwrap();
-        assert_eq!(RateLimits::from(&config.rate_limits), RateLimits::default());
+        assert_eq!(config.rate_limits, RateLimits::default());
     }
 
     #[test]

@@ -19,12 +19,14 @@ use async_trait::async_trait;
 
 pub use error::{AwsError, ErrorKind};
 pub use facts::{FactsApi, SdkFacts};
-pub use limit::{Limiters, RATE_LIMITED_SERVICES, RateLimit, RateLimits};
+pub use limit::Limiters;
 pub use pages::{MAX_PAGES, all_pages};
-pub use retry::{Caller, KeyBackoff, RetryPolicy, call_with_retry, jittered};
+pub use retry::{Caller, KeyBackoff, call_with_retry, jittered, request_backoff};
 use retry::{absent_as_none, send};
 pub use sdk::{ClientFactory, SdkEcs, SdkIam};
 pub use sqs::{EventQueue, QueueMessage, SdkEventQueue};
+
+pub use crate::settings::{BackoffSettings, RATE_LIMITED_SERVICES, RateLimit, RateLimits};
 
 use crate::model::TaskDefinition;
 

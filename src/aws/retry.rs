@@ -18,52 +18,19 @@ use backoff::backoff::Backoff;
 use backoff::exponential::ExponentialBackoff;
 
 use super::{AwsError, Limiters};
-use crate::config::BackoffSettings;
 use crate::metrics::Metrics;
+use crate::settings::BackoffSettings;
 
-/// How to retry: the config's backoff settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// First wait.
-    pub initial_interval: Duration,
-    /// Longest single wait.
-    pub max_interval: Duration,
-    /// Give up on one request after this long.
-    pub max_elapsed: Duration,
-}
-
-impl From<&BackoffSettings> for RetryPolicy {
-    fn from(b: &BackoffSettings) -> Self {
-        RetryPolicy {
-            initial_interval: b.initial_interval,
-            max_interval: b.max_interval,
-            max_elapsed: b.max_elapsed,
-        }
-    }
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            initial_interval: Duration::from_millis(500),
-            max_interval: Duration::from_secs(30),
-            max_elapsed: Duration::from_secs(120),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// An exponential backoff (multiplier 2, ±50 % jitter) that reads time from `tokio::time`, so a paused test
-    /// clock governs `max_elapsed` as well as the waits.
-    pub fn backoff(&self) -> ExponentialBackoff<TokioClock> {
-        exponential(
-            self.initial_interval,
-            self.max_interval,
-            0.5,
-            2.0,
-            Some(self.max_elapsed),
-        )
-    }
+/// How to retry: an exponential backoff (multiplier 2, ±50 % jitter) from the settings that reads time from
+/// `tokio::time`, so a paused test clock governs `max_elapsed` as well as the waits.
+pub fn request_backoff(settings: &BackoffSettings) -> ExponentialBackoff<TokioClock> {
+    exponential(
+        settings.initial_interval,
+        settings.max_interval,
+        0.5,
+        2.0,
+        Some(settings.max_elapsed),
+    )
 }
 
 /// The backoff crate's exponential backoff on the tokio clock, started now: the one place its fields are set.
@@ -103,7 +70,7 @@ impl Clock for TokioClock {
 #[derive(Clone)]
 pub struct Caller {
     /// How to retry retryable failures.
-    pub retry: RetryPolicy,
+    pub retry: BackoffSettings,
     /// Where every attempt, retry and rate-limit wait is counted.
     pub metrics: Arc<Metrics>,
     /// The account's token buckets, one per service.
@@ -112,7 +79,7 @@ pub struct Caller {
 
 impl Caller {
     /// A caller with these parts.
-    pub fn new(retry: RetryPolicy, metrics: Arc<Metrics>, limiters: Arc<Limiters>) -> Caller {
+    pub fn new(retry: BackoffSettings, metrics: Arc<Metrics>, limiters: Arc<Limiters>) -> Caller {
         Caller {
             retry,
             metrics,
@@ -135,7 +102,7 @@ where
     Fut: Future<Output = Result<T, AwsError>>,
 {
     let metrics = caller.metrics.as_ref();
-    let mut backoff = caller.retry.backoff();
+    let mut backoff = request_backoff(&caller.retry);
     loop {
         caller.limiters.acquire(service, metrics).await;
         let started = tokio::time::Instant::now();
@@ -195,8 +162,8 @@ mod tests {
     use super::*;
     use crate::aws::{ErrorKind, RateLimit, RateLimits};
 
-    fn policy() -> RetryPolicy {
-        RetryPolicy {
+    fn policy() -> BackoffSettings {
+        BackoffSettings {
             initial_interval: Duration::from_millis(100),
             max_interval: Duration::from_secs(1),
             max_elapsed: Duration::from_secs(10),

@@ -30,20 +30,20 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
 use super::{
-    AwsError, Caller, EcsApi, ErrorKind, FactsApi, IamApi, Limiters, ManagedPolicyInfo,
-    PolicyVersionInfo, RateLimits, RetryPolicy, RoleInfo, SdkFacts, TaskDefinitionPage,
+    AwsError, BackoffSettings, Caller, EcsApi, ErrorKind, FactsApi, IamApi, Limiters,
+    ManagedPolicyInfo, PolicyVersionInfo, RateLimits, RoleInfo, SdkFacts, TaskDefinitionPage,
     absent_as_none, all_pages, convert, send,
 };
 use crate::config::Target;
 use crate::metrics::Metrics;
-use crate::model::{TaskDefinition, partition_for_region};
+use crate::model::{TaskDefinition, partition_for_region, queue_account};
 
 /// Builds SDK clients for targets from one shared base configuration.
 #[derive(Clone)]
 pub struct ClientFactory {
     base: SdkConfig,
     metrics: Arc<Metrics>,
-    retry: RetryPolicy,
+    retry: BackoffSettings,
     rate_limits: RateLimits,
     /// Each account's limiters, built on first use; shared by clones of the factory.
     limiters: Arc<Mutex<HashMap<String, Arc<Limiters>>>>,
@@ -51,7 +51,7 @@ pub struct ClientFactory {
 
 impl ClientFactory {
     /// Load the base configuration from the environment (the standard chain).
-    pub async fn from_env(metrics: Arc<Metrics>, retry: RetryPolicy) -> ClientFactory {
+    pub async fn from_env(metrics: Arc<Metrics>, retry: BackoffSettings) -> ClientFactory {
         let base = with_app_name(aws_config::defaults(BehaviorVersion::latest()))
             .retry_config(RetryConfig::disabled())
             .timeout_config(
@@ -78,7 +78,7 @@ impl ClientFactory {
         endpoint_url: &str,
         region: &str,
         metrics: Arc<Metrics>,
-        retry: RetryPolicy,
+        retry: BackoffSettings,
     ) -> ClientFactory {
         let credentials = aws_credential_types::Credentials::new(
             "testing",
@@ -206,16 +206,6 @@ impl ClientFactory {
             caller,
         ))
     }
-}
-
-/// The account that owns a queue, from its URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`).
-fn queue_account(queue_url: &str) -> Option<&str> {
-    let path = queue_url
-        .split_once("://")
-        .map_or(queue_url, |(_, rest)| rest);
-    path.split('/')
-        .nth(1)
-        .filter(|account| account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Name the SDK app (see the module doc). [`crate::events::APP_NAME`] is a valid name (a unit test says so), so
@@ -723,7 +713,7 @@ mod tests {
             "http://127.0.0.1:9",
             "us-east-1",
             Arc::new(Metrics::new()),
-            RetryPolicy::default(),
+            BackoffSettings::default(),
         )
         .await;
         let first = factory.limiters("111111111111");
@@ -741,27 +731,6 @@ mod tests {
             !Arc::ptr_eq(&first, &slower.limiters("111111111111")),
             "new limits start afresh"
         );
-    }
-
-    #[test]
-    fn a_queue_url_names_its_account() {
-        let cases = [
-            (
-                "https://sqs.eu-west-1.amazonaws.com/123456789012/execrole-events",
-                Some("123456789012"),
-            ),
-            (
-                "http://127.0.0.1:5000/111111111111/execrole-events",
-                Some("111111111111"),
-            ),
-            ("https://sqs.eu-west-1.amazonaws.com/execrole-events", None),
-            ("https://sqs.eu-west-1.amazonaws.com/12345/q", None),
-            ("not a url", None),
-            ("", None),
-        ];
-        for (url, account) in cases {
-            assert_eq!(queue_account(url), account, "{url:?}");
-        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Configuration in two stages (as ripgrep does it): `raw` mirrors the YAML file and rejects unknown keys; this
-//! module turns it into the validated [`Config`] in one place ([`Config::from_raw`]) and renders the effective
-//! settings for `check-config`.
+//! module holds the validated [`Config`], built in one place (`validate`), and renders the effective settings
+//! for `check-config`.
 //!
 //! Every error names the file, the key path and the line. This module does not watch the file for changes; the
 //! controller decides when to load it again.
 
 mod raw;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use std::time::Duration;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
+
+pub use crate::settings::{BackoffSettings, RateLimit, RateLimits};
 
 use crate::derive::{Baseline, DeriveOptions, VpcEndpointCondition};
 
@@ -95,41 +98,6 @@ fn glob_set(patterns: &[String]) -> Result<GlobSet, globset::Error> {
     builder.build()
 }
 
-/// Exponential backoff settings for retryable AWS errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct BackoffSettings {
-    /// The first wait.
-    #[serde(with = "humantime_serde_text")]
-    pub initial_interval: Duration,
-    /// The longest single wait.
-    #[serde(with = "humantime_serde_text")]
-    pub max_interval: Duration,
-    /// How long one AWS request is retried in place before its error goes back to the work queue (which then
-    /// backs the role off, without giving up).
-    #[serde(with = "humantime_serde_text")]
-    pub max_elapsed: Duration,
-}
-
-/// A token bucket: a steady rate and a burst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct RateLimit {
-    /// Requests per second, sustained.
-    pub per_second: u32,
-    /// Requests allowed at once after a quiet spell.
-    pub burst: u32,
-}
-
-/// Client-side rate limits per account, by service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct RateLimits {
-    /// IAM (reads and writes share one bucket per account).
-    pub iam: RateLimit,
-    /// ECS, per account.
-    pub ecs: RateLimit,
-    /// Every other service (Secrets Manager, SSM, KMS, ECR, STS, SQS), one bucket each per account.
-    pub other: RateLimit,
-}
-
 /// Event-driven convergence: the SQS queue fed by EventBridge rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Events {
@@ -138,7 +106,7 @@ pub struct Events {
     /// The queue's Region (from the URL when not given).
     pub region: String,
     /// The long-poll wait of each receive (at most 20 s).
-    #[serde(with = "humantime_serde_text")]
+    #[serde(with = "crate::settings::duration_text")]
     pub wait_time: Duration,
 }
 
@@ -148,7 +116,7 @@ pub struct Reload {
     /// Poll the file for changes.
     pub watch_file: bool,
     /// How often the file is checked.
-    #[serde(with = "humantime_serde_text")]
+    #[serde(with = "crate::settings::duration_text")]
     pub poll_interval: Duration,
 }
 
@@ -204,18 +172,18 @@ pub struct Config {
     /// INACTIVE revisions that a service still runs or deploys count as needs.
     pub include_inactive_in_use: bool,
     /// A revision that stops counting keeps its permissions this long before they are pruned.
-    #[serde(with = "humantime_serde_text")]
+    #[serde(with = "crate::settings::duration_text")]
     pub prune_grace_period: Duration,
     /// The name of the inline policy the controller owns on each execution role.
     pub inline_policy_name: String,
     /// Time between full passes.
-    #[serde(with = "humantime_serde_text")]
+    #[serde(with = "crate::settings::duration_text")]
     pub resync_interval: Duration,
     /// Each resync waits the interval times a random factor in `1 ± resync_jitter`, so that many controllers
     /// (or targets) do not fire at once.
     pub resync_jitter: f64,
     /// After a write, the role is judged again only after this long (IAM is eventually consistent).
-    #[serde(with = "humantime_serde_text")]
+    #[serde(with = "crate::settings::duration_text")]
     pub settle_window: Duration,
     /// Client-side rate limits per account and service.
     pub rate_limits: RateLimits,
@@ -242,7 +210,7 @@ pub struct Config {
     /// Trust-policy management (rule 14).
     pub trust_policy: TrustPolicy,
     /// How long looked-up facts (a secret's KMS key, pull-through-cache rules) are reused.
-    #[serde(with = "humantime_serde_text")]
+    #[serde(with = "crate::settings::duration_text")]
     pub lookup_cache_ttl: Duration,
     /// Whether pull-through-cache rules are looked up (rule 2).
     pub lookup_pull_through_cache: bool,
@@ -412,280 +380,7 @@ impl Config {
     /// Parse and validate config text; `file` is used in error messages.
     pub fn from_yaml(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw = raw::parse(file, text)?;
-        Config::from_raw(file, text, raw)
-    }
-
-    /// The one place where a raw config becomes a validated one: checks across keys.
-    fn from_raw(file: &Path, text: &str, raw: raw::RawConfig) -> Result<Config, ConfigError> {
-        let invalid = |path: &str, message: String| ConfigError::Invalid {
-            file: file.display().to_string(),
-            path: path.to_string(),
-            line: line_of_key(text, path),
-            column: None,
-            message,
-        };
-        if raw.targets.is_empty() {
-            return Err(invalid("targets", "at least one target is needed".into()));
-        }
-        let mut targets: Vec<Target> = Vec::new();
-        for (i, t) in raw.targets.into_iter().enumerate() {
-            let path = format!("targets[{i}]");
-            if t.regions.is_empty() {
-                return Err(invalid(
-                    &format!("{path}.regions"),
-                    "at least one Region is needed".into(),
-                ));
-            }
-            if targets.iter().any(|other| other.account == t.account.0) {
-                return Err(invalid(
-                    &format!("{path}.account"),
-                    format!(
-                        "account {} is listed twice; list all its Regions in one target",
-                        t.account.0
-                    ),
-                ));
-            }
-            if let Some(role) = &t.assume_role_arn
-                && role.1.account != t.account.0
-            {
-                return Err(invalid(
-                    &format!("{path}.assume_role_arn"),
-                    format!(
-                        "role `{}` is in account {}, not in the target's account {}",
-                        role.0, role.1.account, t.account.0
-                    ),
-                ));
-            }
-            if t.external_id.is_some() && t.assume_role_arn.is_none() {
-                return Err(invalid(
-                    &format!("{path}.external_id"),
-                    "external_id is only used with assume_role_arn".into(),
-                ));
-            }
-            let mut regions: Vec<String> = t.regions.into_iter().map(|r| r.0).collect();
-            regions.sort();
-            if regions.windows(2).any(|w| w[0] == w[1]) {
-                return Err(invalid(
-                    &format!("{path}.regions"),
-                    "a Region is listed twice".into(),
-                ));
-            }
-            targets.push(Target {
-                account: t.account.0,
-                regions,
-                assume_role_arn: t.assume_role_arn.map(|r| r.0),
-                external_id: t.external_id,
-                session_name: t.session_name.unwrap_or_else(|| "execrole".to_string()),
-            });
-        }
-        let include: Vec<String> = raw
-            .task_definitions
-            .include_families
-            .into_iter()
-            .map(|g| g.0)
-            .collect();
-        let exclude: Vec<String> = raw
-            .task_definitions
-            .exclude_families
-            .into_iter()
-            .map(|g| g.0)
-            .collect();
-        let scope = Scope::new(&include, &exclude)
-            .map_err(|e| invalid("task_definitions", format!("invalid family glob: {e}")))?;
-        if raw.trust_policy.harden && !raw.trust_policy.manage {
-            return Err(invalid(
-                "trust_policy.harden",
-                "harden only applies with manage: true".into(),
-            ));
-        }
-        let insights = &raw.policy.container_insights;
-        if !insights.roles.is_empty() && !insights.configure && !insights.view {
-            return Err(invalid(
-                "policy.container_insights.roles",
-                "roles are listed but neither configure nor view is true".into(),
-            ));
-        }
-        if raw.safety.max_roles_written_per_pass == 0 {
-            return Err(invalid(
-                "safety.max_roles_written_per_pass",
-                "must be at least 1 (use mode: dry-run to write nothing)".into(),
-            ));
-        }
-        if raw.concurrency == 0 {
-            return Err(invalid("concurrency", "must be at least 1".into()));
-        }
-        if raw.resync_interval.0 < Duration::from_secs(1) {
-            return Err(invalid("resync_interval", "must be at least 1s".into()));
-        }
-        if raw.backoff.initial_interval.0.is_zero() {
-            return Err(invalid(
-                "backoff.initial_interval",
-                "must be longer than 0s (a zero backoff retries in a tight loop)".into(),
-            ));
-        }
-        if raw.settle_window.0 < Duration::from_secs(1) {
-            return Err(invalid(
-                "settle_window",
-                "must be at least 1s (IAM needs time to settle after a write)".into(),
-            ));
-        }
-        if raw.backoff.initial_interval.0 > raw.backoff.max_interval.0 {
-            return Err(invalid(
-                "backoff.initial_interval",
-                "must not be longer than backoff.max_interval".into(),
-            ));
-        }
-        if !(0.0..1.0).contains(&raw.resync_jitter) {
-            return Err(invalid(
-                "resync_jitter",
-                format!(
-                    "{} is not a fraction in [0, 1) (0.1 waits 90 % to 110 % of resync_interval)",
-                    raw.resync_jitter
-                ),
-            ));
-        }
-        let rate = |path: &str, r: &raw::RawRateLimit| {
-            if r.per_second == 0 || r.burst == 0 {
-                Err(invalid(
-                    path,
-                    "per_second and burst must be at least 1".into(),
-                ))
-            } else {
-                Ok(RateLimit {
-                    per_second: r.per_second,
-                    burst: r.burst,
-                })
-            }
-        };
-        let rate_limits = RateLimits {
-            iam: rate("rate_limits.iam", &raw.rate_limits.iam)?,
-            ecs: rate("rate_limits.ecs", &raw.rate_limits.ecs)?,
-            other: rate("rate_limits.other", &raw.rate_limits.other)?,
-        };
-        let events = match raw.events {
-            None => None,
-            Some(e) => {
-                let region = match e.region {
-                    Some(r) => r.0,
-                    None => queue_region(&e.queue_url).ok_or_else(|| {
-                        invalid(
-                            "events.queue_url",
-                            format!(
-                                "`{}` is not an SQS queue URL like https://sqs.eu-west-1.amazonaws.com/123456789012/name; \
-                                 give events.region for another form",
-                                e.queue_url
-                            ),
-                        )
-                    })?,
-                };
-                if !(e.queue_url.starts_with("https://") || e.queue_url.starts_with("http://")) {
-                    return Err(invalid(
-                        "events.queue_url",
-                        format!("`{}` is not a URL", e.queue_url),
-                    ));
-                }
-                if e.wait_time.0 > Duration::from_secs(20) || e.wait_time.0 < Duration::from_secs(1)
-                {
-                    return Err(invalid(
-                        "events.wait_time",
-                        "must be from 1s to 20s (an SQS long poll waits at most 20s; 0s would poll in a tight loop)"
-                            .into(),
-                    ));
-                }
-                Some(Events {
-                    queue_url: e.queue_url,
-                    region,
-                    wait_time: e.wait_time.0,
-                })
-            }
-        };
-        if raw.reload.poll_interval.0 < Duration::from_millis(100) {
-            return Err(invalid(
-                "reload.poll_interval",
-                "must be at least 100ms".into(),
-            ));
-        }
-        tracing_subscriber::EnvFilter::try_new(&raw.logging.level).map_err(|e| {
-            invalid(
-                "logging.level",
-                format!("`{}` is not a log filter: {e}", raw.logging.level),
-            )
-        })?;
-        Ok(Config {
-            source: file.to_path_buf(),
-            mode: raw.mode,
-            targets,
-            scope,
-            include_families: include,
-            exclude_families: exclude,
-            ecr_and_logs_on_ec2: raw.task_definitions.ecr_and_logs_on_ec2,
-            include_inactive_in_use: raw.task_definitions.include_inactive_in_use,
-            prune_grace_period: raw.task_definitions.prune_grace_period.0,
-            inline_policy_name: raw.policy.inline_name.0,
-            resync_interval: raw.resync_interval.0,
-            resync_jitter: raw.resync_jitter,
-            settle_window: raw.settle_window.0,
-            rate_limits,
-            events,
-            reload: Reload {
-                watch_file: raw.reload.watch_file,
-                poll_interval: raw.reload.poll_interval.0,
-            },
-            concurrency: raw.concurrency,
-            backoff: BackoffSettings {
-                initial_interval: raw.backoff.initial_interval.0,
-                max_interval: raw.backoff.max_interval.0,
-                max_elapsed: raw.backoff.max_elapsed.0,
-            },
-            http_listen: raw.http.listen,
-            log_format: raw.logging.format,
-            log_level: raw.logging.level,
-            baseline: raw.policy.baseline,
-            ecr_vpc_endpoint: VpcEndpointCondition {
-                source_vpce: raw
-                    .policy
-                    .ecr_vpc_endpoint
-                    .source_vpce
-                    .into_iter()
-                    .map(|v| v.0)
-                    .collect(),
-                source_vpc: raw
-                    .policy
-                    .ecr_vpc_endpoint
-                    .source_vpc
-                    .into_iter()
-                    .map(|v| v.0)
-                    .collect(),
-            },
-            container_insights: ContainerInsights {
-                configure: raw.policy.container_insights.configure,
-                view: raw.policy.container_insights.view,
-                roles: raw.policy.container_insights.roles,
-            },
-            trust_policy: TrustPolicy {
-                manage: raw.trust_policy.manage,
-                harden: raw.trust_policy.harden,
-            },
-            lookup_cache_ttl: raw.lookups.cache_ttl.0,
-            lookup_pull_through_cache: raw.lookups.pull_through_cache,
-            safety: Safety {
-                role_selection: RoleSelection {
-                    path_prefixes: raw
-                        .safety
-                        .role_selection
-                        .path_prefixes
-                        .into_iter()
-                        .map(|p| p.0)
-                        .collect(),
-                    tags: raw.safety.role_selection.tags,
-                },
-                ..Safety::new(
-                    raw.safety.max_roles_written_per_pass,
-                    raw.safety.never_grant.into_iter().map(|g| g.0).collect(),
-                )
-                .map_err(|e| invalid("safety.never_grant", format!("invalid action glob: {e}")))?
-            },
-        })
+        validate::from_raw(file, text, raw)
     }
 
     /// The derivation settings this config asks for.
@@ -702,13 +397,6 @@ impl Config {
     pub fn to_effective_yaml(&self) -> String {
         raw::to_yaml(self)
     }
-}
-
-/// The Region of an SQS queue URL (`https://sqs.eu-west-1.amazonaws.com/…`, also `.amazonaws.com.cn`).
-fn queue_region(url: &str) -> Option<String> {
-    let host = url.split("://").nth(1)?.split('/').next()?;
-    let region = host.strip_prefix("sqs.")?.split('.').next()?;
-    crate::model::is_region(region).then(|| region.to_string())
 }
 
 /// The 1-based line of the last key of `path` (`targets[1].regions` → the second `regions:` under `targets`),
@@ -744,15 +432,6 @@ pub(crate) fn line_of_key(text: &str, path: &str) -> Option<usize> {
         }
     }
     Some(index + 1)
-}
-
-/// Durations are shown as `humantime` text (`5m`), the way they are written.
-mod humantime_serde_text {
-    use std::time::Duration;
-
-    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
 }
 
 #[cfg(test)]

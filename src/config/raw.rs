@@ -1,7 +1,8 @@
 //! The raw configuration: types that mirror the YAML file one to one, with `deny_unknown_fields` everywhere, and
 //! the one place that reads YAML (`serde_yaml`). Values that can be checked on their own (account ids, Regions,
 //! durations, globs, ARNs, addresses) are checked while deserialising, so their errors carry the key path and line.
-//! Checks across keys live in `validate.rs`.
+//! Checks across keys live in `validate.rs`; the defaults of settings shared with `aws` come from
+//! `crate::settings`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use crate::model::{RoleKey, is_account_id, is_region};
+use crate::settings::{BackoffSettings, RateLimit, RateLimits};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -82,21 +84,21 @@ impl Default for RawRateLimits {
 }
 
 fn default_iam_rate() -> RawRateLimit {
-    RawRateLimit {
-        per_second: 5,
-        burst: 10,
-    }
+    RawRateLimit::from(RateLimits::DEFAULT.iam)
 }
 fn default_ecs_rate() -> RawRateLimit {
-    RawRateLimit {
-        per_second: 10,
-        burst: 20,
-    }
+    RawRateLimit::from(RateLimits::DEFAULT.ecs)
 }
 fn default_other_rate() -> RawRateLimit {
-    RawRateLimit {
-        per_second: 10,
-        burst: 20,
+    RawRateLimit::from(RateLimits::DEFAULT.other)
+}
+
+impl From<RateLimit> for RawRateLimit {
+    fn from(limit: RateLimit) -> Self {
+        RawRateLimit {
+            per_second: limit.per_second.get(),
+            burst: limit.burst.get(),
+        }
     }
 }
 
@@ -374,13 +376,13 @@ fn default_policy_name() -> PolicyName {
     PolicyName("execrole".to_string())
 }
 fn default_initial() -> DurationText {
-    DurationText(Duration::from_millis(500))
+    DurationText(BackoffSettings::DEFAULT.initial_interval)
 }
 fn default_max_interval() -> DurationText {
-    DurationText(Duration::from_secs(30))
+    DurationText(BackoffSettings::DEFAULT.max_interval)
 }
 fn default_max_elapsed() -> DurationText {
-    DurationText(Duration::from_secs(10))
+    DurationText(BackoffSettings::DEFAULT.max_elapsed)
 }
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 9464))

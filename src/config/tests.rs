@@ -314,13 +314,7 @@ fn runtime_keys_have_defaults_and_are_read() {
     let config = load(MINIMAL).unwrap();
     assert_eq!(config.settle_window, Duration::from_secs(30));
     assert_eq!(config.resync_jitter, 0.1);
-    assert_eq!(
-        config.rate_limits.iam,
-        RateLimit {
-            per_second: 5,
-            burst: 10
-        }
-    );
+    assert_eq!(config.rate_limits.iam, RateLimit::new(5, 10).unwrap());
     assert_eq!(config.events, None);
     assert!(config.reload.watch_file);
     assert!(!config.include_inactive_in_use);
@@ -337,14 +331,8 @@ fn runtime_keys_have_defaults_and_are_read() {
     .unwrap();
     assert_eq!(config.settle_window, Duration::from_secs(5));
     assert_eq!(config.resync_jitter, 0.25);
-    assert_eq!(
-        config.rate_limits.ecs,
-        RateLimit {
-            per_second: 3,
-            burst: 4
-        }
-    );
-    assert_eq!(config.rate_limits.iam.per_second, 5);
+    assert_eq!(config.rate_limits.ecs, RateLimit::new(3, 4).unwrap());
+    assert_eq!(config.rate_limits.iam.per_second.get(), 5);
     let events = config.events.clone().unwrap();
     assert_eq!(events.region, "eu-west-1");
     assert_eq!(events.wait_time, Duration::from_secs(5));

@@ -1,15 +1,18 @@
 //! Our own types for the things `execrole` reasons about: ARNs and partitions, container image references, task
-//! definitions as the derivation rules read them, and the key of a reconcile (`RoleKey`).
+//! definitions as the derivation rules read them, the key of a reconcile (`RoleKey`), and the one check of each
+//! AWS identifier the crate validates (account id, Region, SQS queue URL).
 //!
 //! This module owns parsing of those values from text and JSON; it knows nothing of IAM policies (see `policy`),
 //! of which permission a field needs (see `derive`), or of the AWS SDK (see `aws`). It is pure and synchronous.
 
 mod arn;
 mod image;
+mod queue_url;
 mod task_definition;
 
 pub use arn::{Arn, ArnError, partition_for_region};
 pub use image::{EcrImage, ImageError, ImageRef};
+pub use queue_url::{queue_account, queue_region};
 pub use task_definition::{
     ContainerDefinition, EnvironmentFile, FirelensConfiguration, LogConfiguration, SecretEntry,
     TaskDefinition, TaskDefinitionError,
@@ -58,10 +61,13 @@ pub fn is_account_id(text: &str) -> bool {
     text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Whether `text` looks like an AWS Region name (`us-east-1`, `cn-north-1`, `us-gov-west-1`).
+/// Whether `text` is an AWS Region name (`us-east-1`, `cn-north-1`, `us-gov-west-1`, `us-isob-east-1`): at most 32
+/// characters, at least three `-`-separated parts of lowercase letters and digits, the last one a number. The one
+/// Region check of the crate (config, events, image and ARN parsing all use it).
 pub fn is_region(text: &str) -> bool {
     let parts: Vec<&str> = text.split('-').collect();
-    parts.len() >= 3
+    text.len() <= 32
+        && parts.len() >= 3
         && parts.iter().all(|p| {
             !p.is_empty()
                 && p.bytes()
@@ -110,6 +116,32 @@ mod tests {
                 name: n.into(),
             });
             assert_eq!(got, want, "{text}");
+        }
+    }
+
+    #[test]
+    fn regions_are_real_region_names() {
+        for text in [
+            "us-east-1",
+            "eu-west-1",
+            "cn-north-1",
+            "us-gov-west-1",
+            "us-isob-east-1",
+            "ap-southeast-2",
+        ] {
+            assert!(is_region(text), "{text}");
+        }
+        for text in [
+            "",
+            "eu-west",
+            "EU West",
+            "eu-west-x",
+            "eu--1",
+            "local",
+            "us-east-1-",
+            "a-very-long-name-that-is-not-a-region-1",
+        ] {
+            assert!(!is_region(text), "{text}");
         }
     }
 

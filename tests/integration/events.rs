@@ -453,7 +453,7 @@ async fn the_controllers_requests_carry_the_user_agent_marker_that_events_ignore
         String::from_utf8_lossy(&head).to_lowercase()
     });
 
-    let retry = execrole::aws::RetryPolicy {
+    let retry = execrole::aws::BackoffSettings {
         initial_interval: Duration::from_millis(10),
         max_interval: Duration::from_millis(10),
         max_elapsed: Duration::from_millis(10),

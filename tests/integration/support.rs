@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
-use execrole::aws::{ClientFactory, RetryPolicy};
+use execrole::aws::{BackoffSettings, ClientFactory};
 use execrole::metrics::Metrics;
 
 pub const ACCOUNT: &str = "123456789012";
@@ -186,7 +186,7 @@ impl Drop for Moto {
 /// The controller's client factory, pointed at `endpoint` (the emulator, or a proxy in front of it on 127.0.0.1),
 /// with short retries and rate limits too wide to wait on.
 pub async fn factory_at(endpoint: &str, metrics: Arc<Metrics>) -> ClientFactory {
-    let retry = RetryPolicy {
+    let retry = BackoffSettings {
         initial_interval: Duration::from_millis(50),
         max_interval: Duration::from_millis(500),
         max_elapsed: Duration::from_secs(5),
