@@ -136,32 +136,7 @@ impl EventError {
 pub fn effects_of(body: &str, own: &OwnWrites) -> Result<Vec<EventEffect>, EventError> {
     let value: Value =
         serde_json::from_str(body).map_err(|e| EventError::NotJson(e.to_string()))?;
-    let Some(object) = value.as_object() else {
-        return Err(EventError::NotAnApiCall(format!(
-            "the body is a JSON {}, not an object",
-            json_kind(&value)
-        )));
-    };
-    if object.get("Type").and_then(Value::as_str) == Some("Notification") {
-        return Err(EventError::NotAnApiCall(
-            "it is an SNS notification: the queue must be an EventBridge rule's target".into(),
-        ));
-    }
-    let envelope: Envelope = typed(&value, "")?;
-    let detail = match (envelope.detail_type.as_deref(), envelope.detail) {
-        (Some(API_CALL_DETAIL_TYPE), Some(detail)) => detail,
-        (Some(API_CALL_DETAIL_TYPE), None) => {
-            return Err(EventError::NotAnApiCall("it has no `detail`".into()));
-        }
-        (Some(other), _) => {
-            return Err(EventError::NotAnApiCall(format!(
-                "its detail-type is `{}`",
-                excerpt(other)
-            )));
-        }
-        (None, _) => return Err(EventError::NotAnApiCall("it has no `detail-type`".into())),
-    };
-
+    let (envelope, detail) = api_call(&value)?;
     let service = match envelope.source.as_deref() {
         Some("aws.ecs") => Service::Ecs,
         Some("aws.iam") => Service::Iam,
@@ -189,35 +164,72 @@ pub fn effects_of(body: &str, own: &OwnWrites) -> Result<Vec<EventEffect>, Event
         return Err(invalid("account", &account, "not a 12-digit account id"));
     }
     match service {
-        Service::Ecs => {
-            let region = envelope
-                .region
-                .or_else(|| detail.aws_region.clone())
-                .ok_or(EventError::MissingField("region"))?;
-            if !is_region(&region) {
-                return Err(invalid("region", &region, "not a Region name"));
-            }
-            let roles = ecs_execution_roles(&detail, &account)?;
-            Ok(sweeps(account, region, roles))
-        }
-        Service::Iam => {
-            let params: IamRequest = match &detail.request_parameters {
-                Some(value) => typed(value, "detail.requestParameters.")?,
-                None => return Err(EventError::MissingField("detail.requestParameters")),
-            };
-            let name = params.role_name.ok_or(EventError::MissingField(
-                "detail.requestParameters.roleName",
-            ))?;
-            if !is_role_name(&name) {
-                return Err(invalid(
-                    "detail.requestParameters.roleName",
-                    &name,
-                    "not an IAM role name",
-                ));
-            }
-            Ok(vec![EventEffect::Role(RoleKey { account, name })])
-        }
+        Service::Ecs => ecs_effects(envelope.region, &detail, account),
+        Service::Iam => iam_effects(&detail, account),
     }
+}
+
+/// The envelope and its CloudTrail record, when `value` is an EventBridge envelope of an API call.
+fn api_call(value: &Value) -> Result<(Envelope, Detail), EventError> {
+    let Some(object) = value.as_object() else {
+        return Err(EventError::NotAnApiCall(format!(
+            "the body is a JSON {}, not an object",
+            json_kind(value)
+        )));
+    };
+    if object.get("Type").and_then(Value::as_str) == Some("Notification") {
+        return Err(EventError::NotAnApiCall(
+            "it is an SNS notification: the queue must be an EventBridge rule's target".into(),
+        ));
+    }
+    let mut envelope: Envelope = typed(value, "")?;
+    match (envelope.detail_type.as_deref(), envelope.detail.take()) {
+        (Some(API_CALL_DETAIL_TYPE), Some(detail)) => Ok((envelope, detail)),
+        (Some(API_CALL_DETAIL_TYPE), None) => {
+            Err(EventError::NotAnApiCall("it has no `detail`".into()))
+        }
+        (Some(other), _) => Err(EventError::NotAnApiCall(format!(
+            "its detail-type is `{}`",
+            excerpt(other)
+        ))),
+        (None, _) => Err(EventError::NotAnApiCall("it has no `detail-type`".into())),
+    }
+}
+
+/// The sweeps an ECS task-definition call asks for: its Region (from the envelope, else the record) and the
+/// execution roles it names.
+fn ecs_effects(
+    region: Option<String>,
+    detail: &Detail,
+    account: String,
+) -> Result<Vec<EventEffect>, EventError> {
+    let region = region
+        .or_else(|| detail.aws_region.clone())
+        .ok_or(EventError::MissingField("region"))?;
+    if !is_region(&region) {
+        return Err(invalid("region", &region, "not a Region name"));
+    }
+    let roles = ecs_execution_roles(detail, &account)?;
+    Ok(sweeps(account, region, roles))
+}
+
+/// The reconcile an IAM role call asks for: the role it names.
+fn iam_effects(detail: &Detail, account: String) -> Result<Vec<EventEffect>, EventError> {
+    let params: IamRequest = match &detail.request_parameters {
+        Some(value) => typed(value, "detail.requestParameters.")?,
+        None => return Err(EventError::MissingField("detail.requestParameters")),
+    };
+    let name = params.role_name.ok_or(EventError::MissingField(
+        "detail.requestParameters.roleName",
+    ))?;
+    if !is_role_name(&name) {
+        return Err(invalid(
+            "detail.requestParameters.roleName",
+            &name,
+            "not an IAM role name",
+        ));
+    }
+    Ok(vec![EventEffect::Role(RoleKey { account, name })])
 }
 
 /// The services whose events we map.

@@ -4,126 +4,151 @@
 
 use std::time::Duration;
 
+use prometheus::core::Collector;
 use prometheus::{
     CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::aws::{AwsError, ErrorKind, RATE_LIMITED_SERVICES};
+use crate::settings::RATE_LIMITED_SERVICES;
 
-/// Every metric `execrole` exports, registered in one registry.
-pub struct Metrics {
-    registry: Registry,
+/// How one AWS request attempt ended: the `outcome` label of `execrole_aws_requests_total`. The AWS shell sorts its
+/// errors into these; metrics only counts them (so this module needs nothing of `aws`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsOutcome {
+    /// The request succeeded.
+    Success,
+    /// The service throttled it.
+    Throttled,
+    /// What was asked for does not exist (an answer for reads, kept apart from failures).
+    NotFound,
+    /// Any other failure.
+    Error,
+}
+
+impl AwsOutcome {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwsOutcome::Success => "success",
+            AwsOutcome::Throttled => "throttled",
+            AwsOutcome::NotFound => "not_found",
+            AwsOutcome::Error => "error",
+        }
+    }
+}
+
+/// Declares [`Metrics`] (one field per metric, with its doc) and `Metrics::register_all`, which builds each metric
+/// from its definition and registers it: a metric is written once, its field, type, name, help, labels and buckets
+/// in one entry.
+macro_rules! metrics {
+    ($($(#[$doc:meta])* $field:ident: $kind:ty = $definition:expr;)*) => {
+        /// Every metric `execrole` exports, registered in one registry.
+        pub struct Metrics {
+            registry: Registry,
+            $($(#[$doc])* pub $field: $kind,)*
+        }
+
+        impl Metrics {
+            /// Every metric built from its definition and registered in `registry`, all at zero.
+            fn register_all(registry: Registry) -> Metrics {
+                Metrics {
+                    $($field: register(&registry, $definition),)*
+                    registry,
+                }
+            }
+        }
+    };
+}
+
+/// Register a statically defined metric (definitions and names are fixed, so neither step fails at run time).
+fn register<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.expect("static metric definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+/// A metric's name and help.
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+/// A histogram's name, help and buckets.
+fn histogram_opts(name: &str, help: &str, buckets: Vec<f64>) -> HistogramOpts {
+    HistogramOpts::new(name, help).buckets(buckets)
+}
+
+/// `count` buckets from `start`, each twice the one before.
+fn doubling_buckets(start: f64, count: usize) -> Vec<f64> {
+    prometheus::exponential_buckets(start, 2.0, count).expect("static buckets")
+}
+
+metrics! {
     /// `execrole_passes_total{result}`.
-    pub passes: IntCounterVec,
+    passes: IntCounterVec = IntCounterVec::new(opts("execrole_passes_total", "Passes, by result: in the daemon each target's sweep (list, describe, derive); with run --once or plan the whole run. Success means everything could be observed."), &["result"]);
     /// `execrole_reconciles_total{result}`.
-    pub reconciles: IntCounterVec,
+    reconciles: IntCounterVec = IntCounterVec::new(opts("execrole_reconciles_total", "Role reconciles, by result (in_sync, applied, pending, error)."), &["result"]);
     /// `execrole_reconcile_duration_seconds`.
-    pub reconcile_duration: Histogram,
+    reconcile_duration: Histogram = Histogram::with_opts(histogram_opts("execrole_reconcile_duration_seconds", "Time to reconcile one execution role.", doubling_buckets(0.005, 14)));
     /// `execrole_roles_managed`.
-    pub roles_managed: IntGauge,
+    roles_managed: IntGauge = IntGauge::new("execrole_roles_managed", "Execution roles named by in-scope task definitions.");
     /// `execrole_roles_in_drift{kind}`.
-    pub roles_in_drift: IntGaugeVec,
+    roles_in_drift: IntGaugeVec = IntGaugeVec::new(opts("execrole_roles_in_drift", "Execution roles whose drift remained after the last pass, by kind."), &["kind"]);
     /// `execrole_iam_writes_total{operation}`.
-    pub iam_writes: IntCounterVec,
+    iam_writes: IntCounterVec = IntCounterVec::new(opts("execrole_iam_writes_total", "IAM writes made, by operation."), &["operation"]);
     /// `execrole_aws_requests_total{service,operation,outcome}`.
-    pub aws_requests: IntCounterVec,
+    aws_requests: IntCounterVec = IntCounterVec::new(opts("execrole_aws_requests_total", "AWS API requests (every attempt), by service, operation and outcome (success, throttled, not_found, error)."), &["service", "operation", "outcome"]);
     /// `execrole_aws_request_duration_seconds{service,operation}`.
-    pub aws_request_duration: HistogramVec,
+    aws_request_duration: HistogramVec = HistogramVec::new(histogram_opts("execrole_aws_request_duration_seconds", "AWS API request duration.", doubling_buckets(0.005, 12)), &["service", "operation"]);
     /// `execrole_aws_retries_total{service,operation}`.
-    pub aws_retries: IntCounterVec,
+    aws_retries: IntCounterVec = IntCounterVec::new(opts("execrole_aws_retries_total", "AWS API requests retried after a retryable error, by service and operation."), &["service", "operation"]);
     /// `execrole_rate_limit_waits_total{service}`.
-    pub rate_limit_waits: IntCounterVec,
+    rate_limit_waits: IntCounterVec = IntCounterVec::new(opts("execrole_rate_limit_waits_total", "AWS API request attempts that waited for the client-side rate limit of their service (the account's token bucket was empty), by service."), &["service"]);
     /// `execrole_rate_limit_wait_seconds_total{service}`.
-    pub rate_limit_wait_seconds: CounterVec,
+    rate_limit_wait_seconds: CounterVec = CounterVec::new(opts("execrole_rate_limit_wait_seconds_total", "Time AWS API request attempts spent waiting for the client-side rate limit, by service."), &["service"]);
     /// `execrole_task_definition_cache_hits_total`.
-    pub cache_hits: IntCounter,
+    cache_hits: IntCounter = IntCounter::new("execrole_task_definition_cache_hits_total", "Task definition revisions served from the cache (not described again).");
     /// `execrole_task_definition_cache_misses_total`.
-    pub cache_misses: IntCounter,
+    cache_misses: IntCounter = IntCounter::new("execrole_task_definition_cache_misses_total", "Task definition revisions described through the ECS API.");
     /// `execrole_task_definitions_watched`.
-    pub task_definitions_watched: IntGauge,
+    task_definitions_watched: IntGauge = IntGauge::new("execrole_task_definitions_watched", "In-scope task definition revisions counted (ACTIVE, INACTIVE in use when configured, and in grace) in each target's last sweep.");
     /// `execrole_policy_size_ratio`.
-    pub policy_size_ratio: Histogram,
+    policy_size_ratio: Histogram = Histogram::with_opts(histogram_opts("execrole_policy_size_ratio", "Size of each role's desired owned inline policy as a fraction of IAM's 10,240-character limit.", vec![0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]));
     /// `execrole_lookups_total{kind,result}`.
-    pub lookups: IntCounterVec,
+    lookups: IntCounterVec = IntCounterVec::new(opts("execrole_lookups_total", "Fact look-ups for derivation (secret, parameter, kms_key, pull_through_cache_rules), by result (cached, found, not_found, failed)."), &["kind", "result"]);
     /// `execrole_findings{kind}`.
-    pub findings: IntGaugeVec,
+    findings: IntGaugeVec = IntGaugeVec::new(opts("execrole_findings", "Findings in the last pass, by kind."), &["kind"]);
     /// `execrole_last_successful_pass_timestamp_seconds`.
-    pub last_success: IntGauge,
+    last_success: IntGauge = IntGauge::new("execrole_last_successful_pass_timestamp_seconds", "Unix time of the last pass that completed without errors.");
     /// `execrole_ready`.
-    pub ready: IntGauge,
+    ready: IntGauge = IntGauge::new("execrole_ready", "1 once the first full pass has completed.");
     /// `execrole_build_info{version}`.
-    pub build_info: IntGaugeVec,
+    build_info: IntGaugeVec = IntGaugeVec::new(opts("execrole_build_info", "Build information; the value is always 1."), &["version"]);
     /// `execrole_task_definitions_in_grace`.
-    pub task_definitions_in_grace: IntGauge,
+    task_definitions_in_grace: IntGauge = IntGauge::new("execrole_task_definitions_in_grace", "Revisions that no longer count (deregistered, no longer used by a service) but keep their permissions until task_definitions.prune_grace_period has passed.");
     /// `execrole_work_queue_depth`.
-    pub work_queue_depth: IntGauge,
+    work_queue_depth: IntGauge = IntGauge::new("execrole_work_queue_depth", "Execution roles waiting in the work queue (due now or later).");
     /// `execrole_work_queue_in_flight`.
-    pub work_queue_in_flight: IntGauge,
+    work_queue_in_flight: IntGauge = IntGauge::new("execrole_work_queue_in_flight", "Execution roles being reconciled right now.");
     /// `execrole_work_queue_adds_total`.
-    pub work_queue_adds: IntCounter,
+    work_queue_adds: IntCounter = IntCounter::new("execrole_work_queue_adds_total", "Requests to reconcile a role (resyncs, changes, events, requeues); duplicates collapse in the queue.");
     /// `execrole_work_queue_retries_total{reason}`.
-    pub work_queue_retries: IntCounterVec,
+    work_queue_retries: IntCounterVec = IntCounterVec::new(opts("execrole_work_queue_retries_total", "Roles requeued after a failed or held-back reconcile, by reason (backoff: retryable error; resync: terminal error; capped: blast-radius cap; settle: re-check after a write)."), &["reason"]);
     /// `execrole_config_reloads_total{result}`.
-    pub config_reloads: IntCounterVec,
+    config_reloads: IntCounterVec = IntCounterVec::new(opts("execrole_config_reloads_total", "Config reloads, by result (applied, unchanged, invalid, read_failed)."), &["result"]);
     /// `execrole_events_received_total{result}`.
-    pub events_received: IntCounterVec,
+    events_received: IntCounterVec = IntCounterVec::new(opts("execrole_events_received_total", "Messages received from the events queue, by result (acted, ignored, invalid)."), &["result"]);
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
-}
-
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric =
-        IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
-}
-
-fn seconds_counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
-    let metric = CounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
-}
-
-fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
-}
-
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let metric = IntGauge::new(name, help).expect("static metric definition");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
-}
-
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let metric = IntCounter::new(name, help).expect("static metric definition");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
-}
-
-fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-        .expect("static metric definition");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
 }
 
 /// The IAM operations the controller may write with.
@@ -146,204 +171,42 @@ impl Metrics {
     /// A fresh registry with every metric at zero (label sets that are known up front are pre-created, so
     /// dashboards and alerts see zeros rather than absent series).
     pub fn new() -> Metrics {
-        let r = Registry::new();
-        let metrics = Metrics {
-            passes: counter_vec(
-                &r,
-                "execrole_passes_total",
-                "Passes, by result: in the daemon each target's sweep (list, describe, derive); with run --once or plan the whole run. Success means everything could be observed.",
-                &["result"],
-            ),
-            reconciles: counter_vec(
-                &r,
-                "execrole_reconciles_total",
-                "Role reconciles, by result (in_sync, applied, pending, error).",
-                &["result"],
-            ),
-            reconcile_duration: histogram(
-                &r,
-                "execrole_reconcile_duration_seconds",
-                "Time to reconcile one execution role.",
-                prometheus::exponential_buckets(0.005, 2.0, 14).expect("static buckets"),
-            ),
-            roles_managed: gauge(
-                &r,
-                "execrole_roles_managed",
-                "Execution roles named by in-scope task definitions.",
-            ),
-            roles_in_drift: gauge_vec(
-                &r,
-                "execrole_roles_in_drift",
-                "Execution roles whose drift remained after the last pass, by kind.",
-                &["kind"],
-            ),
-            iam_writes: counter_vec(
-                &r,
-                "execrole_iam_writes_total",
-                "IAM writes made, by operation.",
-                &["operation"],
-            ),
-            aws_requests: counter_vec(
-                &r,
-                "execrole_aws_requests_total",
-                "AWS API requests (every attempt), by service, operation and outcome (success, throttled, not_found, error).",
-                &["service", "operation", "outcome"],
-            ),
-            aws_request_duration: {
-                let m = HistogramVec::new(
-                    HistogramOpts::new(
-                        "execrole_aws_request_duration_seconds",
-                        "AWS API request duration.",
-                    )
-                    .buckets(
-                        prometheus::exponential_buckets(0.005, 2.0, 12).expect("static buckets"),
-                    ),
-                    &["service", "operation"],
-                )
-                .expect("static metric definition");
-                r.register(Box::new(m.clone()))
-                    .expect("metric registered once");
-                m
-            },
-            aws_retries: counter_vec(
-                &r,
-                "execrole_aws_retries_total",
-                "AWS API requests retried after a retryable error, by service and operation.",
-                &["service", "operation"],
-            ),
-            rate_limit_waits: counter_vec(
-                &r,
-                "execrole_rate_limit_waits_total",
-                "AWS API request attempts that waited for the client-side rate limit of their service (the account's token bucket was empty), by service.",
-                &["service"],
-            ),
-            rate_limit_wait_seconds: seconds_counter_vec(
-                &r,
-                "execrole_rate_limit_wait_seconds_total",
-                "Time AWS API request attempts spent waiting for the client-side rate limit, by service.",
-                &["service"],
-            ),
-            cache_hits: counter(
-                &r,
-                "execrole_task_definition_cache_hits_total",
-                "Task definition revisions served from the cache (not described again).",
-            ),
-            cache_misses: counter(
-                &r,
-                "execrole_task_definition_cache_misses_total",
-                "Task definition revisions described through the ECS API.",
-            ),
-            task_definitions_watched: gauge(
-                &r,
-                "execrole_task_definitions_watched",
-                "In-scope task definition revisions counted (ACTIVE, INACTIVE in use when configured, and in grace) in each target's last sweep.",
-            ),
-            policy_size_ratio: histogram(
-                &r,
-                "execrole_policy_size_ratio",
-                "Size of each role's desired owned inline policy as a fraction of IAM's 10,240-character limit.",
-                vec![0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
-            ),
-            lookups: counter_vec(
-                &r,
-                "execrole_lookups_total",
-                "Fact look-ups for derivation (secret, parameter, kms_key, pull_through_cache_rules), by result (cached, found, not_found, failed).",
-                &["kind", "result"],
-            ),
-            findings: gauge_vec(
-                &r,
-                "execrole_findings",
-                "Findings in the last pass, by kind.",
-                &["kind"],
-            ),
-            last_success: gauge(
-                &r,
-                "execrole_last_successful_pass_timestamp_seconds",
-                "Unix time of the last pass that completed without errors.",
-            ),
-            ready: gauge(
-                &r,
-                "execrole_ready",
-                "1 once the first full pass has completed.",
-            ),
-            build_info: gauge_vec(
-                &r,
-                "execrole_build_info",
-                "Build information; the value is always 1.",
-                &["version"],
-            ),
-            task_definitions_in_grace: gauge(
-                &r,
-                "execrole_task_definitions_in_grace",
-                "Revisions that no longer count (deregistered, no longer used by a service) but keep their permissions until task_definitions.prune_grace_period has passed.",
-            ),
-            work_queue_depth: gauge(
-                &r,
-                "execrole_work_queue_depth",
-                "Execution roles waiting in the work queue (due now or later).",
-            ),
-            work_queue_in_flight: gauge(
-                &r,
-                "execrole_work_queue_in_flight",
-                "Execution roles being reconciled right now.",
-            ),
-            work_queue_adds: counter(
-                &r,
-                "execrole_work_queue_adds_total",
-                "Requests to reconcile a role (resyncs, changes, events, requeues); duplicates collapse in the queue.",
-            ),
-            work_queue_retries: counter_vec(
-                &r,
-                "execrole_work_queue_retries_total",
-                "Roles requeued after a failed or held-back reconcile, by reason (backoff: retryable error; resync: terminal error; capped: blast-radius cap; settle: re-check after a write).",
-                &["reason"],
-            ),
-            config_reloads: counter_vec(
-                &r,
-                "execrole_config_reloads_total",
-                "Config reloads, by result (applied, unchanged, invalid, read_failed).",
-                &["result"],
-            ),
-            events_received: counter_vec(
-                &r,
-                "execrole_events_received_total",
-                "Messages received from the events queue, by result (acted, ignored, invalid).",
-                &["result"],
-            ),
-            registry: r,
-        };
+        let metrics = Metrics::register_all(Registry::new());
         metrics
             .build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        metrics.create_known_series();
+        metrics
+    }
+
+    /// Pre-create the label sets known up front.
+    fn create_known_series(&self) {
         for result in ["success", "failure"] {
-            metrics.passes.with_label_values(&[result]);
+            self.passes.with_label_values(&[result]);
         }
         for result in ["in_sync", "applied", "pending", "error", "not_selected"] {
-            metrics.reconciles.with_label_values(&[result]);
+            self.reconciles.with_label_values(&[result]);
         }
         for kind in DRIFT_KINDS {
-            metrics.roles_in_drift.with_label_values(&[kind]).set(0);
+            self.roles_in_drift.with_label_values(&[kind]).set(0);
         }
         for operation in IAM_WRITE_OPERATIONS {
-            metrics.iam_writes.with_label_values(&[operation]);
+            self.iam_writes.with_label_values(&[operation]);
         }
         for reason in ["backoff", "resync", "capped", "settle"] {
-            metrics.work_queue_retries.with_label_values(&[reason]);
+            self.work_queue_retries.with_label_values(&[reason]);
         }
         for result in ["applied", "unchanged", "invalid", "read_failed"] {
-            metrics.config_reloads.with_label_values(&[result]);
+            self.config_reloads.with_label_values(&[result]);
         }
         for result in ["acted", "ignored", "invalid"] {
-            metrics.events_received.with_label_values(&[result]);
+            self.events_received.with_label_values(&[result]);
         }
         for service in RATE_LIMITED_SERVICES {
-            metrics.rate_limit_waits.with_label_values(&[service]);
-            metrics
-                .rate_limit_wait_seconds
-                .with_label_values(&[service]);
+            self.rate_limit_waits.with_label_values(&[service]);
+            self.rate_limit_wait_seconds.with_label_values(&[service]);
         }
-        metrics
     }
 
     /// Record one AWS request attempt.
@@ -351,18 +214,11 @@ impl Metrics {
         &self,
         service: &str,
         operation: &str,
-        error: Option<&AwsError>,
+        outcome: AwsOutcome,
         duration: Duration,
     ) {
-        let outcome = match error {
-            None => "success",
-            Some(e) if e.kind == ErrorKind::Throttling => "throttled",
-            // A missing role or policy is an answer for reads, so it is kept apart from failures.
-            Some(e) if e.kind == ErrorKind::NotFound => "not_found",
-            Some(_) => "error",
-        };
         self.aws_requests
-            .with_label_values(&[service, operation, outcome])
+            .with_label_values(&[service, operation, outcome.as_str()])
             .inc();
         self.aws_request_duration
             .with_label_values(&[service, operation])
@@ -426,7 +282,12 @@ mod tests {
     #[test]
     fn render_shows_every_family_with_its_prefix() {
         let metrics = Metrics::new();
-        metrics.observe_aws_request("iam", "GetRole", None, Duration::from_millis(3));
+        metrics.observe_aws_request(
+            "iam",
+            "GetRole",
+            AwsOutcome::Success,
+            Duration::from_millis(3),
+        );
         let text = metrics.render();
         for name in [
             "execrole_passes_total",
@@ -454,24 +315,12 @@ mod tests {
     }
 
     #[test]
-    fn throttles_are_counted_apart_from_other_errors() {
-        let metrics = Metrics::new();
-        let throttled = AwsError::new("ecs", "ListTaskDefinitions", ErrorKind::Throttling, "x");
-        let denied = AwsError::new("ecs", "ListTaskDefinitions", ErrorKind::AccessDenied, "x");
-        metrics.observe_aws_request(
-            "ecs",
-            "ListTaskDefinitions",
-            Some(&throttled),
-            Duration::ZERO,
+    fn a_fresh_registry_renders_exactly_the_reference_text() {
+        // Names, help texts, labels, buckets and pre-created series of every metric, byte for byte.
+        let want = include_str!("../tests/fixtures/metrics_fresh.txt").replace(
+            "{version=\"0.1.0\"}",
+            &format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
         );
-        metrics.observe_aws_request("ecs", "ListTaskDefinitions", Some(&denied), Duration::ZERO);
-        assert_eq!(
-            metrics.aws_requests("ecs", "ListTaskDefinitions", "throttled"),
-            1
-        );
-        assert_eq!(
-            metrics.aws_requests("ecs", "ListTaskDefinitions", "error"),
-            1
-        );
+        assert_eq!(Metrics::new().render(), want);
     }
 }

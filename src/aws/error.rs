@@ -8,6 +8,8 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use crate::metrics::AwsOutcome;
+
 /// What went wrong with an AWS request, as far as retrying is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -112,6 +114,16 @@ impl AwsError {
     /// A bounded label for metrics.
     pub fn reason(&self) -> &'static str {
         self.kind.as_str()
+    }
+
+    /// How the attempt that failed with this error is counted (`outcome` of `execrole_aws_requests_total`):
+    /// throttles apart from other errors, and a missing role or policy, an answer for reads, apart from failures.
+    pub fn outcome(&self) -> AwsOutcome {
+        match self.kind {
+            ErrorKind::Throttling => AwsOutcome::Throttled,
+            ErrorKind::NotFound => AwsOutcome::NotFound,
+            _ => AwsOutcome::Error,
+        }
     }
 
     /// Classify an SDK error.
@@ -281,6 +293,26 @@ mod tests {
         assert!(kind_from_status(429).is_retryable());
         assert!(!kind_from_status(400).is_retryable());
         assert!(!kind_from_status(403).is_retryable());
+    }
+
+    #[test]
+    fn throttles_are_counted_apart_from_other_errors() {
+        let metrics = crate::metrics::Metrics::new();
+        let throttled = AwsError::new("ecs", "ListTaskDefinitions", ErrorKind::Throttling, "x");
+        let denied = AwsError::new("ecs", "ListTaskDefinitions", ErrorKind::AccessDenied, "x");
+        let zero = std::time::Duration::ZERO;
+        metrics.observe_aws_request("ecs", "ListTaskDefinitions", throttled.outcome(), zero);
+        metrics.observe_aws_request("ecs", "ListTaskDefinitions", denied.outcome(), zero);
+        assert_eq!(
+            metrics.aws_requests("ecs", "ListTaskDefinitions", "throttled"),
+            1
+        );
+        assert_eq!(
+            metrics.aws_requests("ecs", "ListTaskDefinitions", "error"),
+            1
+        );
+        let missing = AwsError::new("iam", "GetRole", ErrorKind::NotFound, "x");
+        assert_eq!(missing.outcome(), AwsOutcome::NotFound);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use backoff::backoff::Backoff;
 use backoff::exponential::ExponentialBackoff;
 
 use super::{AwsError, Limiters};
-use crate::metrics::Metrics;
+use crate::metrics::{AwsOutcome, Metrics};
 use crate::settings::BackoffSettings;
 
 /// How to retry: an exponential backoff (multiplier 2, ±50 % jitter) from the settings that reads time from
@@ -107,7 +107,10 @@ where
         caller.limiters.acquire(service, metrics).await;
         let started = tokio::time::Instant::now();
         let result = attempt().await;
-        metrics.observe_aws_request(service, operation, result.as_ref().err(), started.elapsed());
+        let outcome = result
+            .as_ref()
+            .map_or_else(AwsError::outcome, |_| AwsOutcome::Success);
+        metrics.observe_aws_request(service, operation, outcome, started.elapsed());
         let err = match result {
             Ok(value) => return Ok(value),
             Err(err) if err.is_retryable() => err,
