@@ -197,3 +197,64 @@ pub trait IamApi: Send + Sync {
         unsupported("DeletePolicy")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// An ECS whose list answers `pages` in order, each with the token of the next.
+    struct PagedEcs {
+        pages: Vec<(Vec<&'static str>, Option<&'static str>)>,
+        asked: Mutex<Vec<Option<String>>>,
+    }
+
+    #[async_trait]
+    impl EcsApi for PagedEcs {
+        async fn list_task_definitions_page(
+            &self,
+            next_token: Option<String>,
+        ) -> Result<TaskDefinitionPage, AwsError> {
+            let mut asked = self.asked.lock().unwrap();
+            let (arns, next) = &self.pages[asked.len()];
+            asked.push(next_token);
+            Ok(TaskDefinitionPage {
+                arns: arns.iter().map(|a| a.to_string()).collect(),
+                next_token: next.map(str::to_string),
+            })
+        }
+
+        async fn describe_task_definition(&self, _arn: &str) -> Result<TaskDefinition, AwsError> {
+            unreachable!("not used")
+        }
+    }
+
+    #[tokio::test]
+    async fn task_definition_arns_follow_every_page_and_stop_on_a_repeated_token() {
+        let ecs = PagedEcs {
+            pages: vec![
+                (vec!["a", "b"], Some("t1")),
+                (vec![], Some("t2")),
+                (vec!["c"], None),
+            ],
+            asked: Mutex::default(),
+        };
+        assert_eq!(
+            ecs.task_definition_arns().await.unwrap(),
+            vec!["a", "b", "c"]
+        );
+        assert_eq!(
+            *ecs.asked.lock().unwrap(),
+            vec![None, Some("t1".into()), Some("t2".into())]
+        );
+
+        let looping = PagedEcs {
+            pages: vec![(vec!["a"], Some("t1")), (vec!["b"], Some("t1"))],
+            asked: Mutex::default(),
+        };
+        let err = looping.task_definition_arns().await.unwrap_err();
+        assert_eq!((err.service, err.operation), ("ecs", "ListTaskDefinitions"));
+        assert!(err.message.contains("next token"), "{err}");
+    }
+}
