@@ -383,6 +383,41 @@ fn bench_plan(c: &mut Criterion) {
     group.finish();
 }
 
+/// A role with exactly `needs` needs (the first ones of a large enough shared role), in sync, other policies as
+/// in `bench_plan`.
+fn role_with_needs(needs: usize) -> (DesiredRole, ObservedRole) {
+    let (mut desired, _, _) = shared_role(needs.div_ceil(7) + 1);
+    assert!(
+        desired.requirements.len() >= needs,
+        "enough services for {needs} needs"
+    );
+    desired.requirements.truncate(needs);
+    let observed = observed_with(&one_statement_per_resource(&permissions_of(&desired)));
+    (desired, observed)
+}
+
+/// How plan time grows with the needs: a role whose grants are in sync, from 50 to 2,000 needs (should be linear).
+fn bench_plan_growth(c: &mut Criterion) {
+    let mut group = c.benchmark_group("plan_role_growth");
+    for needs in [50, 100, 250, 500, 1000, 2000] {
+        let (desired, observed) = role_with_needs(needs);
+        let check = plan::plan_role(&desired, &observed, "execrole");
+        // The grants are in sync; past the inline limit the plan moves them to spill policies (or finds the role
+        // too large), which costs the same evaluation and diff.
+        assert!(
+            check.added.is_empty() && check.removed.is_empty(),
+            "{needs} needs: in sync"
+        );
+        group.throughput(criterion::Throughput::Elements(needs as u64));
+        group.bench_with_input(
+            BenchmarkId::new("in_sync_needs", needs),
+            &(desired, observed),
+            |b, (d, o)| b.iter(|| plan::plan_role(black_box(d), black_box(o), "execrole")),
+        );
+    }
+    group.finish();
+}
+
 fn short() -> Criterion {
     Criterion::default()
         .sample_size(10)
@@ -393,6 +428,6 @@ fn short() -> Criterion {
 criterion_group! {
     name = benches;
     config = short();
-    targets = bench_derive, bench_compile, bench_plan
+    targets = bench_derive, bench_compile, bench_plan, bench_plan_growth
 }
 criterion_main!(benches);

@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use crate::derive::Requirement;
-use crate::policy::{Decision, PolicyDocument, Request, evaluate};
+use crate::policy::{Decision, Evaluator, PolicyDocument, Request};
 
 /// A policy of the role other than the owned ones, with a name to report it by.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,7 @@ pub fn blocked_needs(
 ) -> Vec<Blocked> {
     let mut policies: Vec<PolicyDocument> = desired.into_iter().cloned().collect();
     policies.extend(others.iter().map(|o| o.document.clone()));
+    let evaluator = Evaluator::new(&policies, boundary);
     requirements
         .iter()
         .filter_map(|r| {
@@ -59,7 +60,7 @@ pub fn blocked_needs(
                     request = request.with_context(key, values.iter().cloned());
                 }
             }
-            let why = match evaluate(&policies, boundary, &request) {
+            let why = match evaluator.evaluate(&request) {
                 Decision::Allowed => return None,
                 Decision::ExplicitDeny => "explicit_deny",
                 Decision::ImplicitDeny => "boundary",

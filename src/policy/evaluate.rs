@@ -15,14 +15,17 @@
 //! `Binary…`): whatever depends on those is [`Decision::Unknown`], never [`Decision::Allowed`].
 //! A statement without `Resource` or `NotResource` (invalid in an identity policy) never matches.
 
+mod compiled;
 mod condition;
+mod index;
 mod pattern;
 
 use std::collections::BTreeMap;
 
-use pattern::Pattern;
+use super::document::{PolicyDocument, Statement};
+use compiled::CompiledStatement;
 
-use super::document::{Effect, POLICY_VERSION, PolicyDocument, Statement};
+pub use compiled::Evaluator;
 
 /// A request to evaluate: an action (`service:Name`), a resource ARN, and the request context
 /// (condition keys, lower-cased key → values). A key absent from the context is "not present";
@@ -96,24 +99,14 @@ impl Decision {
 /// boundary).
 ///
 /// Policy variables are recognised only in documents whose `Version` is `2012-10-17`; under the
-/// older (or absent) version IAM treats `${…}` as literal text, and so does this.
+/// older (or absent) version IAM treats `${…}` as literal text, and so does this. To evaluate many
+/// requests against the same policies, compile them once with [`Evaluator`].
 pub fn evaluate(
     policies: &[PolicyDocument],
     boundary: Option<&PolicyDocument>,
     request: &Request,
 ) -> Decision {
-    let identity = decide(policies, request);
-    match boundary {
-        None => identity,
-        Some(boundary) => {
-            let boundary = decide(std::slice::from_ref(boundary), request);
-            if boundary.restrictiveness() > identity.restrictiveness() {
-                boundary
-            } else {
-                identity
-            }
-        }
-    }
+    Evaluator::new(policies, boundary).evaluate(request)
 }
 
 /// Whether one statement matches the request: Some(true/false), or None when a condition is
@@ -123,57 +116,9 @@ pub fn evaluate(
 /// variables recognised). Action, resource and condition must all match; an undecidable part
 /// gives `None` only when the other parts do not already rule the statement out.
 pub fn statement_matches(statement: &Statement, request: &Request) -> Option<bool> {
-    matches(statement, request, true)
-}
-
-fn decide(policies: &[PolicyDocument], request: &Request) -> Decision {
-    let (mut allow, mut deny) = (Some(false), Some(false));
-    for policy in policies {
-        let variables = policy.version.as_deref() == Some(POLICY_VERSION);
-        for statement in &policy.statements {
-            let slot = match statement.effect {
-                Effect::Allow => &mut allow,
-                Effect::Deny => &mut deny,
-            };
-            *slot = any([*slot, matches(statement, request, variables)]);
-        }
-    }
-    match (deny, allow) {
-        (Some(true), _) => Decision::ExplicitDeny,
-        (_, Some(false)) => Decision::ImplicitDeny,
-        (Some(false), Some(true)) => Decision::Allowed,
-        _ => Decision::Unknown,
-    }
-}
-
-fn matches(statement: &Statement, request: &Request, variables: bool) -> Option<bool> {
-    // IAM action names are case-insensitive and never contain policy variables.
-    let action = request.action.to_lowercase();
-    let action_matches = |patterns: &Vec<String>| {
-        any(patterns
-            .iter()
-            .map(|p| Pattern::new(&p.to_lowercase(), true, false).matches(&action)))
-    };
-    let resource_matches = |patterns: &Vec<String>| {
-        any(patterns
-            .iter()
-            .map(|p| Pattern::new(p, true, variables).matches(&request.resource)))
-    };
-    let action = match (&statement.action, &statement.not_action) {
-        (Some(actions), _) => action_matches(actions),
-        (None, Some(actions)) => not(action_matches(actions)),
-        (None, None) => Some(false),
-    };
-    let resource = match (&statement.resource, &statement.not_resource) {
-        (Some(resources), _) => resource_matches(resources),
-        (None, Some(resources)) => not(resource_matches(resources)),
-        (None, None) => Some(false),
-    };
-    if action == Some(false) || resource == Some(false) {
-        return Some(false);
-    }
-    let condition = condition::holds(&statement.condition, &request.context, variables);
-    all([action, resource, condition])
+    CompiledStatement::new(statement, true).map_or(Some(false), |compiled| {
+        compiled.matches(&request.action.to_lowercase(), request)
+    })
 }
 
 // Three-valued (Kleene) logic over `Option<bool>`, `None` being "cannot decide".

@@ -62,7 +62,19 @@ impl Pattern {
 
     /// Whole-string match; `*` matches any run of characters, `:` and `/` included.
     pub(super) fn matches(&self, value: &str) -> Option<bool> {
-        self.answer(glob(&self.tokens, &value.chars().collect::<Vec<_>>()))
+        self.answer(glob(&self.tokens, value))
+    }
+
+    /// The characters every matching value starts with (up to the first wildcard or policy variable), so an
+    /// index can skip the pattern for a value that does not start with them.
+    pub(super) fn literal_prefix(&self) -> String {
+        self.tokens
+            .iter()
+            .map_while(|token| match token {
+                Token::Char(c) => Some(*c),
+                Token::AnyOne | Token::AnyMany => None,
+            })
+            .collect()
     }
 
     /// `ArnEquals`/`ArnLike`: each of the six `:`-separated ARN components is matched on its own
@@ -78,7 +90,7 @@ impl Pattern {
         let all = parts
             .iter()
             .zip(&values)
-            .all(|(part, value)| glob(part, &value.chars().collect::<Vec<_>>()));
+            .all(|(part, value)| glob(part, value));
         Some(all)
     }
 
@@ -104,22 +116,25 @@ impl Pattern {
     }
 }
 
-/// Classic linear-space glob match with backtracking to the last `*`.
-fn glob(tokens: &[Token], value: &[char]) -> bool {
+/// Classic linear-space glob match with backtracking to the last `*`, over the value's characters (positions
+/// are byte offsets, so nothing is allocated).
+fn glob(tokens: &[Token], value: &str) -> bool {
+    let next_char = |at: usize| value[at..].chars().next();
     let (mut t, mut v) = (0, 0);
     let mut last_star: Option<(usize, usize)> = None;
-    while v < value.len() {
+    while let Some(c) = next_char(v) {
         match tokens.get(t) {
             Some(Token::AnyMany) => {
                 last_star = Some((t, v));
                 t += 1;
             }
-            Some(Token::AnyOne) => (t, v) = (t + 1, v + 1),
-            Some(Token::Char(c)) if *c == value[v] => (t, v) = (t + 1, v + 1),
+            Some(Token::AnyOne) => (t, v) = (t + 1, v + c.len_utf8()),
+            Some(Token::Char(p)) if *p == c => (t, v) = (t + 1, v + c.len_utf8()),
             _ => match last_star {
                 Some((star, from)) => {
-                    last_star = Some((star, from + 1));
-                    (t, v) = (star + 1, from + 1);
+                    let from = from + next_char(from).map_or(1, char::len_utf8);
+                    last_star = Some((star, from));
+                    (t, v) = (star + 1, from);
                 }
                 None => return false,
             },

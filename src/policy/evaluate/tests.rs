@@ -480,3 +480,199 @@ proptest! {
         }
     }
 }
+
+/// The straightforward evaluation the compiled one must agree with: every statement of every policy in turn,
+/// every pattern parsed on the spot (what `evaluate` did before policies were compiled).
+mod reference {
+    use super::super::pattern::Pattern;
+    use super::super::{Decision, Request, all, any, condition, not};
+    use crate::policy::{Effect, POLICY_VERSION, PolicyDocument, Statement};
+
+    pub(super) fn evaluate(
+        policies: &[PolicyDocument],
+        boundary: Option<&PolicyDocument>,
+        request: &Request,
+    ) -> Decision {
+        let identity = decide(policies, request);
+        let Some(boundary) = boundary else {
+            return identity;
+        };
+        let boundary = decide(std::slice::from_ref(boundary), request);
+        if boundary.restrictiveness() > identity.restrictiveness() {
+            boundary
+        } else {
+            identity
+        }
+    }
+
+    fn decide(policies: &[PolicyDocument], request: &Request) -> Decision {
+        let (mut allow, mut deny) = (Some(false), Some(false));
+        for policy in policies {
+            let variables = policy.version.as_deref() == Some(POLICY_VERSION);
+            for statement in &policy.statements {
+                let slot = match statement.effect {
+                    Effect::Allow => &mut allow,
+                    Effect::Deny => &mut deny,
+                };
+                *slot = any([*slot, matches(statement, request, variables)]);
+            }
+        }
+        match (deny, allow) {
+            (Some(true), _) => Decision::ExplicitDeny,
+            (_, Some(false)) => Decision::ImplicitDeny,
+            (Some(false), Some(true)) => Decision::Allowed,
+            _ => Decision::Unknown,
+        }
+    }
+
+    pub(super) fn matches(
+        statement: &Statement,
+        request: &Request,
+        variables: bool,
+    ) -> Option<bool> {
+        let action = request.action.to_lowercase();
+        let action_matches = |patterns: &Vec<String>| {
+            any(patterns
+                .iter()
+                .map(|p| Pattern::new(&p.to_lowercase(), true, false).matches(&action)))
+        };
+        let resource_matches = |patterns: &Vec<String>| {
+            any(patterns
+                .iter()
+                .map(|p| Pattern::new(p, true, variables).matches(&request.resource)))
+        };
+        let action = match (&statement.action, &statement.not_action) {
+            (Some(actions), _) => action_matches(actions),
+            (None, Some(actions)) => not(action_matches(actions)),
+            (None, None) => Some(false),
+        };
+        let resource = match (&statement.resource, &statement.not_resource) {
+            (Some(resources), _) => resource_matches(resources),
+            (None, Some(resources)) => not(resource_matches(resources)),
+            (None, None) => Some(false),
+        };
+        if action == Some(false) || resource == Some(false) {
+            return Some(false);
+        }
+        let condition = condition::holds(&statement.condition, &request.context, variables);
+        all([action, resource, condition])
+    }
+}
+
+/// Small alphabets, so that random patterns and values often match: wildcards, separators, case, a character
+/// that is two bytes in UTF-8, one whose lower case is longer, and policy variables and their escapes.
+fn random_action() -> BoxedStrategy<String> {
+    "[abAB*?:é]{0,5}|İ[ab:]{0,2}".boxed()
+}
+
+fn random_resource() -> BoxedStrategy<String> {
+    let variable = prop_oneof![
+        Just(""),
+        Just("${aws:username}"),
+        Just("${*}"),
+        Just("${?}"),
+        Just("${$}"),
+        Just("${"),
+    ];
+    ("[ab*?:/é]{0,4}", variable, "[ab*?:/]{0,3}")
+        .prop_map(|(a, v, b)| format!("{a}{v}{b}"))
+        .boxed()
+}
+
+fn random_patterns(
+    pattern: BoxedStrategy<String>,
+) -> impl Strategy<Value = (Option<Vec<String>>, Option<Vec<String>>)> {
+    let list = prop::collection::vec(pattern, 0..4);
+    prop_oneof![
+        4 => list.clone().prop_map(|l| (Some(l), None)),
+        2 => list.clone().prop_map(|l| (None, Some(l))),
+        1 => (list.clone(), list).prop_map(|(a, b)| (Some(a), Some(b))),
+        1 => Just((None, None)),
+    ]
+}
+
+fn random_statement() -> impl Strategy<Value = Statement> {
+    let condition = prop::option::of((
+        prop::sample::select(vec![
+            "StringEquals",
+            "StringLike",
+            "ArnLike",
+            "IpAddress",
+            "StringNotEquals",
+        ]),
+        prop::collection::vec("[ab*]{0,2}|\\$\\{aws:username\\}", 1..3),
+    ));
+    (
+        any::<bool>(),
+        random_patterns(random_action()),
+        random_patterns(random_resource()),
+        condition,
+    )
+        .prop_map(
+            |(allow, (action, not_action), (resource, not_resource), condition)| {
+                let mut statement = Statement {
+                    action,
+                    not_action,
+                    resource,
+                    not_resource,
+                    ..Statement::new(if allow { Effect::Allow } else { Effect::Deny })
+                };
+                if let Some((operator, values)) = condition {
+                    statement
+                        .condition
+                        .insert(operator.to_owned(), [("k".to_owned(), values)].into());
+                }
+                statement
+            },
+        )
+}
+
+fn random_document() -> impl Strategy<Value = PolicyDocument> {
+    let version = prop::sample::select(vec![
+        Some(crate::policy::POLICY_VERSION),
+        Some("2008-10-17"),
+        None,
+    ]);
+    (version, prop::collection::vec(random_statement(), 0..5)).prop_map(|(version, statements)| {
+        PolicyDocument {
+            version: version.map(str::to_owned),
+            statements,
+        }
+    })
+}
+
+fn random_request() -> impl Strategy<Value = Request> {
+    let value = prop::option::of(prop::collection::vec("[ab*]{0,2}", 0..3));
+    ("[abAB:é]{0,5}|İ[ab:]{0,2}", "[ab*?:/é$]{0,6}", value).prop_map(|(action, resource, value)| {
+        let request = Request::new(action, resource);
+        match value {
+            Some(values) => request.with_context("k", values),
+            None => request,
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn compiled_evaluation_agrees_with_the_reference(
+        policies in prop::collection::vec(random_document(), 0..4),
+        boundary in prop::option::of(random_document()),
+        requests in prop::collection::vec(random_request(), 1..6),
+    ) {
+        let evaluator = super::Evaluator::new(&policies, boundary.as_ref());
+        for request in &requests {
+            let expected = reference::evaluate(&policies, boundary.as_ref(), request);
+            prop_assert_eq!(evaluator.evaluate(request), expected, "{:?}", request);
+            prop_assert_eq!(evaluate(&policies, boundary.as_ref(), request), expected, "{:?}", request);
+            for statement in policies.iter().flat_map(|p| &p.statements) {
+                prop_assert_eq!(
+                    statement_matches(statement, request),
+                    reference::matches(statement, request, true),
+                    "{:?} {:?}", statement, request
+                );
+            }
+        }
+    }
+}
