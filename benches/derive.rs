@@ -325,10 +325,17 @@ fn bench_plan(c: &mut Criterion) {
 
     // In sync: the same grants, laid out one statement per resource.
     let in_sync = observed_with(&hand_written);
-    let check = plan::plan_role(&desired, &in_sync, "execrole");
+    let check = plan::plan_role(&desired, &in_sync, "execrole", plan::Removals::Allowed);
     assert!(!check.has_changes(), "the in-sync case plans no write");
     group.bench_function(format!("in_sync_{statements}_statements"), |b| {
-        b.iter(|| plan::plan_role(black_box(&desired), black_box(&in_sync), "execrole"))
+        b.iter(|| {
+            plan::plan_role(
+                black_box(&desired),
+                black_box(&in_sync),
+                "execrole",
+                plan::Removals::Allowed,
+            )
+        })
     });
 
     // The same, with no other policy on the role: isolates the evaluation of needs against the other policies
@@ -342,7 +349,16 @@ fn bench_plan(c: &mut Criterion) {
     };
     group.bench_function(
         format!("in_sync_{statements}_statements_no_other_policies"),
-        |b| b.iter(|| plan::plan_role(black_box(&desired), black_box(&alone), "execrole")),
+        |b| {
+            b.iter(|| {
+                plan::plan_role(
+                    black_box(&desired),
+                    black_box(&alone),
+                    "execrole",
+                    plan::Removals::Allowed,
+                )
+            })
+        },
     );
 
     // Drifted: three resources' grants missing, three stale grants.
@@ -361,11 +377,20 @@ fn bench_plan(c: &mut Criterion) {
         });
     }
     let drifted = observed_with(&drifted_doc);
-    let check = plan::plan_role(&desired, &drifted, "execrole");
+    let check = plan::plan_role(&desired, &drifted, "execrole", plan::Removals::Allowed);
     assert!(check.has_changes() && !check.added.is_empty() && !check.removed.is_empty());
     group.bench_function(
         format!("drifted_{}_statements", drifted_doc.statements.len()),
-        |b| b.iter(|| plan::plan_role(black_box(&desired), black_box(&drifted), "execrole")),
+        |b| {
+            b.iter(|| {
+                plan::plan_role(
+                    black_box(&desired),
+                    black_box(&drifted),
+                    "execrole",
+                    plan::Removals::Allowed,
+                )
+            })
+        },
     );
 
     // How it grows: a role named by 60 services (five times the needs), in sync, other policies as above.
@@ -378,7 +403,16 @@ fn bench_plan(c: &mut Criterion) {
             large_doc.statements.len(),
             large.requirements.len()
         ),
-        |b| b.iter(|| plan::plan_role(black_box(&large), black_box(&large_observed), "execrole")),
+        |b| {
+            b.iter(|| {
+                plan::plan_role(
+                    black_box(&large),
+                    black_box(&large_observed),
+                    "execrole",
+                    plan::Removals::Allowed,
+                )
+            })
+        },
     );
     group.finish();
 }

@@ -37,7 +37,7 @@ use crate::config::{Config, Mode, Target};
 use crate::derive::{self, DeriveContext, Finding, FindingKind, Requirement};
 use crate::metrics::Metrics;
 use crate::model::RoleKey;
-use crate::plan::{DesiredRole, Plan, RolePlan};
+use crate::plan::{DesiredRole, HoldReason, Plan, Removals, RolePlan};
 use watcher::Watcher;
 
 /// The clients of one target: one ECS API per Region, one IAM API for the account.
@@ -169,14 +169,15 @@ pub(crate) struct Runtime {
 struct RoleEntry {
     desired: DesiredRole,
     iam: Arc<dyn IamApi>,
-    /// Whether every in-scope revision of the account was seen and every look-up answered (only then may
-    /// permissions be removed).
-    complete: bool,
+    /// What may be removed: everything only when every in-scope revision of the account was seen and every
+    /// look-up answered.
+    removals: Removals,
 }
 
 impl RoleEntry {
     fn same_as(&self, other: &RoleEntry) -> bool {
-        self.desired == other.desired && self.complete == other.complete
+        let allowed = |e: &RoleEntry| e.removals == Removals::Allowed;
+        self.desired == other.desired && allowed(self) == allowed(other)
     }
 }
 
@@ -387,10 +388,17 @@ impl Controller {
                     .findings
                     .iter()
                     .any(|f| f.kind == FindingKind::UnresolvedLookup);
+                let removals = if !complete {
+                    Removals::HeldBack(HoldReason::PartialObservation)
+                } else if !decided {
+                    Removals::HeldBack(HoldReason::UnresolvedLookup)
+                } else {
+                    Removals::Allowed
+                };
                 RoleEntry {
                     desired: d,
                     iam: clients.iam.clone(),
-                    complete: complete && decided,
+                    removals,
                 }
             })
             .collect();
@@ -457,7 +465,7 @@ impl Controller {
         let entry = lock(&self.roles).get(key).cloned()?;
         let rules = ApplyRules {
             mode,
-            complete: entry.complete,
+            removals: entry.removals,
             safety: &rt.config.safety,
             roles_written,
         };

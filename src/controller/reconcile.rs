@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::aws::{AwsError, IamApi};
 use crate::config::Mode;
 use crate::metrics::Metrics;
-use crate::plan::{self, Change, DesiredRole, ManagedChange, ObservedRole, RolePlan};
+use crate::plan::{self, Change, DesiredRole, ManagedChange, ObservedRole, Removals, RolePlan};
 
 /// How a reconcile ended (the `result` label of `execrole_reconciles_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +57,9 @@ pub struct RoleReport {
 pub struct ApplyRules<'a> {
     /// `enforce` or `dry-run`.
     pub mode: Mode,
-    /// Whether the desired state is complete: when some in-scope revision of the account could not be seen,
-    /// permissions may still be added but none removed (a missing revision may need them): the owned policy's
-    /// grants are kept in the desired state for that pass.
-    pub complete: bool,
+    /// What may be removed: when some in-scope revision of the account could not be seen (or a look-up went
+    /// unanswered), permissions may still be added but none removed (a missing revision may need them).
+    pub removals: Removals,
     /// Actions never granted, and the blast-radius cap.
     pub safety: &'a crate::config::Safety,
     /// Roles written so far in this pass (shared by the concurrent reconciles).
@@ -251,23 +250,8 @@ pub async fn reconcile(
             }
         }
         Ok(Some(observed)) => {
-            let delta = plan::plan_role(desired, &observed, policy_name);
-            if rules.complete || !removes(&delta) {
-                apply(delta, observed, iam, rules, metrics).await
-            } else {
-                // Write the additions only, keeping every grant; report the removals as still pending.
-                let keeping = plan::plan_role(
-                    &keeping_what_is_granted(desired, &observed),
-                    &observed,
-                    policy_name,
-                );
-                let mut report = apply(keeping, observed, iam, rules, metrics).await;
-                if report.outcome != Outcome::Error {
-                    report.outcome = Outcome::Pending;
-                }
-                report.plan = Some(delta);
-                report
-            }
+            let delta = plan::plan_role(desired, &observed, policy_name, rules.removals);
+            apply(delta, observed, iam, rules, metrics).await
         }
     };
     metrics
@@ -280,46 +264,8 @@ pub async fn reconcile(
     report
 }
 
-/// Whether applying the plan would take a permission away (or replace an owned policy it cannot read).
-fn removes(delta: &RolePlan) -> bool {
-    !delta.removed.is_empty()
-        || !delta.removed_other.is_empty()
-        || delta.change == Change::Delete
-        || delta.unreadable_owned_policy.is_some()
-}
-
-/// When some revisions of the account could not be read, a grant in the owned policy may be needed by one of
-/// them: keep every grant the owned policy already has, so that additions still go out and nothing is removed.
-fn keeping_what_is_granted(desired: &DesiredRole, observed: &ObservedRole) -> DesiredRole {
-    let documents: Vec<crate::policy::PolicyDocument> = observed
-        .owned_policy
-        .iter()
-        .chain(
-            observed
-                .owned_managed
-                .iter()
-                .filter_map(|m| m.document.as_ref()),
-        )
-        .filter_map(|raw| crate::policy::PolicyDocument::parse(raw).ok())
-        .collect();
-    let kept = documents
-        .iter()
-        .flat_map(crate::policy::grants)
-        .filter_map(|grant| grant.to_permission())
-        .map(|permission| crate::derive::Requirement {
-            permission,
-            reasons: std::collections::BTreeSet::from([crate::derive::Reason {
-                task_definition: "(kept)".into(),
-                container: "-".into(),
-                field: "some task definitions of the account could not be read this pass".into(),
-            }]),
-        });
-    let mut keeping = desired.clone();
-    let requirements: Vec<_> = desired.requirements.iter().cloned().chain(kept).collect();
-    keeping.requirements = crate::derive::merge_requirements(requirements.iter());
-    keeping
-}
-
+/// Execute a plan: decide whether it may be written now, then write it in order. When the planner held removals
+/// back, the write keeps every grant and the role stays pending (its removals are not done).
 async fn apply(
     delta: RolePlan,
     observed: ObservedRole,
@@ -327,54 +273,90 @@ async fn apply(
     rules: ApplyRules<'_>,
     metrics: &Metrics,
 ) -> RoleReport {
-    let done = |plan: RolePlan, outcome, error, writes| RoleReport {
-        plan: Some(plan),
+    let (mut outcome, error, writes, capped) = match gate(&delta, &rules) {
+        Gate::Stop(outcome, error) => (outcome, error, 0, false),
+        Gate::Capped => (Outcome::Pending, None, 0, true),
+        Gate::Proceed => {
+            let mut writer = Writer {
+                iam,
+                plan: delta.write(),
+                observed: &observed,
+                metrics,
+                writes: 0,
+            };
+            match writer.write_all().await {
+                Ok(()) => (Outcome::Applied, None, writer.writes, false),
+                Err(error) => (Outcome::Error, Some(error), writer.writes, false),
+            }
+        }
+    };
+    if delta.held_back.is_some() && outcome != Outcome::Error {
+        outcome = Outcome::Pending;
+    }
+    RoleReport {
+        plan: Some(delta),
         outcome,
         error,
         writes,
-        capped: false,
-    };
-    if !delta.role_exists {
+        capped,
+    }
+}
+
+/// Whether a plan is written now.
+enum Gate {
+    /// Write it.
+    Proceed,
+    /// Not written: the outcome, and the error when it is one.
+    Stop(Outcome, Option<AwsError>),
+    /// Held back by the blast-radius cap until the next window.
+    Capped,
+}
+
+/// Decide, before any write, whether the plan's write goes out now: the role exists and fits IAM's limits, there
+/// is something to write, the mode is `enforce`, the safety rails allow it, and the cap is not reached.
+fn gate(delta: &RolePlan, rules: &ApplyRules<'_>) -> Gate {
+    let write = delta.write();
+    if !write.role_exists {
         // Nothing can be written to a role that does not exist; its tasks cannot start if they need anything.
-        let outcome = if delta.desired.is_some() {
+        let outcome = if write.desired.is_some() {
             Outcome::Pending
         } else {
             Outcome::InSync
         };
-        return done(delta, outcome, None, 0);
+        return Gate::Stop(outcome, None);
     }
-    if let Some(why) = &delta.too_large {
-        tracing::warn!(role = %delta.key, reason = %why, "role too large for IAM's limits; nothing written");
-        return done(delta, Outcome::Pending, None, 0);
+    if let Some(why) = &write.too_large {
+        tracing::warn!(role = %write.key, reason = %why, "role too large for IAM's limits; nothing written");
+        return Gate::Stop(Outcome::Pending, None);
     }
-    if !delta.has_changes() {
-        return done(delta, Outcome::InSync, None, 0);
+    if !write.has_changes() {
+        return Gate::Stop(Outcome::InSync, None);
     }
     if rules.mode == Mode::DryRun {
-        return done(delta, Outcome::Pending, None, 0);
+        return Gate::Stop(Outcome::Pending, None);
     }
-    if let Some(p) = delta
+    if let Some(p) = write
         .desired
         .iter()
         .flat_map(|d| d.statements.iter())
         .flat_map(|st| st.action.iter().flatten())
         .find(|a| rules.safety.is_forbidden(a))
     {
-        tracing::error!(role = %delta.key, action = %p, "refusing to write: the policy would grant an action that safety.never_grant forbids");
+        tracing::error!(role = %write.key, action = %p, "refusing to write: the policy would grant an action that safety.never_grant forbids");
         let error = AwsError::new(
             "iam",
             "PutRolePolicy",
             crate::aws::ErrorKind::InvalidInput,
             format!("refused by safety rails: {p}"),
         );
-        return done(delta, Outcome::Error, Some(error), 0);
+        return Gate::Stop(Outcome::Error, Some(error));
     }
-    if !rules.complete && removes(&delta) {
+    if delta.is_write_withheld() {
         tracing::warn!(
-            role = %delta.key,
+            role = %write.key,
             "not writing: some task definitions of the account could not be read this pass, and the change would remove permissions"
         );
-        return done(delta, Outcome::Pending, None, 0);
+        return Gate::Stop(Outcome::Pending, None);
     }
     let cap = rules.safety.max_roles_written_per_pass;
     if rules
@@ -382,112 +364,142 @@ async fn apply(
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         >= cap
     {
-        tracing::warn!(role = %delta.key, cap, "not writing this pass: safety.max_roles_written_per_pass reached");
-        return RoleReport {
-            capped: true,
-            ..done(delta, Outcome::Pending, None, 0)
-        };
+        tracing::warn!(role = %write.key, cap, "not writing this pass: safety.max_roles_written_per_pass reached");
+        return Gate::Capped;
     }
-    let role = delta.key.name.clone();
-    let policy = delta.policy_name.clone();
-    let mut writes = 0;
-    for change in delta
-        .managed
-        .iter()
-        .filter(|c| !matches!(c, ManagedChange::Delete { .. }))
-    {
-        match write_managed(iam, &role, change, metrics).await {
-            Ok(n) => writes += n,
-            Err(error) => {
-                tracing::error!(role = %delta.key, error = %error, "IAM write failed");
-                return done(delta, Outcome::Error, Some(error), writes);
+    Gate::Proceed
+}
+
+/// The writes of one plan, one method per write kind, counting what was written.
+struct Writer<'a> {
+    iam: &'a dyn IamApi,
+    plan: &'a RolePlan,
+    observed: &'a ObservedRole,
+    metrics: &'a Metrics,
+    writes: usize,
+}
+
+impl Writer<'_> {
+    /// The order that never leaves a needed permission missing in between: spill creates and updates, the inline
+    /// policy, spill deletes, the managed-policy attachment, the trust policy. Stops at the first failure.
+    async fn write_all(&mut self) -> Result<(), AwsError> {
+        self.spill(false).await?;
+        self.inline().await?;
+        self.spill(true).await?;
+        self.attachment().await?;
+        self.trust().await
+    }
+
+    fn count(&mut self, operation: &str) {
+        self.writes += 1;
+        self.metrics
+            .iam_writes
+            .with_label_values(&[operation])
+            .inc();
+    }
+
+    /// The spill-policy changes: creates and updates, or (`deletes`) the deletes.
+    async fn spill(&mut self, deletes: bool) -> Result<(), AwsError> {
+        let plan = self.plan;
+        for change in plan
+            .managed
+            .iter()
+            .filter(|c| matches!(c, ManagedChange::Delete { .. }) == deletes)
+        {
+            match write_managed(self.iam, &plan.key.name, change, self.metrics).await {
+                Ok(n) => self.writes += n,
+                Err(error) => {
+                    tracing::error!(role = %plan.key, error = %error, "IAM write failed");
+                    return Err(error);
+                }
             }
         }
+        Ok(())
     }
-    let inline = match &delta.change {
-        Change::Create { document } | Change::Update { document } => Some((
-            "PutRolePolicy",
-            iam.put_role_policy(&role, &policy, document).await,
-        )),
-        Change::Delete => Some((
-            "DeleteRolePolicy",
-            iam.delete_role_policy(&role, &policy).await,
-        )),
-        Change::None => None,
-    };
-    if let Some((operation, result)) = inline {
+
+    /// The owned inline policy: put or delete.
+    async fn inline(&mut self) -> Result<(), AwsError> {
+        let plan = self.plan;
+        let (role, policy) = (&plan.key.name, &plan.policy_name);
+        let (operation, result) = match &plan.change {
+            Change::Create { document } | Change::Update { document } => (
+                "PutRolePolicy",
+                self.iam.put_role_policy(role, policy, document).await,
+            ),
+            Change::Delete => (
+                "DeleteRolePolicy",
+                self.iam.delete_role_policy(role, policy).await,
+            ),
+            Change::None => return Ok(()),
+        };
         if let Err(error) = result {
-            tracing::error!(role = %delta.key, policy = %policy, operation, error = %error, "IAM write failed");
-            return done(delta, Outcome::Error, Some(error), writes);
+            tracing::error!(role = %plan.key, policy = %policy, operation, error = %error, "IAM write failed");
+            return Err(error);
         }
-        writes += 1;
-        metrics.iam_writes.with_label_values(&[operation]).inc();
-        let added: Vec<String> = delta
+        self.count(operation);
+        let added: Vec<String> = plan
             .added
             .iter()
             .map(|a| format!("{} {}", a.permission.action, a.permission.resource))
             .collect();
-        let removed: Vec<String> = delta
+        let removed: Vec<String> = plan
             .removed
             .iter()
             .map(|p| format!("{} {}", p.action, p.resource))
-            .chain(delta.removed_other.iter().cloned())
+            .chain(plan.removed_other.iter().cloned())
             .collect();
         tracing::info!(
-            role = %delta.key,
+            role = %plan.key,
             policy = %policy,
             operation,
-            change = delta.change.as_str(),
+            change = plan.change.as_str(),
             added = ?added,
             removed = ?removed,
-            previous_document = observed.owned_policy.as_deref().map(decode_for_log).unwrap_or_default(),
+            previous_document = self.observed.owned_policy.as_deref().map(decode_for_log).unwrap_or_default(),
             "IAM write"
         );
+        Ok(())
     }
-    for change in delta
-        .managed
-        .iter()
-        .filter(|c| matches!(c, ManagedChange::Delete { .. }))
-    {
-        match write_managed(iam, &role, change, metrics).await {
-            Ok(n) => writes += n,
-            Err(error) => {
-                tracing::error!(role = %delta.key, error = %error, "IAM write failed");
-                return done(delta, Outcome::Error, Some(error), writes);
-            }
+
+    /// The AWS managed policy of the `managed-policy` baseline, when not attached yet.
+    async fn attachment(&mut self) -> Result<(), AwsError> {
+        let plan = self.plan;
+        let Some(arn) = &plan.attach_managed_policy else {
+            return Ok(());
+        };
+        if let Err(error) = self.iam.attach_role_policy(&plan.key.name, arn).await {
+            tracing::error!(role = %plan.key, policy_arn = %arn, error = %error, "IAM write failed");
+            return Err(error);
         }
+        self.count("AttachRolePolicy");
+        tracing::info!(role = %plan.key, policy_arn = %arn, operation = "AttachRolePolicy", "IAM write");
+        Ok(())
     }
-    if let Some(arn) = &delta.attach_managed_policy {
-        if let Err(error) = iam.attach_role_policy(&role, arn).await {
-            tracing::error!(role = %delta.key, policy_arn = %arn, error = %error, "IAM write failed");
-            return done(delta, Outcome::Error, Some(error), writes);
+
+    /// The trust policy, when managed and drifted.
+    async fn trust(&mut self) -> Result<(), AwsError> {
+        let plan = self.plan;
+        let Some(trust) = &plan.trust_update else {
+            return Ok(());
+        };
+        if let Err(error) = self
+            .iam
+            .update_assume_role_policy(&plan.key.name, trust)
+            .await
+        {
+            tracing::error!(role = %plan.key, error = %error, "IAM write failed");
+            return Err(error);
         }
-        writes += 1;
-        metrics
-            .iam_writes
-            .with_label_values(&["AttachRolePolicy"])
-            .inc();
-        tracing::info!(role = %delta.key, policy_arn = %arn, operation = "AttachRolePolicy", "IAM write");
-    }
-    if let Some(trust) = &delta.trust_update {
-        if let Err(error) = iam.update_assume_role_policy(&role, trust).await {
-            tracing::error!(role = %delta.key, error = %error, "IAM write failed");
-            return done(delta, Outcome::Error, Some(error), writes);
-        }
-        writes += 1;
-        metrics
-            .iam_writes
-            .with_label_values(&["UpdateAssumeRolePolicy"])
-            .inc();
+        self.count("UpdateAssumeRolePolicy");
         tracing::info!(
-            role = %delta.key,
+            role = %plan.key,
             operation = "UpdateAssumeRolePolicy",
             document = %trust,
-            previous_document = observed.trust_policy.as_deref().map(decode_for_log).unwrap_or_default(),
+            previous_document = self.observed.trust_policy.as_deref().map(decode_for_log).unwrap_or_default(),
             "IAM write"
         );
+        Ok(())
     }
-    done(delta, Outcome::Applied, None, writes)
 }
 
 /// The writes for one spill-policy change; returns how many were made.

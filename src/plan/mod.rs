@@ -214,6 +214,9 @@ pub struct RolePlan {
     pub blocked: Vec<Blocked>,
     /// Other policies that allow much more than the needs (reported, never changed).
     pub over_granted: Vec<OverGrant>,
+    /// When removals were held back: why, and the write that keeps every grant (the plan above still shows the
+    /// full delta, removals included, as pending).
+    pub held_back: Option<HeldBack>,
 }
 
 impl RolePlan {
@@ -224,10 +227,119 @@ impl RolePlan {
             || self.trust_update.is_some()
             || !self.managed.is_empty()
     }
+
+    /// Whether applying the plan would take a permission away (or replace an owned policy it cannot read).
+    pub fn removes(&self) -> bool {
+        !self.removed.is_empty()
+            || !self.removed_other.is_empty()
+            || self.change == Change::Delete
+            || self.unreadable_owned_policy.is_some()
+    }
+
+    /// The plan whose writes apply executes: this one, or the one that keeps every grant when removals were
+    /// held back.
+    pub fn write(&self) -> &RolePlan {
+        self.held_back.as_ref().map_or(self, |h| h.write.as_ref())
+    }
+
+    /// Whether removals were held back and even the write that keeps every grant would remove something (a
+    /// statement that cannot be kept, an unreadable owned policy): then nothing may be written.
+    pub fn is_write_withheld(&self) -> bool {
+        self.held_back.as_ref().is_some_and(|h| h.write.removes())
+    }
 }
 
-/// Compare desired with observed for one role and decide the write.
-pub fn plan_role(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> RolePlan {
+/// What the planner may take away from a role: an input, so the plan it returns is what apply does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removals {
+    /// Everything the role no longer needs may be removed.
+    Allowed,
+    /// Nothing granted may be removed (additions still go out); the removals are reported as pending.
+    HeldBack(HoldReason),
+}
+
+/// Why removals are held back for a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HoldReason {
+    /// Some in-scope revision of the account could not be seen; it may need what would be removed.
+    PartialObservation,
+    /// A look-up behind the role's needs went unanswered, so a need is undecided (e.g. `kms:Decrypt`).
+    UnresolvedLookup,
+}
+
+impl HoldReason {
+    /// A stable name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldReason::PartialObservation => "partial_observation",
+            HoldReason::UnresolvedLookup => "unresolved_lookup",
+        }
+    }
+}
+
+/// Removals held back: why, and the plan of the write that keeps every grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldBack {
+    /// Why nothing may be removed.
+    pub reason: HoldReason,
+    /// The write apply executes instead of the full delta (additions only).
+    pub write: Box<RolePlan>,
+}
+
+/// Compare desired with observed for one role and decide the write, removing only what `removals` allows.
+pub fn plan_role(
+    desired: &DesiredRole,
+    observed: &ObservedRole,
+    policy_name: &str,
+    removals: Removals,
+) -> RolePlan {
+    let mut plan = delta(desired, observed, policy_name);
+    if let Removals::HeldBack(reason) = removals
+        && plan.removes()
+    {
+        let keeping = keeping_what_is_granted(desired, observed);
+        plan.held_back = Some(HeldBack {
+            reason,
+            write: Box::new(delta(&keeping, observed, policy_name)),
+        });
+    }
+    plan
+}
+
+/// When removals are held back, a grant in the owned policies may still be needed: keep every grant they already
+/// have, so that additions still go out and nothing is removed.
+fn keeping_what_is_granted(desired: &DesiredRole, observed: &ObservedRole) -> DesiredRole {
+    let documents: Vec<PolicyDocument> = observed
+        .owned_policy
+        .iter()
+        .chain(
+            observed
+                .owned_managed
+                .iter()
+                .filter_map(|m| m.document.as_ref()),
+        )
+        .filter_map(|raw| PolicyDocument::parse(raw).ok())
+        .collect();
+    let kept = documents
+        .iter()
+        .flat_map(policy::grants)
+        .filter_map(|grant| grant.to_permission())
+        .map(|permission| Requirement {
+            permission,
+            reasons: std::collections::BTreeSet::from([Reason {
+                task_definition: "(kept)".into(),
+                container: "-".into(),
+                field: "some task definitions of the account could not be read this pass".into(),
+            }]),
+        });
+    let mut keeping = desired.clone();
+    let requirements: Vec<_> = desired.requirements.iter().cloned().chain(kept).collect();
+    keeping.requirements = crate::derive::merge_requirements(requirements.iter());
+    keeping
+}
+
+/// The full delta of one role: every need against everything the role holds.
+fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> RolePlan {
     let desired_doc = desired.policy();
     let desired_size = desired_doc.as_ref().map(policy::iam_size).unwrap_or(0);
     let mut plan = RolePlan {
@@ -250,6 +362,7 @@ pub fn plan_role(desired: &DesiredRole, observed: &ObservedRole, policy_name: &s
         too_large: None,
         blocked: Vec::new(),
         over_granted: Vec::new(),
+        held_back: None,
     };
     if !observed.exists {
         return plan;

@@ -57,6 +57,7 @@ fn a_role_without_the_owned_policy_gets_it_created() {
         &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
         &observed(None),
         "execrole",
+        Removals::Allowed,
     );
     let Change::Create { document } = &plan.change else {
         panic!("expected create, got {:?}", plan.change);
@@ -74,6 +75,7 @@ fn an_equivalent_policy_in_another_shape_is_not_drift() {
         &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
         &observed(Some(encoded)),
         "execrole",
+        Removals::Allowed,
     );
     assert_eq!(plan.change, Change::None, "{plan:?}");
     assert!(plan.added.is_empty() && plan.removed.is_empty());
@@ -86,6 +88,7 @@ fn a_stale_statement_is_removed_and_a_missing_one_added() {
         &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
         &observed(Some(stale)),
         "execrole",
+        Removals::Allowed,
     );
     assert!(matches!(plan.change, Change::Update { .. }));
     assert_eq!(plan.added[0].permission.resource, REPO);
@@ -97,11 +100,58 @@ fn a_stale_statement_is_removed_and_a_missing_one_added() {
 }
 
 #[test]
+fn held_back_removals_are_shown_as_pending_and_the_write_keeps_every_grant() {
+    let stale = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:BatchGetImage","Resource":"arn:aws:ecr:us-east-1:123456789012:repository/old"}]}"#;
+    let removals = Removals::HeldBack(HoldReason::PartialObservation);
+    let d = desired(vec![requirement("ecr:BatchGetImage", REPO)]);
+    let plan = plan_role(&d, &observed(Some(stale)), "execrole", removals);
+    // The plan shows the full delta, the same as when removals are allowed.
+    let full = plan_role(&d, &observed(Some(stale)), "execrole", Removals::Allowed);
+    assert_eq!(
+        RolePlan {
+            held_back: None,
+            ..plan.clone()
+        },
+        full
+    );
+    let held = plan.held_back.as_ref().expect("removals held back");
+    assert_eq!(held.reason, HoldReason::PartialObservation);
+    let write = plan.write();
+    assert!(!write.removes() && !plan.is_write_withheld());
+    let Change::Update { document } = &write.change else {
+        panic!("expected an update, got {:?}", write.change);
+    };
+    assert!(document.contains("repository/old") && document.contains("repository/web"));
+}
+
+#[test]
+fn held_back_removals_change_nothing_when_nothing_would_be_removed() {
+    let d = desired(vec![requirement("ecr:BatchGetImage", REPO)]);
+    let removals = Removals::HeldBack(HoldReason::UnresolvedLookup);
+    let plan = plan_role(&d, &observed(None), "execrole", removals);
+    assert_eq!(
+        plan,
+        plan_role(&d, &observed(None), "execrole", Removals::Allowed)
+    );
+    assert!(std::ptr::eq(plan.write(), &plan));
+}
+
+#[test]
 fn a_role_that_needs_nothing_loses_its_owned_policy() {
     let old = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:BatchGetImage","Resource":"*"}]}"#;
-    let plan = plan_role(&desired(vec![]), &observed(Some(old)), "execrole");
+    let plan = plan_role(
+        &desired(vec![]),
+        &observed(Some(old)),
+        "execrole",
+        Removals::Allowed,
+    );
     assert_eq!(plan.change, Change::Delete);
-    let plan = plan_role(&desired(vec![]), &observed(None), "execrole");
+    let plan = plan_role(
+        &desired(vec![]),
+        &observed(None),
+        "execrole",
+        Removals::Allowed,
+    );
     assert_eq!(plan.change, Change::None);
 }
 
@@ -111,6 +161,7 @@ fn an_unreadable_owned_policy_is_replaced_whole() {
         &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
         &observed(Some("not json")),
         "execrole",
+        Removals::Allowed,
     );
     assert!(matches!(plan.change, Change::Update { .. }));
     assert!(plan.unreadable_owned_policy.is_some());
@@ -124,6 +175,7 @@ fn a_missing_role_is_never_written() {
         &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
         &o,
         "execrole",
+        Removals::Allowed,
     );
     assert_eq!(plan.change, Change::None);
     assert!(!plan.role_exists);
@@ -143,6 +195,7 @@ fn text_and_json_show_additions_with_reasons_and_removals() {
         &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
         &observed(Some(stale)),
         "execrole",
+        Removals::Allowed,
     );
     let plan = Plan {
         roles: vec![role],
@@ -200,7 +253,7 @@ fn the_managed_policy_is_attached_once_in_the_managed_baseline() {
     let arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy";
     let mut d = desired(vec![]);
     d.managed_policy_arn = Some(arn.into());
-    let plan = plan_role(&d, &observed(None), "execrole");
+    let plan = plan_role(&d, &observed(None), "execrole", Removals::Allowed);
     assert_eq!(plan.attach_managed_policy.as_deref(), Some(arn));
     assert!(plan.has_changes());
     assert!(
@@ -212,7 +265,7 @@ fn the_managed_policy_is_attached_once_in_the_managed_baseline() {
     );
     let mut o = observed(None);
     o.attached_policies = vec![arn.into()];
-    assert!(!plan_role(&d, &o, "execrole").has_changes());
+    assert!(!plan_role(&d, &o, "execrole", Removals::Allowed).has_changes());
 }
 
 #[test]
@@ -223,11 +276,14 @@ fn managed_trust_is_rewritten_only_when_its_meaning_differs() {
     let mut o = observed(None);
     // Same meaning, other shape (a list principal, a Sid): no change.
     o.trust_policy = Some(r#"{"Version":"2012-10-17","Statement":[{"Sid":"x","Effect":"Allow","Principal":{"Service":["ecs-tasks.amazonaws.com"]},"Action":["sts:AssumeRole"]}]}"#.into());
-    assert_eq!(plan_role(&d, &o, "execrole").trust_update, None);
+    assert_eq!(
+        plan_role(&d, &o, "execrole", Removals::Allowed).trust_update,
+        None
+    );
     // Another principal as well: drift.
     o.trust_policy = Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":["ecs-tasks.amazonaws.com","ec2.amazonaws.com"]},"Action":"sts:AssumeRole"}]}"#.into());
     assert_eq!(
-        plan_role(&d, &o, "execrole").trust_update,
+        plan_role(&d, &o, "execrole", Removals::Allowed).trust_update,
         Some(trust.to_json())
     );
 }
@@ -245,7 +301,7 @@ fn many(n: usize) -> Vec<Requirement> {
 fn a_policy_over_the_inline_budget_spills_into_owned_managed_policies() {
     let d = desired(many(120));
     assert!(policy::iam_size(&d.policy().unwrap()) > INLINE_LIMIT);
-    let plan = plan_role(&d, &observed(None), "execrole");
+    let plan = plan_role(&d, &observed(None), "execrole", Removals::Allowed);
     assert_eq!(plan.change, Change::None);
     assert!(plan.managed.len() >= 2, "{:?}", plan.managed);
     for (i, change) in plan.managed.iter().enumerate() {
@@ -270,13 +326,13 @@ fn foreign_inline_policies_count_against_the_inline_budget() {
     let size = policy::iam_size(&d.policy().unwrap());
     let mut o = observed(None);
     o.foreign_inline_size = INLINE_LIMIT - size + 1;
-    let plan = plan_role(&d, &o, "execrole");
+    let plan = plan_role(&d, &o, "execrole", Removals::Allowed);
     assert!(
         matches!(plan.managed.first(), Some(ManagedChange::Create { .. })),
         "{plan:?}"
     );
     o.foreign_inline_size = INLINE_LIMIT - size;
-    let plan = plan_role(&d, &o, "execrole");
+    let plan = plan_role(&d, &o, "execrole", Removals::Allowed);
     assert!(matches!(plan.change, Change::Create { .. }));
     assert!(plan.managed.is_empty());
 }
@@ -295,6 +351,7 @@ fn shrinking_back_under_the_budget_deletes_the_spill_policies_after_writing_inli
         &desired(vec![requirement("ecr:BatchGetImage", REPO)]),
         &o,
         "execrole",
+        Removals::Allowed,
     );
     assert!(matches!(plan.change, Change::Create { .. }));
     assert!(matches!(
@@ -311,7 +368,12 @@ fn shrinking_back_under_the_budget_deletes_the_spill_policies_after_writing_inli
 
 #[test]
 fn a_role_too_large_for_every_limit_is_reported_and_not_written() {
-    let plan = plan_role(&desired(many(2000)), &observed(None), "execrole");
+    let plan = plan_role(
+        &desired(many(2000)),
+        &observed(None),
+        "execrole",
+        Removals::Allowed,
+    );
     assert!(plan.too_large.is_some());
     assert!(!plan.has_changes());
     assert!(
