@@ -437,7 +437,7 @@ fn print_report(seeded: &Seeded, passes: &[PassFigures], minimum: &Minimum, seed
             .report
             .outcomes
             .iter()
-            .map(|(k, v)| format!("{k} {v}"))
+            .map(|(k, v)| format!("{} {v}", k.as_str()))
             .collect();
         let rss = p
             .peak_rss_kb

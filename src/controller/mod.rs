@@ -92,7 +92,7 @@ pub struct PassReport {
     /// The plan per role (as observed before any write).
     pub plan: Plan,
     /// Count of roles per outcome.
-    pub outcomes: BTreeMap<&'static str, usize>,
+    pub outcomes: BTreeMap<Outcome, usize>,
     /// IAM writes made.
     pub writes: usize,
     /// Targets or Regions that could not be fully observed.
@@ -349,7 +349,7 @@ impl Controller {
         report.interrupted = reports.len() < role_count;
         let mut role_plans: Vec<RolePlan> = Vec::new();
         for (key, role) in reports {
-            *report.outcomes.entry(role.outcome.as_str()).or_default() += 1;
+            *report.outcomes.entry(role.outcome).or_default() += 1;
             report.writes += role.writes;
             if let Some(error) = &role.error {
                 report.plan.errors.push((key.clone(), error.to_string()));
@@ -580,10 +580,10 @@ impl Controller {
         tracing::info!(
             result = if success { "success" } else { "failure" },
             roles = report.plan.roles.len(),
-            in_sync = report.outcomes.get("in_sync").copied().unwrap_or(0),
-            applied = report.outcomes.get("applied").copied().unwrap_or(0),
-            pending = report.outcomes.get("pending").copied().unwrap_or(0),
-            errors = report.outcomes.get("error").copied().unwrap_or(0),
+            in_sync = report.outcomes.get(&Outcome::InSync).copied().unwrap_or(0),
+            applied = report.outcomes.get(&Outcome::Applied).copied().unwrap_or(0),
+            pending = report.outcomes.get(&Outcome::Pending).copied().unwrap_or(0),
+            errors = report.outcomes.get(&Outcome::Error).copied().unwrap_or(0),
             writes = report.writes,
             task_definitions = self.metrics.task_definitions_watched.get(),
             cached = self.watcher.cached_count(),

@@ -10,22 +10,23 @@ use crate::metrics::Metrics;
 use crate::plan::{self, Change, DesiredRole, ManagedChange, ObservedRole, Removals, RolePlan};
 
 /// How a reconcile ended (the `result` label of `execrole_reconciles_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
-    /// Nothing to change.
-    InSync,
+    // Declared in the order of their labels, so maps keyed by outcome list them as before.
     /// The repair was written.
     Applied,
-    /// Drift seen and not written (dry-run, or a write that was not safe this pass).
-    Pending,
     /// The role could not be read or written.
     Error,
+    /// Nothing to change.
+    InSync,
     /// The role is outside `safety.role_selection` (path or tags): observed, never written.
     NotSelected,
+    /// Drift seen and not written (dry-run, or a write that was not safe this pass).
+    Pending,
 }
 
 impl Outcome {
-    /// The metric label.
+    /// The `result` label, and the one source of these strings.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::InSync => "in_sync",

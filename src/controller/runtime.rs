@@ -15,19 +15,36 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Controller, Outcome, RoleReport, Runtime, lock};
-use crate::aws::{KeyBackoff, jittered};
+use crate::aws::{AwsError, KeyBackoff, jittered};
 use crate::model::RoleKey;
 
-/// What to do with a role after its reconcile.
+/// What to do with a role after its reconcile: everything the worker needs, no reason strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {
     /// Nothing until something changes (a sweep or an event adds it again).
     AwaitChange,
     /// Nothing until the next periodic sweep of the role's target, which queues every role (a terminal error:
     /// retrying sooner cannot help).
-    AwaitResync,
-    /// Run again after this long, with the reason for the `execrole_work_queue_retries_total` label.
-    Requeue(Duration, &'static str),
+    AtResync,
+    /// It wrote: judge it again after this settle window (IAM is eventually consistent), and not before.
+    Settle(Duration),
+    /// A retryable error: run again after this per-role backoff.
+    Backoff(Duration),
+    /// The blast-radius cap held its write back: run again when the next write window opens.
+    HeldByWriteCap,
+}
+
+impl Action {
+    /// The `reason` label of `execrole_work_queue_retries_total`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Action::AwaitChange => "await_change",
+            Action::AtResync => "resync",
+            Action::Settle(_) => "settle",
+            Action::Backoff(_) => "backoff",
+            Action::HeldByWriteCap => "capped",
+        }
+    }
 }
 
 /// Per-target sweep triggers: an event or a reload asks for an account to be swept now.
@@ -173,68 +190,72 @@ impl Controller {
             };
             self.queue.done(&key);
             self.metrics.work_queue_in_flight.dec();
-            match action {
-                Action::AwaitChange => {}
-                Action::AwaitResync => {
+            let at = match action {
+                Action::AwaitChange => None,
+                Action::AtResync => {
                     self.metrics
                         .work_queue_retries
-                        .with_label_values(&["resync"])
+                        .with_label_values(&[action.as_str()])
                         .inc();
+                    None
                 }
-                Action::Requeue(after, reason) => {
-                    let at = if reason == "capped" {
-                        window_end
-                    } else {
-                        Instant::now() + after
-                    };
-                    if reason == "settle" {
-                        self.queue.hold_until(key.clone(), at);
-                    }
-                    self.metrics
-                        .work_queue_retries
-                        .with_label_values(&[reason])
-                        .inc();
-                    self.enqueue(key, at);
+                Action::Settle(after) => {
+                    let at = Instant::now() + after;
+                    self.queue.hold_until(key.clone(), at);
+                    Some(at)
                 }
+                Action::Backoff(after) => Some(Instant::now() + after),
+                Action::HeldByWriteCap => Some(window_end),
+            };
+            if let Some(at) = at {
+                self.metrics
+                    .work_queue_retries
+                    .with_label_values(&[action.as_str()])
+                    .inc();
+                self.enqueue(key, at);
             }
             self.record_queue();
         }
     }
 
-    /// The role's next run after a reconcile (kube-rs's `error_policy` for failures):
-    /// * wrote: judge it again after the settle window (IAM is eventually consistent), and not before;
-    /// * retryable error (throttling, 5xx, time-outs, connection): per-role exponential backoff with jitter,
-    ///   never giving up;
-    /// * terminal error (access denied, invalid input, refused): at the target's next resync;
+    /// The role's next run after a reconcile:
+    /// * a failure: what `error_policy` says;
     /// * held back by the blast-radius cap: when the next window opens;
+    /// * wrote: judge it again after the settle window, and not before;
     /// * otherwise: nothing until a sweep or an event asks again. Success resets the backoff.
     fn next_action(&self, rt: &Runtime, key: &RoleKey, report: &RoleReport) -> Action {
-        let config = &rt.config;
         if !lock(&self.roles).contains_key(key) {
             // The role left the desired state while it was reconciled: nothing more to do for it.
             lock(&self.backoffs).remove(key);
             return Action::AwaitChange;
         }
         if let Some(error) = &report.error {
-            if error.is_retryable() {
-                let delay = lock(&self.backoffs)
-                    .entry(key.clone())
-                    .or_insert_with(|| KeyBackoff::for_settings(&config.backoff))
-                    .next_delay();
-                tracing::debug!(role = %key, delay_ms = delay.as_millis() as u64, "role backs off");
-                return Action::Requeue(delay, "backoff");
-            }
-            lock(&self.backoffs).remove(key);
-            return Action::AwaitResync;
+            return self.error_policy(rt, key, error);
         }
         lock(&self.backoffs).remove(key);
         if report.capped {
-            return Action::Requeue(config.resync_interval, "capped");
+            return Action::HeldByWriteCap;
         }
         match report.outcome {
-            Outcome::Applied => Action::Requeue(config.settle_window, "settle"),
+            Outcome::Applied => Action::Settle(rt.config.settle_window),
             _ => Action::AwaitChange,
         }
+    }
+
+    /// The one mapping from a failed reconcile to the role's next run (kube-rs's `error_policy`): a retryable
+    /// error (throttling, 5xx, time-outs, connection) backs off per role, exponentially with jitter, never giving
+    /// up; a terminal one (access denied, invalid input, refused) waits for the target's next resync.
+    fn error_policy(&self, rt: &Runtime, key: &RoleKey, error: &AwsError) -> Action {
+        if !error.is_retryable() {
+            lock(&self.backoffs).remove(key);
+            return Action::AtResync;
+        }
+        let delay = lock(&self.backoffs)
+            .entry(key.clone())
+            .or_insert_with(|| KeyBackoff::for_settings(&rt.config.backoff))
+            .next_delay();
+        tracing::debug!(role = %key, delay_ms = delay.as_millis() as u64, "role backs off");
+        Action::Backoff(delay)
     }
 
     /// Ask for a role to run at `at` (duplicates collapse; the earlier time wins).

@@ -627,7 +627,7 @@ impl World {
     }
 }
 
-fn outcomes(pairs: &[(&'static str, usize)]) -> BTreeMap<&'static str, usize> {
+fn outcomes(pairs: &[(Outcome, usize)]) -> BTreeMap<Outcome, usize> {
     pairs.iter().copied().collect()
 }
 
@@ -652,7 +652,7 @@ async fn enforce_writes_the_owned_policy_and_a_second_pass_writes_nothing() {
 
     let first = w.pass(Mode::Enforce).await;
     assert!(first.is_success(), "{first:?}");
-    assert_eq!(first.outcomes, outcomes(&[("applied", 1)]));
+    assert_eq!(first.outcomes, outcomes(&[(Outcome::Applied, 1)]));
     assert_eq!(first.writes, 1);
     let puts: Vec<Call> = w
         .iam
@@ -685,7 +685,7 @@ async fn enforce_writes_the_owned_policy_and_a_second_pass_writes_nothing() {
     let hits_before = w.metrics.cache_hits.get();
     let second = w.pass(Mode::Enforce).await;
     assert!(second.is_success(), "{second:?}");
-    assert_eq!(second.outcomes, outcomes(&[("in_sync", 1)]));
+    assert_eq!(second.outcomes, outcomes(&[(Outcome::InSync, 1)]));
     assert_eq!(second.writes, 0);
     assert_eq!(
         w.iam.writes(),
@@ -713,7 +713,7 @@ async fn dry_run_writes_nothing_and_reports_pending() {
 
     let report = w.pass(Mode::DryRun).await;
 
-    assert_eq!(report.outcomes, outcomes(&[("pending", 1)]));
+    assert_eq!(report.outcomes, outcomes(&[(Outcome::Pending, 1)]));
     assert!(report.plan.has_changes());
     assert!(matches!(
         report.plan.roles[0].change,
@@ -746,7 +746,7 @@ async fn foreign_inline_policies_are_never_touched() {
 
     let report = w.pass(Mode::Enforce).await;
 
-    assert_eq!(report.outcomes, outcomes(&[("applied", 1)]));
+    assert_eq!(report.outcomes, outcomes(&[(Outcome::Applied, 1)]));
     assert_eq!(
         w.iam.policy("app-exec", "team-extra").as_deref(),
         Some(foreign)
@@ -780,7 +780,7 @@ async fn a_role_needing_nothing_loses_its_owned_policy() {
 
     let report = w.pass(Mode::Enforce).await;
 
-    assert_eq!(report.outcomes, outcomes(&[("applied", 1)]));
+    assert_eq!(report.outcomes, outcomes(&[(Outcome::Applied, 1)]));
     assert_eq!(report.plan.roles[0].change, crate::plan::Change::Delete);
     assert_eq!(w.iam.count("DeleteRolePolicy"), 1);
     assert_eq!(w.iam.count("PutRolePolicy"), 0);
@@ -815,7 +815,10 @@ async fn a_failing_role_does_not_stop_the_others() {
 
     let report = w.pass(Mode::Enforce).await;
 
-    assert_eq!(report.outcomes, outcomes(&[("applied", 1), ("error", 1)]));
+    assert_eq!(
+        report.outcomes,
+        outcomes(&[(Outcome::Applied, 1), (Outcome::Error, 1)])
+    );
     assert_eq!(
         grants_of(&w.iam.policy("role-b", OWNED).expect("role-b written")),
         grant_set(&needs_of("b"))
@@ -913,13 +916,21 @@ async fn a_revision_that_cannot_be_described_blocks_removals_but_not_additions()
             Some(false) => {
                 assert_eq!(w.iam.writes(), 0, "{name}");
                 assert_eq!(after, before, "{name}");
-                assert_eq!(report.outcomes, outcomes(&[("pending", 1)]), "{name}");
+                assert_eq!(
+                    report.outcomes,
+                    outcomes(&[(Outcome::Pending, 1)]),
+                    "{name}"
+                );
                 assert_eq!(w.drift("excess"), 1, "{name}");
             }
             Some(true) => {
                 assert_eq!(w.iam.count("PutRolePolicy"), 1, "{name}");
                 assert_eq!(grants_of(&after), grant_set(&web1), "{name}");
-                assert_eq!(report.outcomes, outcomes(&[("applied", 1)]), "{name}");
+                assert_eq!(
+                    report.outcomes,
+                    outcomes(&[(Outcome::Applied, 1)]),
+                    "{name}"
+                );
             }
             None => {}
         }
@@ -1103,7 +1114,7 @@ async fn listing_follows_every_page_and_finds_revisions_on_each() {
             "{family}"
         );
     }
-    assert_eq!(report.outcomes, outcomes(&[("applied", 5)]));
+    assert_eq!(report.outcomes, outcomes(&[(Outcome::Applied, 5)]));
     assert_eq!(w.metrics.task_definitions_watched.get(), 5);
 }
 
@@ -1204,7 +1215,10 @@ async fn the_blast_radius_cap_limits_the_roles_written_per_pass() {
     }
     let w = World::new(&yaml, ecs, iam).await;
     let first = w.pass(Mode::Enforce).await;
-    assert_eq!(first.outcomes, outcomes(&[("applied", 2), ("pending", 1)]));
+    assert_eq!(
+        first.outcomes,
+        outcomes(&[(Outcome::Applied, 2), (Outcome::Pending, 1)])
+    );
     assert_eq!(w.iam.writes(), 2);
     assert_eq!(
         w.drift("missing"),
@@ -1212,7 +1226,10 @@ async fn the_blast_radius_cap_limits_the_roles_written_per_pass() {
         "the role left for the next pass is still in drift"
     );
     let second = w.pass(Mode::Enforce).await;
-    assert_eq!(second.outcomes, outcomes(&[("applied", 1), ("in_sync", 2)]));
+    assert_eq!(
+        second.outcomes,
+        outcomes(&[(Outcome::Applied, 1), (Outcome::InSync, 2)])
+    );
     assert_eq!(w.iam.writes(), 3);
 }
 

@@ -27,8 +27,40 @@ pub struct Blocked {
     pub action: String,
     /// The resource.
     pub resource: String,
-    /// `explicit_deny`, `boundary` or `unknown`.
-    pub why: &'static str,
+    /// What stops it.
+    pub why: BlockedBy,
+}
+
+/// What stops a needed permission (`why` in plans and JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockedBy {
+    /// An explicit `Deny` in another policy.
+    ExplicitDeny,
+    /// The permissions boundary (or no policy at all) does not allow it.
+    Boundary,
+    /// A condition that cannot be evaluated.
+    Unknown,
+}
+
+impl BlockedBy {
+    /// The stable name (the JSON `why`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockedBy::ExplicitDeny => "explicit_deny",
+            BlockedBy::Boundary => "boundary",
+            BlockedBy::Unknown => "unknown",
+        }
+    }
+
+    /// The words of the text plan.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BlockedBy::ExplicitDeny => "an explicit Deny in another policy",
+            BlockedBy::Boundary => "the permissions boundary (or no policy) does not allow it",
+            BlockedBy::Unknown => "a condition that cannot be evaluated",
+        }
+    }
 }
 
 /// Another policy that allows much more than the role needs.
@@ -62,9 +94,9 @@ pub fn blocked_needs(
             }
             let why = match evaluator.evaluate(&request) {
                 Decision::Allowed => return None,
-                Decision::ExplicitDeny => "explicit_deny",
-                Decision::ImplicitDeny => "boundary",
-                Decision::Unknown => "unknown",
+                Decision::ExplicitDeny => BlockedBy::ExplicitDeny,
+                Decision::ImplicitDeny => BlockedBy::Boundary,
+                Decision::Unknown => BlockedBy::Unknown,
             };
             Some(Blocked {
                 action: r.permission.action.clone(),
@@ -183,7 +215,7 @@ mod tests {
             vec![Blocked {
                 action: "ecr:BatchGetImage".into(),
                 resource: REPO.into(),
-                why: "explicit_deny"
+                why: BlockedBy::ExplicitDeny
             }]
         );
         assert!(blocked_needs(Some(&desired), &needs, &[], None).is_empty());
@@ -211,7 +243,7 @@ mod tests {
         let blocked = blocked_needs(Some(&desired), &needs, &[], Some(&boundary));
         assert_eq!(blocked.len(), 1);
         assert_eq!(
-            (blocked[0].action.as_str(), blocked[0].why),
+            (blocked[0].action.as_str(), blocked[0].why.as_str()),
             ("logs:PutLogEvents", "boundary")
         );
     }

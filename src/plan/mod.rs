@@ -14,7 +14,7 @@ use crate::derive::{Finding, Reason, Requirement};
 use crate::model::RoleKey;
 use crate::policy::{self, Grant, INLINE_LIMIT, MANAGED_LIMIT, Permission, PolicyDocument};
 
-pub use effect::{Blocked, OtherPolicy, OverGrant, blocked_needs, over_grants};
+pub use effect::{Blocked, BlockedBy, OtherPolicy, OverGrant, blocked_needs, over_grants};
 pub use render::{finding_json, render_json, render_text, role_details_text};
 
 /// IAM's limit on the total size of a role's inline policies (characters, whitespace not counted).

@@ -124,11 +124,7 @@ pub fn role_details_text(out: &mut String, role: &RolePlan) {
         let _ = writeln!(out, "    - {other}   (no longer needed)");
     }
     for blocked in &role.blocked {
-        let why = match blocked.why {
-            "explicit_deny" => "an explicit Deny in another policy",
-            "boundary" => "the permissions boundary (or no policy) does not allow it",
-            _ => "a condition that cannot be evaluated",
-        };
+        let why = blocked.why.describe();
         let _ = writeln!(
             out,
             "    ! blocked: {} on {} is stopped by {why}; tasks that need it will fail",

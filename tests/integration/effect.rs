@@ -66,7 +66,7 @@ async fn denies_boundaries_and_wide_grants_elsewhere_show_in_the_plan() {
     let blocked: Vec<(&str, &str)> = plan
         .blocked
         .iter()
-        .map(|b| (b.action.as_str(), b.why))
+        .map(|b| (b.action.as_str(), b.why.as_str()))
         .collect();
     assert!(
         blocked.contains(&("ecr:BatchGetImage", "explicit_deny")),

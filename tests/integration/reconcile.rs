@@ -157,7 +157,10 @@ async fn enforce_writes_what_is_needed_and_a_second_pass_writes_and_describes_no
         "no revision is described twice"
     );
     assert_eq!(metrics.cache_hits.get(), 4);
-    assert_eq!(second.outcomes.get("in_sync"), Some(&2));
+    assert_eq!(
+        second.outcomes.get(&execrole::controller::Outcome::InSync),
+        Some(&2)
+    );
 }
 
 #[tokio::test]

@@ -150,8 +150,14 @@ async fn the_write_cap_holds_against_the_emulator() {
     }
     let cap = "safety:\n  max_roles_written_per_pass: 1\n";
     let (report, metrics) = one_pass(&moto, Mode::Enforce, cap).await;
-    assert_eq!(report.outcomes.get("applied"), Some(&1));
-    assert_eq!(report.outcomes.get("pending"), Some(&2));
+    assert_eq!(
+        report.outcomes.get(&execrole::controller::Outcome::Applied),
+        Some(&1)
+    );
+    assert_eq!(
+        report.outcomes.get(&execrole::controller::Outcome::Pending),
+        Some(&2)
+    );
     assert_eq!(
         metrics
             .iam_writes
