@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::runtime::Triggers;
-use super::{ClientSource, Controller, Runtime, lock};
+use super::{ClientSource, Controller, Runtime};
 use crate::aws::{EventQueue, KeyBackoff};
 use crate::events::{EventEffect, OwnWrites, USER_AGENT_MARKER, effects_of};
 
@@ -103,7 +103,7 @@ impl Controller {
                     }
                 }
                 EventEffect::Role(key) => {
-                    if lock(&self.roles).contains_key(&key) {
+                    if self.store.is_managed(&key) {
                         tracing::info!(role = %key, "role changed outside execrole; reconciling now");
                         self.enqueue(key, Instant::now());
                         acted = true;

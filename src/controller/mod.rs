@@ -17,9 +17,10 @@ mod queue;
 mod reconcile;
 mod reload;
 mod runtime;
+mod store;
 mod watcher;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,12 +33,13 @@ pub use queue::WorkQueue;
 pub use reconcile::{ApplyRules, Outcome, PolicyCache, RoleReport, reconcile};
 pub use reload::ReloadOutcome;
 
-use crate::aws::{ClientFactory, EcsApi, FactsApi, IamApi, KeyBackoff};
+use crate::aws::{ClientFactory, EcsApi, FactsApi, IamApi};
 use crate::config::{Config, Mode, Target};
 use crate::derive::{self, DeriveContext, Finding, FindingKind, Requirement};
 use crate::metrics::Metrics;
 use crate::model::RoleKey;
 use crate::plan::{DesiredRole, HoldReason, Plan, Removals, RolePlan};
+use store::{AccountRecord, PublishedRole, Store};
 use watcher::Watcher;
 
 /// The clients of one target: one ECS API per Region, one IAM API for the account.
@@ -128,63 +130,16 @@ fn insights_requirements(configure: bool, view: bool) -> Vec<Requirement> {
 /// What the revisions naming one role contribute: their names, requirements and findings.
 type RoleInputs = (BTreeSet<String>, Vec<Requirement>, BTreeSet<Finding>);
 
-/// Whether a role is in drift, by kind (the `kind` label of `execrole_roles_in_drift`), as its last reconcile saw
-/// it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct DriftFlags {
-    missing: bool,
-    excess: bool,
-    blocked: bool,
-    over_granted: bool,
-    trust: bool,
-}
-
-impl DriftFlags {
-    /// Drift that a write can clear counts only while it remains (not written: dry-run, capped, failed); what no
-    /// write of ours can clear (blocked, over-granted elsewhere) counts whenever it is seen.
-    fn of(report: &RoleReport) -> DriftFlags {
-        let Some(plan) = &report.plan else {
-            return DriftFlags::default();
-        };
-        let remains = matches!(report.outcome, Outcome::Pending | Outcome::Error);
-        DriftFlags {
-            missing: remains
-                && (!plan.added.is_empty() || (!plan.role_exists && plan.desired.is_some())),
-            excess: remains && (!plan.removed.is_empty() || !plan.removed_other.is_empty()),
-            blocked: !plan.blocked.is_empty(),
-            over_granted: !plan.over_granted.is_empty(),
-            trust: remains && plan.trust_update.is_some(),
-        }
-    }
-}
-
 /// The configuration in force and the clients it asked for; replaced as a whole on reload.
 pub(crate) struct Runtime {
     config: Config,
     targets: Vec<(Target, TargetClients)>,
 }
 
-/// A role's desired state, from the last sweep of its target.
-#[derive(Clone)]
-struct RoleEntry {
-    desired: DesiredRole,
-    iam: Arc<dyn IamApi>,
-    /// What may be removed: everything only when every in-scope revision of the account was seen and every
-    /// look-up answered.
-    removals: Removals,
-}
-
-impl RoleEntry {
-    fn same_as(&self, other: &RoleEntry) -> bool {
-        let allowed = |e: &RoleEntry| e.removals == Removals::Allowed;
-        self.desired == other.desired && allowed(self) == allowed(other)
-    }
-}
-
 /// What one sweep of one target saw.
 struct Sweep {
     account: String,
-    roles: Vec<RoleEntry>,
+    roles: Vec<PublishedRole>,
     /// Findings of revisions that name no usable role.
     loose: Vec<Finding>,
     /// What could not be observed.
@@ -236,18 +191,9 @@ pub struct Controller {
     watcher: Watcher,
     facts: lookups::FactCache,
     policies: PolicyCache,
-    /// Desired state per role, from the last sweep of each target.
-    roles: Mutex<BTreeMap<RoleKey, RoleEntry>>,
-    /// Drift per role, from its last reconcile.
-    drift: Mutex<BTreeMap<RoleKey, DriftFlags>>,
-    /// Findings per account from its last sweep, and the set last logged.
-    findings: Mutex<BTreeMap<String, BTreeSet<Finding>>>,
-    logged_findings: Mutex<BTreeSet<Finding>>,
-    /// Per account: whether its last sweep saw everything, how many revisions it counted, and how many of them
-    /// only for the grace period.
-    swept: Mutex<BTreeMap<String, (bool, usize, usize)>>,
+    /// One record per managed role and per watched account.
+    store: Store,
     queue: WorkQueue<RoleKey>,
-    backoffs: Mutex<HashMap<RoleKey, KeyBackoff>>,
     budget: WriteBudget,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -274,13 +220,8 @@ impl Controller {
             force_dry_run: AtomicBool::new(false),
             watcher: Watcher::default(),
             policies: PolicyCache::default(),
-            roles: Mutex::new(BTreeMap::new()),
-            drift: Mutex::new(BTreeMap::new()),
-            findings: Mutex::new(BTreeMap::new()),
-            logged_findings: Mutex::new(BTreeSet::new()),
-            swept: Mutex::new(BTreeMap::new()),
+            store: Store::default(),
             queue: WorkQueue::new(),
-            backoffs: Mutex::new(HashMap::new()),
             budget: WriteBudget::new(),
             metrics,
             health,
@@ -395,7 +336,7 @@ impl Controller {
                 } else {
                     Removals::Allowed
                 };
-                RoleEntry {
+                PublishedRole {
                     desired: d,
                     iam: clients.iam.clone(),
                     removals,
@@ -415,43 +356,25 @@ impl Controller {
     /// Make a sweep's roles the desired state of its account. Returns the roles that are new or whose desired
     /// state changed; roles no longer named by any in-scope revision are forgotten (never touched again).
     fn publish(&self, rt: &Runtime, sweep: Sweep) -> Vec<RoleKey> {
-        let account = sweep.account.clone();
-        let complete = sweep.is_complete();
         let mut findings: BTreeSet<Finding> = sweep.loose.iter().cloned().collect();
-        let mut changed = Vec::new();
-        {
-            let mut roles = lock(&self.roles);
-            let mut fresh: BTreeMap<RoleKey, RoleEntry> = BTreeMap::new();
-            for entry in sweep.roles {
-                findings.extend(entry.desired.findings.iter().cloned());
-                fresh.insert(entry.desired.key.clone(), entry);
-            }
-            let gone: Vec<RoleKey> = roles
-                .keys()
-                .filter(|k| k.account == account && !fresh.contains_key(*k))
-                .cloned()
-                .collect();
-            for key in gone {
-                roles.remove(&key);
-                lock(&self.drift).remove(&key);
-                lock(&self.backoffs).remove(&key);
-                self.queue.remove(&key);
-                tracing::info!(role = %key, "no in-scope task definition names the role any more; it is no longer managed");
-            }
-            for (key, entry) in fresh {
-                let same = roles.get(&key).is_some_and(|old| old.same_as(&entry));
-                if !same {
-                    changed.push(key.clone());
-                }
-                roles.insert(key, entry);
-            }
+        for role in &sweep.roles {
+            findings.extend(role.desired.findings.iter().cloned());
         }
-        lock(&self.findings).insert(account.clone(), findings);
-        lock(&self.swept).insert(account, (complete, sweep.watched, sweep.in_grace));
+        let record = AccountRecord {
+            complete: sweep.is_complete(),
+            watched: sweep.watched,
+            in_grace: sweep.in_grace,
+            findings,
+        };
+        let published = self.store.publish(&sweep.account, sweep.roles, record);
+        for key in &published.gone {
+            self.queue.remove(key);
+            tracing::info!(role = %key, "no in-scope task definition names the role any more; it is no longer managed");
+        }
         self.record_state(rt);
         self.record_drift();
         self.record_queue();
-        changed
+        published.changed
     }
 
     /// Reconcile one role from its published desired state; `None` when the role is no longer managed.
@@ -462,7 +385,7 @@ impl Controller {
         mode: Mode,
         roles_written: &AtomicUsize,
     ) -> Option<RoleReport> {
-        let entry = lock(&self.roles).get(key).cloned()?;
+        let entry = self.store.published(key)?;
         let rules = ApplyRules {
             mode,
             removals: entry.removals,
@@ -486,30 +409,18 @@ impl Controller {
                 crate::policy::iam_size(doc) as f64 / crate::plan::INLINE_POLICY_LIMIT as f64;
             self.metrics.policy_size_ratio.observe(ratio);
         }
-        if lock(&self.roles).contains_key(key) {
-            lock(&self.drift).insert(key.clone(), DriftFlags::of(&report));
-        }
+        self.store.record_reconcile(key, &report);
         self.record_drift();
         Some(report)
     }
 
     /// The drift gauges, from every managed role's last reconcile.
     fn record_drift(&self) {
-        let drift = lock(&self.drift);
-        type IsIn = fn(&DriftFlags) -> bool;
-        let kinds: [(&str, IsIn); 5] = [
-            ("missing", |d| d.missing),
-            ("excess", |d| d.excess),
-            ("blocked", |d| d.blocked),
-            ("over_granted", |d| d.over_granted),
-            ("trust", |d| d.trust),
-        ];
-        for (kind, is_in) in kinds {
-            let count = drift.values().filter(|d| is_in(d)).count() as i64;
+        for (kind, count) in self.store.drift_counts() {
             self.metrics
                 .roles_in_drift
                 .with_label_values(&[kind])
-                .set(count);
+                .set(count as i64);
         }
     }
 
@@ -517,22 +428,22 @@ impl Controller {
     /// once when it appears and once when it goes away), ready when every target's last sweep saw everything.
     fn record_state(&self, rt: &Runtime) {
         let m = &self.metrics;
-        m.roles_managed.set(lock(&self.roles).len() as i64);
-        let swept = lock(&self.swept).clone();
+        m.roles_managed.set(self.store.role_count() as i64);
+        let accounts = self.store.accounts();
         m.task_definitions_watched
-            .set(swept.values().map(|(_, n, _)| *n as i64).sum());
+            .set(accounts.values().map(|a| a.watched as i64).sum());
         m.task_definitions_in_grace
-            .set(swept.values().map(|(_, _, n)| *n as i64).sum());
+            .set(accounts.values().map(|a| a.in_grace as i64).sum());
         let ready = rt
             .targets
             .iter()
-            .all(|(t, _)| swept.get(&t.account).is_some_and(|(ok, _, _)| *ok));
+            .all(|(t, _)| accounts.get(&t.account).is_some_and(|a| a.complete));
         self.health.ready.store(ready, Ordering::SeqCst);
         m.ready.set(i64::from(ready));
 
-        let current: BTreeSet<Finding> = lock(&self.findings)
+        let current: BTreeSet<Finding> = accounts
             .values()
-            .flat_map(|f| f.iter().cloned())
+            .flat_map(|a| a.findings.iter().cloned())
             .collect();
         let mut by_kind: BTreeMap<FindingKind, i64> = BTreeMap::new();
         for finding in &current {
@@ -542,7 +453,7 @@ impl Controller {
         for (kind, count) in by_kind {
             m.findings.with_label_values(&[kind.as_str()]).set(count);
         }
-        let mut logged = lock(&self.logged_findings);
+        let logged = self.store.swap_logged_findings(current.clone());
         for finding in current.difference(&logged) {
             tracing::warn!(
                 kind = finding.kind.as_str(),
@@ -562,7 +473,6 @@ impl Controller {
                 "finding resolved"
             );
         }
-        *logged = current;
     }
 
     /// Count a pass and log its summary.

@@ -224,15 +224,14 @@ impl Controller {
     /// * wrote: judge it again after the settle window, and not before;
     /// * otherwise: nothing until a sweep or an event asks again. Success resets the backoff.
     fn next_action(&self, rt: &Runtime, key: &RoleKey, report: &RoleReport) -> Action {
-        if !lock(&self.roles).contains_key(key) {
+        if !self.store.is_managed(key) {
             // The role left the desired state while it was reconciled: nothing more to do for it.
-            lock(&self.backoffs).remove(key);
             return Action::AwaitChange;
         }
         if let Some(error) = &report.error {
             return self.error_policy(rt, key, error);
         }
-        lock(&self.backoffs).remove(key);
+        self.store.reset_backoff(key);
         if report.capped {
             return Action::HeldByWriteCap;
         }
@@ -247,13 +246,10 @@ impl Controller {
     /// up; a terminal one (access denied, invalid input, refused) waits for the target's next resync.
     fn error_policy(&self, rt: &Runtime, key: &RoleKey, error: &AwsError) -> Action {
         if !error.is_retryable() {
-            lock(&self.backoffs).remove(key);
+            self.store.reset_backoff(key);
             return Action::AtResync;
         }
-        let delay = lock(&self.backoffs)
-            .entry(key.clone())
-            .or_insert_with(|| KeyBackoff::for_settings(&rt.config.backoff))
-            .next_delay();
+        let delay = self.store.next_backoff(key, &rt.config.backoff);
         tracing::debug!(role = %key, delay_ms = delay.as_millis() as u64, "role backs off");
         Action::Backoff(delay)
     }
@@ -268,13 +264,9 @@ impl Controller {
     /// Forget every published desired state (after a reload), and what is known of the accounts and Regions the
     /// new configuration `rt` no longer watches. Only a reload changes the targets, so this is the one place.
     fn forget_desired_state(&self, rt: &Runtime) {
-        lock(&self.roles).clear();
-        lock(&self.drift).clear();
-        lock(&self.backoffs).clear();
         let accounts: std::collections::BTreeSet<&str> =
             rt.targets.iter().map(|(t, _)| t.account.as_str()).collect();
-        lock(&self.findings).retain(|a, _| accounts.contains(a.as_str()));
-        lock(&self.swept).retain(|a, _| accounts.contains(a.as_str()));
+        self.store.forget(&accounts);
         let watched: std::collections::BTreeSet<(String, String)> = rt
             .targets
             .iter()

@@ -1,0 +1,243 @@
+//! The store: one record per managed role (its published desired state and where it came from, its last outcome,
+//! its drift, its backoff) and one per watched account (what its last sweep saw). kube-runtime keeps per-object
+//! state the same way; one record per key cannot drift apart the way parallel maps keyed by the same role can.
+//!
+//! The store only keeps state consistent (publishing a sweep adds, replaces and forgets records as one step); it
+//! does not observe, reconcile, schedule or record metrics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{Outcome, RoleReport};
+use crate::aws::{IamApi, KeyBackoff};
+use crate::config::BackoffSettings;
+use crate::derive::Finding;
+use crate::model::RoleKey;
+use crate::plan::{DesiredRole, Removals};
+
+/// A role's desired state and where it came from (the last sweep of its account).
+#[derive(Clone)]
+pub(crate) struct PublishedRole {
+    /// What the role should hold.
+    pub(crate) desired: DesiredRole,
+    /// The IAM client of its account.
+    pub(crate) iam: Arc<dyn IamApi>,
+    /// What may be removed: everything only when every in-scope revision of the account was seen and every
+    /// look-up answered.
+    pub(crate) removals: Removals,
+}
+
+impl PublishedRole {
+    /// Whether publishing `other` changes nothing a reconcile would act on.
+    fn same_as(&self, other: &PublishedRole) -> bool {
+        let allowed = |p: &PublishedRole| p.removals == Removals::Allowed;
+        self.desired == other.desired && allowed(self) == allowed(other)
+    }
+}
+
+/// Whether a role is in drift, by kind (the `kind` label of `execrole_roles_in_drift`), as its last reconcile saw
+/// it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DriftFlags {
+    pub(crate) missing: bool,
+    pub(crate) excess: bool,
+    pub(crate) blocked: bool,
+    pub(crate) over_granted: bool,
+    pub(crate) trust: bool,
+}
+
+/// Whether a role's drift flags hold one kind.
+type IsIn = fn(&DriftFlags) -> bool;
+
+impl DriftFlags {
+    /// The kinds with their label, in the order the gauges are set.
+    pub(crate) const KINDS: [(&'static str, IsIn); 5] = [
+        ("missing", |d| d.missing),
+        ("excess", |d| d.excess),
+        ("blocked", |d| d.blocked),
+        ("over_granted", |d| d.over_granted),
+        ("trust", |d| d.trust),
+    ];
+
+    /// Drift that a write can clear counts only while it remains (not written: dry-run, capped, failed); what no
+    /// write of ours can clear (blocked, over-granted elsewhere) counts whenever it is seen.
+    fn of(report: &RoleReport) -> DriftFlags {
+        let Some(plan) = &report.plan else {
+            return DriftFlags::default();
+        };
+        let remains = matches!(report.outcome, Outcome::Pending | Outcome::Error);
+        DriftFlags {
+            missing: remains
+                && (!plan.added.is_empty() || (!plan.role_exists && plan.desired.is_some())),
+            excess: remains && (!plan.removed.is_empty() || !plan.removed_other.is_empty()),
+            blocked: !plan.blocked.is_empty(),
+            over_granted: !plan.over_granted.is_empty(),
+            trust: remains && plan.trust_update.is_some(),
+        }
+    }
+}
+
+/// Everything known of one managed role.
+pub(crate) struct RoleRecord {
+    /// Its desired state, from the last sweep of its account.
+    pub(crate) published: PublishedRole,
+    /// How its last reconcile ended.
+    pub(crate) last_outcome: Option<Outcome>,
+    /// Its drift, as its last reconcile saw it.
+    pub(crate) drift: DriftFlags,
+    /// Its retry backoff, while its reconciles keep failing with retryable errors.
+    pub(crate) backoff: Option<KeyBackoff>,
+}
+
+/// What the last sweep of one account saw.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AccountRecord {
+    /// Whether it saw everything.
+    pub(crate) complete: bool,
+    /// In-scope revisions counted.
+    pub(crate) watched: usize,
+    /// Of those, revisions kept only for the prune grace period.
+    pub(crate) in_grace: usize,
+    /// Its findings (of every role, and of revisions that name no usable role).
+    pub(crate) findings: BTreeSet<Finding>,
+}
+
+/// Roles whose published state changed, and roles that are no longer managed.
+pub(crate) struct Published {
+    pub(crate) changed: Vec<RoleKey>,
+    pub(crate) gone: Vec<RoleKey>,
+}
+
+/// The per-role and per-account records.
+#[derive(Default)]
+pub(crate) struct Store {
+    roles: Mutex<BTreeMap<RoleKey, RoleRecord>>,
+    accounts: Mutex<BTreeMap<String, AccountRecord>>,
+    /// The findings last logged (each is logged when it appears and when it goes away).
+    logged_findings: Mutex<BTreeSet<Finding>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every update under these locks completes before the guard drops: a poisoned lock still holds consistent
+    // data.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Store {
+    /// Make a sweep's roles the desired state of `account`: new roles get a record, changed ones keep their
+    /// drift and backoff, roles the sweep no longer saw are forgotten.
+    pub(crate) fn publish(
+        &self,
+        account: &str,
+        roles: Vec<PublishedRole>,
+        sweep: AccountRecord,
+    ) -> Published {
+        let fresh: BTreeMap<RoleKey, PublishedRole> = roles
+            .into_iter()
+            .map(|r| (r.desired.key.clone(), r))
+            .collect();
+        let mut records = lock(&self.roles);
+        let gone: Vec<RoleKey> = records
+            .keys()
+            .filter(|k| k.account == account && !fresh.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in &gone {
+            records.remove(key);
+        }
+        let mut changed = Vec::new();
+        for (key, published) in fresh {
+            match records.get_mut(&key) {
+                Some(record) => {
+                    if !record.published.same_as(&published) {
+                        changed.push(key);
+                    }
+                    record.published = published;
+                }
+                None => {
+                    changed.push(key.clone());
+                    records.insert(
+                        key,
+                        RoleRecord {
+                            published,
+                            last_outcome: None,
+                            drift: DriftFlags::default(),
+                            backoff: None,
+                        },
+                    );
+                }
+            }
+        }
+        drop(records);
+        lock(&self.accounts).insert(account.to_string(), sweep);
+        Published { changed, gone }
+    }
+
+    /// A role's published desired state, or `None` when it is not managed.
+    pub(crate) fn published(&self, key: &RoleKey) -> Option<PublishedRole> {
+        lock(&self.roles).get(key).map(|r| r.published.clone())
+    }
+
+    /// Whether the role is managed (published by the last sweep of its account).
+    pub(crate) fn is_managed(&self, key: &RoleKey) -> bool {
+        lock(&self.roles).contains_key(key)
+    }
+
+    /// Keep what a reconcile saw, when the role is still managed.
+    pub(crate) fn record_reconcile(&self, key: &RoleKey, report: &RoleReport) {
+        if let Some(record) = lock(&self.roles).get_mut(key) {
+            record.drift = DriftFlags::of(report);
+            record.last_outcome = Some(report.outcome);
+        }
+    }
+
+    /// How many managed roles are in drift of each kind.
+    pub(crate) fn drift_counts(&self) -> Vec<(&'static str, usize)> {
+        let roles = lock(&self.roles);
+        DriftFlags::KINDS
+            .iter()
+            .map(|(kind, is_in)| (*kind, roles.values().filter(|r| is_in(&r.drift)).count()))
+            .collect()
+    }
+
+    /// The role's next retry delay (its backoff grows); a role no longer managed gets a first delay and no
+    /// record.
+    pub(crate) fn next_backoff(&self, key: &RoleKey, settings: &BackoffSettings) -> Duration {
+        match lock(&self.roles).get_mut(key) {
+            Some(record) => record
+                .backoff
+                .get_or_insert_with(|| KeyBackoff::for_settings(settings))
+                .next_delay(),
+            None => KeyBackoff::for_settings(settings).next_delay(),
+        }
+    }
+
+    /// Reset the role's backoff (it succeeded, or failed in a way retrying cannot help).
+    pub(crate) fn reset_backoff(&self, key: &RoleKey) {
+        if let Some(record) = lock(&self.roles).get_mut(key) {
+            record.backoff = None;
+        }
+    }
+
+    /// Forget every role (after a reload), and the accounts not in `accounts`.
+    pub(crate) fn forget(&self, accounts: &BTreeSet<&str>) {
+        lock(&self.roles).clear();
+        lock(&self.accounts).retain(|a, _| accounts.contains(a.as_str()));
+    }
+
+    /// How many roles are managed.
+    pub(crate) fn role_count(&self) -> usize {
+        lock(&self.roles).len()
+    }
+
+    /// A copy of the account records.
+    pub(crate) fn accounts(&self) -> BTreeMap<String, AccountRecord> {
+        lock(&self.accounts).clone()
+    }
+
+    /// Swap the set of findings last logged for `current`; returns the previous set.
+    pub(crate) fn swap_logged_findings(&self, current: BTreeSet<Finding>) -> BTreeSet<Finding> {
+        std::mem::replace(&mut *lock(&self.logged_findings), current)
+    }
+}
