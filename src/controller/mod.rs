@@ -11,6 +11,7 @@
 //! only through the `aws` traits, so tests drive it with in-memory fakes and a paused clock. It does not render
 //! plans (`plan`) or serve HTTP (`http`); it records metrics and readiness for them.
 
+mod context;
 mod event_loop;
 pub(crate) mod lookups;
 mod queue;
@@ -25,15 +26,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use context::Runtime;
+use context::WriteBudget;
+pub use context::{ClientSource, Health, TargetClients};
 pub use queue::WorkQueue;
 pub use reconcile::{ApplyRules, Outcome, PolicyCache, RoleReport, reconcile};
 pub use reload::ReloadOutcome;
 
-use crate::aws::{ClientFactory, EcsApi, FactsApi, IamApi};
 use crate::config::{Config, Mode, Target};
 use crate::derive::{self, DeriveContext, Finding, FindingKind, Requirement};
 use crate::metrics::Metrics;
@@ -41,52 +43,6 @@ use crate::model::RoleKey;
 use crate::plan::{DesiredRole, HoldReason, Plan, Removals, RolePlan};
 use store::{AccountRecord, PublishedRole, Store};
 use watcher::Watcher;
-
-/// The clients of one target: one ECS API per Region, one IAM API for the account.
-#[derive(Clone)]
-pub struct TargetClients {
-    /// ECS per Region.
-    pub ecs: Vec<(String, Arc<dyn EcsApi>)>,
-    /// IAM for the account.
-    pub iam: Arc<dyn IamApi>,
-    /// Look-ups (secrets, parameters, keys, registries) in the account.
-    pub facts: Arc<dyn FactsApi>,
-}
-
-/// Where the controller gets its clients (the SDK factory, or fakes in tests).
-#[async_trait]
-pub trait ClientSource: Send + Sync {
-    /// Clients for a target.
-    async fn clients(&self, target: &Target) -> TargetClients;
-
-    /// The events queue, when the config names one.
-    fn event_queue(&self, events: &crate::config::Events) -> Arc<dyn crate::aws::EventQueue>;
-}
-
-#[async_trait]
-impl ClientSource for ClientFactory {
-    async fn clients(&self, target: &Target) -> TargetClients {
-        let (ecs, iam, facts) = ClientFactory::clients(self, target).await;
-        TargetClients { ecs, iam, facts }
-    }
-
-    fn event_queue(&self, events: &crate::config::Events) -> Arc<dyn crate::aws::EventQueue> {
-        ClientFactory::event_queue(self, &events.queue_url, &events.region)
-    }
-}
-
-/// Readiness and liveness, shared with the HTTP server.
-#[derive(Debug, Default)]
-pub struct Health {
-    ready: AtomicBool,
-}
-
-impl Health {
-    /// Whether the first full pass has completed and the last pass could see the world.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
-    }
-}
 
 /// What one pass did.
 #[derive(Debug, Default)]
@@ -128,12 +84,14 @@ fn insights_requirements(configure: bool, view: bool) -> Vec<Requirement> {
 }
 
 /// What the revisions naming one role contribute: their names, requirements and findings.
-type RoleInputs = (BTreeSet<String>, Vec<Requirement>, BTreeSet<Finding>);
-
-/// The configuration in force and the clients it asked for; replaced as a whole on reload.
-pub(crate) struct Runtime {
-    config: Config,
-    targets: Vec<(Target, TargetClients)>,
+#[derive(Default)]
+struct RoleInputs {
+    /// The revisions (`family:revision`).
+    task_definitions: BTreeSet<String>,
+    /// Their requirements, not yet merged.
+    requirements: Vec<Requirement>,
+    /// Their findings.
+    findings: BTreeSet<Finding>,
 }
 
 /// What one sweep of one target saw.
@@ -153,33 +111,6 @@ struct Sweep {
 impl Sweep {
     fn is_complete(&self) -> bool {
         self.errors.is_empty()
-    }
-}
-
-/// The blast-radius cap outside `pass`: at most `max_roles_written_per_pass` roles written per window of one
-/// resync interval.
-struct WriteBudget {
-    window: Mutex<tokio::time::Instant>,
-    used: AtomicUsize,
-}
-
-impl WriteBudget {
-    fn new() -> WriteBudget {
-        WriteBudget {
-            window: Mutex::new(tokio::time::Instant::now()),
-            used: AtomicUsize::new(0),
-        }
-    }
-
-    /// The counter of the current window (a new window starts once `length` has passed), and the window's end.
-    fn current(&self, length: Duration) -> (&AtomicUsize, tokio::time::Instant) {
-        let mut start = self.window.lock().unwrap_or_else(|e| e.into_inner());
-        let now = tokio::time::Instant::now();
-        if now >= *start + length {
-            *start = now;
-            self.used.store(0, Ordering::SeqCst);
-        }
-        (&self.used, *start + length)
     }
 }
 
@@ -438,7 +369,7 @@ impl Controller {
             .targets
             .iter()
             .all(|(t, _)| accounts.get(&t.account).is_some_and(|a| a.complete));
-        self.health.ready.store(ready, Ordering::SeqCst);
+        self.health.set_ready(ready);
         m.ready.set(i64::from(ready));
 
         let current: BTreeSet<Finding> = accounts
@@ -556,9 +487,9 @@ impl Controller {
             match derivation.role {
                 Some(role) if role.account == target.account => {
                     let entry = by_role.entry(role).or_default();
-                    entry.0.insert(derivation.task_definition);
-                    entry.1.extend(derivation.requirements);
-                    entry.2.extend(derivation.findings);
+                    entry.task_definitions.insert(derivation.task_definition);
+                    entry.requirements.extend(derivation.requirements);
+                    entry.findings.extend(derivation.findings);
                 }
                 Some(role) => loose.push(Finding {
                     kind: FindingKind::InvalidExecutionRole,
@@ -587,14 +518,15 @@ impl Controller {
         let insights = &config.container_insights;
         let roles = by_role
             .into_iter()
-            .map(|(key, (tds, mut requirements, findings))| {
+            .map(|(key, inputs)| {
+                let mut requirements = inputs.requirements;
                 if insights.applies_to(&key.name) {
                     requirements.extend(insights_requirements(insights.configure, insights.view));
                 }
                 DesiredRole {
-                    task_definitions: tds.into_iter().collect(),
+                    task_definitions: inputs.task_definitions.into_iter().collect(),
                     requirements: derive::merge_requirements(requirements.iter()),
-                    findings: findings.into_iter().collect(),
+                    findings: inputs.findings.into_iter().collect(),
                     managed_policy_arn: managed_policy_arn.clone(),
                     trust_policy: trust_policy.clone(),
                     key,
@@ -633,16 +565,6 @@ impl Controller {
             }
         }
         doc
-    }
-}
-
-impl Runtime {
-    async fn build(config: Config, clients: &dyn ClientSource) -> Runtime {
-        let mut targets = Vec::new();
-        for target in &config.targets {
-            targets.push((target.clone(), clients.clients(target).await));
-        }
-        Runtime { config, targets }
     }
 }
 
