@@ -33,7 +33,7 @@ pub(crate) use context::Runtime;
 use context::WriteBudget;
 pub use context::{ClientSource, Health, TargetClients};
 pub use queue::WorkQueue;
-pub use reconcile::{ApplyRules, Outcome, PolicyCache, RoleReport, reconcile};
+pub use reconcile::{ApplyRules, Outcome, PolicyCache, ReconcileError, RoleReport, reconcile};
 pub use reload::ReloadOutcome;
 
 use crate::config::{Config, Mode, Target};
@@ -101,7 +101,7 @@ struct Sweep {
     /// Findings of revisions that name no usable role.
     loose: Vec<Finding>,
     /// What could not be observed.
-    errors: Vec<String>,
+    errors: Vec<watcher::ObserveError>,
     /// In-scope revisions counted.
     watched: usize,
     /// Of those, revisions kept for the prune grace period.
@@ -333,7 +333,7 @@ impl Controller {
         )
         .await;
         if let Some(error) = &report.error {
-            tracing::warn!(role = %key, error = %error, retryable = error.is_retryable(), "reconcile failed");
+            tracing::warn!(role = %key, error = %error, step = error.step(), retryable = error.is_retryable(), "reconcile failed");
         }
         if let Some(doc) = report.plan.as_ref().and_then(|p| p.desired.as_ref()) {
             let ratio =

@@ -38,6 +38,46 @@ impl Outcome {
     }
 }
 
+/// Why a reconcile failed, named after the step that failed. Each keeps the AWS error and so its kind
+/// (retryable or terminal) until `error_policy`, the metric and the log line; the text is the AWS error's.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Reading the role, its policies or its boundary from IAM failed.
+    #[error(transparent)]
+    ObserveFailed(AwsError),
+    /// An IAM write failed (earlier writes of the same plan stay done).
+    #[error(transparent)]
+    WriteFailed(AwsError),
+    /// The safety rails refused the write: it would grant an action `safety.never_grant` forbids.
+    #[error(transparent)]
+    Refused(AwsError),
+}
+
+impl ReconcileError {
+    /// The AWS error behind it.
+    pub fn aws(&self) -> &AwsError {
+        match self {
+            ReconcileError::ObserveFailed(e)
+            | ReconcileError::WriteFailed(e)
+            | ReconcileError::Refused(e) => e,
+        }
+    }
+
+    /// Whether retrying soon can help (throttling, 5xx, time-outs, connection errors).
+    pub fn is_retryable(&self) -> bool {
+        self.aws().is_retryable()
+    }
+
+    /// The step that failed, for logs.
+    pub fn step(&self) -> &'static str {
+        match self {
+            ReconcileError::ObserveFailed(_) => "observe",
+            ReconcileError::WriteFailed(_) => "write",
+            ReconcileError::Refused(_) => "refused",
+        }
+    }
+}
+
 /// The result of reconciling one role.
 #[derive(Debug)]
 pub struct RoleReport {
@@ -46,7 +86,7 @@ pub struct RoleReport {
     /// How it ended.
     pub outcome: Outcome,
     /// The error, when it ended in one.
-    pub error: Option<AwsError>,
+    pub error: Option<ReconcileError>,
     /// IAM writes made.
     pub writes: usize,
     /// Whether a write was held back by the blast-radius cap (the role waits for the next window).
@@ -99,17 +139,61 @@ async fn observe(
         }));
     };
     let names = iam.list_role_policies(role).await?;
-    let mut owned_policy = None;
-    let mut foreign_inline_size = 0;
-    let mut other_policies = Vec::new();
-    for name in &names {
+    let inline = observe_inline(iam, role, policy_name, &names).await?;
+    let attached_policies = iam.list_attached_role_policies(role).await?;
+    let attached = observe_attached(iam, role, policy_name, &attached_policies, cache).await?;
+    let mut other_policies = inline.others;
+    other_policies.extend(attached.others);
+    let owned_policy = inline.owned;
+    let foreign_inline_size = inline.foreign_size;
+    let owned_managed = attached.owned;
+    let boundary = match &info.permissions_boundary {
+        Some(arn) => managed_document(iam, arn, cache).await?,
+        None => None,
+    };
+    Ok(Some(ObservedRole {
+        exists: true,
+        other_policies,
+        boundary,
+        owned_policy,
+        other_inline_policies: names.into_iter().filter(|n| n != policy_name).collect(),
+        attached_policies,
+        trust_policy: info.assume_role_policy,
+        foreign_inline_size,
+        owned_managed,
+    }))
+}
+
+/// What the role's inline policies hold.
+struct InlinePolicies {
+    /// The owned policy's document as IAM returned it.
+    owned: Option<String>,
+    /// The others' size as IAM counts it (they share the inline limit).
+    foreign_size: usize,
+    /// The others, parsed, for evaluation by effect.
+    others: Vec<plan::OtherPolicy>,
+}
+
+/// Read the role's inline policies: the owned one's document, and the others' sizes and documents.
+async fn observe_inline(
+    iam: &dyn IamApi,
+    role: &str,
+    policy_name: &str,
+    names: &[String],
+) -> Result<InlinePolicies, AwsError> {
+    let mut inline = InlinePolicies {
+        owned: None,
+        foreign_size: 0,
+        others: Vec::new(),
+    };
+    for name in names {
         let document = iam.get_role_policy(role, name).await?;
         if name == policy_name {
-            owned_policy = document;
+            inline.owned = document;
         } else if let Some(raw) = document {
-            foreign_inline_size += inline_size(&raw);
+            inline.foreign_size += inline_size(&raw);
             match crate::policy::PolicyDocument::parse(&raw) {
-                Ok(document) => other_policies.push(plan::OtherPolicy {
+                Ok(document) => inline.others.push(plan::OtherPolicy {
                     source: format!("inline:{name}"),
                     document,
                 }),
@@ -119,13 +203,35 @@ async fn observe(
             }
         }
     }
-    let attached_policies = iam.list_attached_role_policies(role).await?;
-    let mut owned_managed = Vec::new();
-    for arn in &attached_policies {
+    Ok(inline)
+}
+
+/// What the role's attached policies hold.
+struct AttachedPolicies {
+    /// The spill policies execrole owns (name prefix and owner tag).
+    owned: Vec<plan::OwnedManagedPolicy>,
+    /// The others, parsed, for evaluation by effect.
+    others: Vec<plan::OtherPolicy>,
+}
+
+/// Read the role's attached policies: the documents of the spill policies it owns (recognised by name prefix
+/// *and* owner tag), and of the others.
+async fn observe_attached(
+    iam: &dyn IamApi,
+    role: &str,
+    policy_name: &str,
+    arns: &[String],
+    cache: &PolicyCache,
+) -> Result<AttachedPolicies, AwsError> {
+    let mut attached = AttachedPolicies {
+        owned: Vec::new(),
+        others: Vec::new(),
+    };
+    for arn in arns {
         let name = arn.rsplit('/').next().unwrap_or_default();
         if !plan::is_spill_policy_name(policy_name, role, name) {
             if let Some(document) = managed_document(iam, arn, cache).await? {
-                other_policies.push(plan::OtherPolicy {
+                attached.others.push(plan::OtherPolicy {
                     source: arn.clone(),
                     document,
                 });
@@ -143,27 +249,13 @@ async fn observe(
         let document = iam
             .get_policy_version(arn, &policy.default_version_id)
             .await?;
-        owned_managed.push(plan::OwnedManagedPolicy {
+        attached.owned.push(plan::OwnedManagedPolicy {
             name: name.to_string(),
             arn: arn.clone(),
             document,
         });
     }
-    let boundary = match &info.permissions_boundary {
-        Some(arn) => managed_document(iam, arn, cache).await?,
-        None => None,
-    };
-    Ok(Some(ObservedRole {
-        exists: true,
-        other_policies,
-        boundary,
-        owned_policy,
-        other_inline_policies: names.into_iter().filter(|n| n != policy_name).collect(),
-        attached_policies,
-        trust_policy: info.assume_role_policy,
-        foreign_inline_size,
-        owned_managed,
-    }))
+    Ok(attached)
 }
 
 /// Managed policy versions are immutable: their documents are cached by (ARN, version id), so each pass costs one
@@ -236,7 +328,7 @@ pub async fn reconcile(
         Err(error) => RoleReport {
             plan: None,
             outcome: Outcome::Error,
-            error: Some(error),
+            error: Some(ReconcileError::ObserveFailed(error)),
             writes: 0,
             capped: false,
         },
@@ -287,7 +379,12 @@ async fn apply(
             };
             match writer.write_all().await {
                 Ok(()) => (Outcome::Applied, None, writer.writes, false),
-                Err(error) => (Outcome::Error, Some(error), writer.writes, false),
+                Err(error) => (
+                    Outcome::Error,
+                    Some(ReconcileError::WriteFailed(error)),
+                    writer.writes,
+                    false,
+                ),
             }
         }
     };
@@ -308,7 +405,7 @@ enum Gate {
     /// Write it.
     Proceed,
     /// Not written: the outcome, and the error when it is one.
-    Stop(Outcome, Option<AwsError>),
+    Stop(Outcome, Option<ReconcileError>),
     /// Held back by the blast-radius cap until the next window.
     Capped,
 }
@@ -350,7 +447,7 @@ fn gate(delta: &RolePlan, rules: &ApplyRules<'_>) -> Gate {
             crate::aws::ErrorKind::InvalidInput,
             format!("refused by safety rails: {p}"),
         );
-        return Gate::Stop(Outcome::Error, Some(error));
+        return Gate::Stop(Outcome::Error, Some(ReconcileError::Refused(error)));
     }
     if delta.is_write_withheld() {
         tracing::warn!(

@@ -14,8 +14,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Controller, Outcome, RoleReport, Runtime, lock};
-use crate::aws::{AwsError, KeyBackoff, jittered};
+use super::{Controller, Outcome, ReconcileError, RoleReport, Runtime, lock};
+use crate::aws::{KeyBackoff, jittered};
 use crate::model::RoleKey;
 
 /// What to do with a role after its reconcile: everything the worker needs, no reason strings.
@@ -127,6 +127,8 @@ impl Controller {
                 sweep = self.sweep(rt, index) => sweep,
             };
             let complete = sweep.is_complete();
+            let retryable = sweep.errors.iter().filter(|e| e.is_retryable()).count();
+            let unobserved = sweep.errors.len();
             let all: Vec<RoleKey> = sweep.roles.iter().map(|r| r.desired.key.clone()).collect();
             let changed = self.publish(rt, sweep);
             let queued = if periodic { all } else { changed };
@@ -138,6 +140,8 @@ impl Controller {
                 account = %account,
                 result = if complete { "success" } else { "failure" },
                 periodic,
+                unobserved,
+                retryable,
                 queued = queued.len(),
                 task_definitions = self.metrics.task_definitions_watched.get(),
                 cached = self.watcher.cached_count(),
@@ -244,7 +248,7 @@ impl Controller {
     /// The one mapping from a failed reconcile to the role's next run (kube-rs's `error_policy`): a retryable
     /// error (throttling, 5xx, time-outs, connection) backs off per role, exponentially with jitter, never giving
     /// up; a terminal one (access denied, invalid input, refused) waits for the target's next resync.
-    fn error_policy(&self, rt: &Runtime, key: &RoleKey, error: &AwsError) -> Action {
+    fn error_policy(&self, rt: &Runtime, key: &RoleKey, error: &ReconcileError) -> Action {
         if !error.is_retryable() {
             self.store.reset_backoff(key);
             return Action::AtResync;

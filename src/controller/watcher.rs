@@ -24,13 +24,50 @@ use crate::model::{Arn, TaskDefinition};
 /// A guard against a service that keeps returning a next token: more pages than this is an error.
 const MAX_PAGES: usize = 10_000;
 
+/// Why part of an account could not be observed. Each keeps its kind (and the AWS error, when there is one)
+/// until the pass report and the log line; the text says where.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ObserveError {
+    /// Listing a Region's task definitions failed.
+    #[error("{region}: {source}")]
+    ListFailed { region: String, source: AwsError },
+    /// Listing the task definitions a Region's services use failed.
+    #[error("{region}: {source}")]
+    InUseListFailed { region: String, source: AwsError },
+    /// ECS listed an ARN that is not a task definition's.
+    #[error("{region}: unexpected task definition ARN `{arn}`")]
+    UnexpectedArn { region: String, arn: String },
+    /// The credentials reach another account than the target names: never acted on.
+    #[error("{region}: task definition `{arn}` is not in the target account {account}")]
+    ForeignAccount {
+        region: String,
+        arn: String,
+        account: String,
+    },
+    /// Describing one revision failed.
+    #[error("{arn}: {source}")]
+    DescribeFailed { arn: String, source: AwsError },
+}
+
+impl ObserveError {
+    /// Whether a sweep soon may see it (a retryable AWS error); the others need a change in the world.
+    pub(crate) fn is_retryable(&self) -> bool {
+        match self {
+            ObserveError::ListFailed { source, .. }
+            | ObserveError::InUseListFailed { source, .. }
+            | ObserveError::DescribeFailed { source, .. } => source.is_retryable(),
+            ObserveError::UnexpectedArn { .. } | ObserveError::ForeignAccount { .. } => false,
+        }
+    }
+}
+
 /// What one pass saw in one account.
 #[derive(Debug, Default)]
 pub(crate) struct AccountView {
     /// In-scope task definitions, described.
     pub task_definitions: Vec<Arc<TaskDefinition>>,
     /// Errors that make the view incomplete (a Region not listed, a revision not described).
-    pub errors: Vec<String>,
+    pub errors: Vec<ObserveError>,
     /// Revisions that no longer count but are kept for the grace period.
     pub in_grace: usize,
 }
@@ -100,6 +137,102 @@ pub(crate) async fn list_all(ecs: &dyn EcsApi) -> Result<Vec<String>, AwsError> 
     ))
 }
 
+/// List every Region of a target (and, when configured, the revisions its services use), by Region; a Region
+/// that cannot be listed is left out and noted in `view`.
+async fn list_target(
+    config: &Config,
+    target: &Target,
+    regions: &[(String, Arc<dyn EcsApi>)],
+    view: &mut AccountView,
+) -> BTreeMap<String, Vec<String>> {
+    let mut listed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (region, ecs) in regions {
+        match list_all(ecs.as_ref()).await {
+            Ok(arns) => {
+                listed.insert(region.clone(), arns);
+            }
+            Err(err) => {
+                tracing::warn!(account = %target.account, %region, error = %err, retryable = err.is_retryable(), "listing task definitions failed");
+                view.errors.push(ObserveError::ListFailed {
+                    region: region.clone(),
+                    source: err,
+                });
+            }
+        }
+    }
+    if config.include_inactive_in_use {
+        for (region, arns) in listed.iter_mut() {
+            let Some((_, ecs)) = regions.iter().find(|(r, _)| r == region) else {
+                continue;
+            };
+            match ecs.task_definitions_in_use().await {
+                Ok(in_use) => {
+                    let partition = crate::model::partition_for_region(region);
+                    let known: BTreeSet<String> = arns.iter().cloned().collect();
+                    arns.extend(
+                        in_use
+                            .iter()
+                            .map(|r| as_arn(r, partition, region, &target.account))
+                            .filter(|arn| !known.contains(arn))
+                            .collect::<BTreeSet<_>>(),
+                    );
+                }
+                Err(err) => {
+                    tracing::warn!(account = %target.account, %region, error = %err, retryable = err.is_retryable(), "listing the task definitions services use failed");
+                    view.errors.push(ObserveError::InUseListFailed {
+                        region: region.clone(),
+                        source: err,
+                    });
+                }
+            }
+        }
+    }
+    listed
+}
+
+/// The listed revisions to describe: in scope by family, and in the target's account; anything else that looks
+/// wrong is noted in `view`.
+fn in_scope(
+    config: &Config,
+    target: &Target,
+    regions: &[(String, Arc<dyn EcsApi>)],
+    listed: &BTreeMap<String, Vec<String>>,
+    view: &mut AccountView,
+) -> Vec<(String, Arc<dyn EcsApi>)> {
+    let mut wanted: Vec<(String, Arc<dyn EcsApi>)> = Vec::new();
+    for (region, arns) in listed {
+        let Some((_, ecs)) = regions.iter().find(|(r, _)| r == region) else {
+            continue;
+        };
+        for arn in arns {
+            let Some(family) = family_of(arn) else {
+                view.errors.push(ObserveError::UnexpectedArn {
+                    region: region.clone(),
+                    arn: arn.clone(),
+                });
+                continue;
+            };
+            if !config.scope.contains_family(&family) {
+                continue;
+            }
+            match Arn::parse(arn) {
+                Ok(parsed) if parsed.account == target.account => {
+                    wanted.push((arn.clone(), ecs.clone()))
+                }
+                _ => {
+                    // The credentials reach another account than the target names: never act on it.
+                    view.errors.push(ObserveError::ForeignAccount {
+                        region: region.clone(),
+                        arn: arn.clone(),
+                        account: target.account.clone(),
+                    });
+                }
+            }
+        }
+    }
+    wanted
+}
+
 impl Watcher {
     /// List, filter and describe the in-scope task definitions of one target.
     pub(crate) async fn observe_target(
@@ -110,71 +243,9 @@ impl Watcher {
         metrics: &Metrics,
     ) -> AccountView {
         let mut view = AccountView::default();
-        let mut listed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (region, ecs) in regions {
-            match list_all(ecs.as_ref()).await {
-                Ok(arns) => {
-                    listed.insert(region.clone(), arns);
-                }
-                Err(err) => {
-                    tracing::warn!(account = %target.account, %region, error = %err, "listing task definitions failed");
-                    view.errors.push(format!("{region}: {err}"));
-                }
-            }
-        }
-        if config.include_inactive_in_use {
-            for (region, arns) in listed.iter_mut() {
-                let Some((_, ecs)) = regions.iter().find(|(r, _)| r == region) else {
-                    continue;
-                };
-                match ecs.task_definitions_in_use().await {
-                    Ok(in_use) => {
-                        let partition = crate::model::partition_for_region(region);
-                        let known: BTreeSet<String> = arns.iter().cloned().collect();
-                        arns.extend(
-                            in_use
-                                .iter()
-                                .map(|r| as_arn(r, partition, region, &target.account))
-                                .filter(|arn| !known.contains(arn))
-                                .collect::<BTreeSet<_>>(),
-                        );
-                    }
-                    Err(err) => {
-                        tracing::warn!(account = %target.account, %region, error = %err, "listing the task definitions services use failed");
-                        view.errors.push(format!("{region}: {err}"));
-                    }
-                }
-            }
-        }
+        let mut listed = list_target(config, target, regions, &mut view).await;
         self.keep_for_grace(config, target, &mut listed, &mut view);
-        let mut wanted: Vec<(String, Arc<dyn EcsApi>)> = Vec::new();
-        for (region, arns) in &listed {
-            let Some((_, ecs)) = regions.iter().find(|(r, _)| r == region) else {
-                continue;
-            };
-            for arn in arns {
-                let Some(family) = family_of(arn) else {
-                    view.errors
-                        .push(format!("{region}: unexpected task definition ARN `{arn}`"));
-                    continue;
-                };
-                if !config.scope.contains_family(&family) {
-                    continue;
-                }
-                match Arn::parse(arn) {
-                    Ok(parsed) if parsed.account == target.account => {
-                        wanted.push((arn.clone(), ecs.clone()))
-                    }
-                    _ => {
-                        // The credentials reach another account than the target names: never act on it.
-                        view.errors.push(format!(
-                            "{region}: task definition `{arn}` is not in the target account {}",
-                            target.account
-                        ));
-                    }
-                }
-            }
-        }
+        let wanted = in_scope(config, target, regions, &listed, &mut view);
         // The futures are made before they enter the stream (not by a `Stream::map` closure), so the whole
         // sweep future stays `Send` (rust-lang/rust#102211).
         let describes: Vec<_> = wanted
@@ -191,8 +262,9 @@ impl Watcher {
             match result {
                 Ok(td) => view.task_definitions.push(td),
                 Err(err) => {
-                    tracing::warn!(%arn, error = %err, "describing a task definition failed");
-                    view.errors.push(format!("{arn}: {err}"));
+                    tracing::warn!(%arn, error = %err, retryable = err.is_retryable(), "describing a task definition failed");
+                    view.errors
+                        .push(ObserveError::DescribeFailed { arn, source: err });
                 }
             }
         }

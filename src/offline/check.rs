@@ -378,7 +378,7 @@ mod tests {
         let check = check(&reports(), &[against(&statements)]).unwrap();
         let role = &check.plan.roles[0];
         assert_eq!(role.blocked.len(), 1, "{:?}", role.blocked);
-        assert_eq!(role.blocked[0].why, "explicit_deny");
+        assert_eq!(role.blocked[0].why.as_str(), "explicit_deny");
         assert!(
             role.removed_other.is_empty(),
             "a Deny is not an excess grant"

@@ -367,31 +367,7 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
     if !observed.exists {
         return plan;
     }
-    plan.blocked = blocked_needs(
-        desired_doc.as_ref(),
-        &desired.requirements,
-        &observed.other_policies,
-        observed.boundary.as_ref(),
-    );
-    plan.over_granted = over_grants(
-        &desired.requirements,
-        &observed.other_policies,
-        desired.managed_policy_arn.as_deref(),
-    );
-    plan.attach_managed_policy = desired
-        .managed_policy_arn
-        .as_ref()
-        .filter(|arn| !observed.attached_policies.contains(arn))
-        .cloned();
-    if let Some(trust) = &desired.trust_policy {
-        let current = observed
-            .trust_policy
-            .as_deref()
-            .and_then(|t| PolicyDocument::parse(t).ok());
-        if !current.is_some_and(|c| policy::is_equivalent(&c, trust)) {
-            plan.trust_update = Some(trust.to_json());
-        }
-    }
+    effects(&mut plan, desired, observed, desired_doc.as_ref());
     let observed_doc = match observed.owned_policy.as_deref().map(PolicyDocument::parse) {
         None => None,
         Some(Ok(doc)) => Some(doc),
@@ -430,8 +406,65 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
         .collect();
     plan.removed_other = delta.other_removed.clone();
 
+    let observed_doc = observed_doc.as_ref();
+    writes(
+        &mut plan,
+        desired,
+        observed,
+        observed_doc,
+        &owned_managed,
+        desired_doc.as_ref(),
+    );
+    plan
+}
+
+/// What the role's other policies and settings mean for it: needs they block, what they over-grant, the
+/// managed-policy attachment and the trust policy to write.
+fn effects(
+    plan: &mut RolePlan,
+    desired: &DesiredRole,
+    observed: &ObservedRole,
+    desired_doc: Option<&PolicyDocument>,
+) {
+    plan.blocked = blocked_needs(
+        desired_doc,
+        &desired.requirements,
+        &observed.other_policies,
+        observed.boundary.as_ref(),
+    );
+    plan.over_granted = over_grants(
+        &desired.requirements,
+        &observed.other_policies,
+        desired.managed_policy_arn.as_deref(),
+    );
+    plan.attach_managed_policy = desired
+        .managed_policy_arn
+        .as_ref()
+        .filter(|arn| !observed.attached_policies.contains(arn))
+        .cloned();
+    if let Some(trust) = &desired.trust_policy {
+        let current = observed
+            .trust_policy
+            .as_deref()
+            .and_then(|t| PolicyDocument::parse(t).ok());
+        if !current.is_some_and(|c| policy::is_equivalent(&c, trust)) {
+            plan.trust_update = Some(trust.to_json());
+        }
+    }
+}
+
+/// Decide the writes to what the controller owns: the inline policy when the desired policy fits its budget,
+/// spill policies when it does not, deletes when nothing is needed.
+fn writes(
+    plan: &mut RolePlan,
+    desired: &DesiredRole,
+    observed: &ObservedRole,
+    observed_doc: Option<&PolicyDocument>,
+    owned_managed: &[(&OwnedManagedPolicy, Option<PolicyDocument>)],
+    desired_doc: Option<&PolicyDocument>,
+) {
     let unreadable = plan.unreadable_owned_policy.is_some();
-    let inline_change = |doc: &PolicyDocument| match &observed_doc {
+    let inline_change = |doc: &PolicyDocument| match observed_doc {
         None => Change::Create {
             document: doc.to_json(),
         },
@@ -456,7 +489,7 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
             .collect()
     };
     let budget = INLINE_LIMIT.saturating_sub(observed.foreign_inline_size);
-    match &desired_doc {
+    match desired_doc {
         None => {
             plan.change = delete_inline;
             plan.managed = delete_all_managed();
@@ -465,7 +498,7 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
             plan.change = inline_change(doc);
             plan.managed = delete_all_managed();
         }
-        Some(doc) => match spill(doc, desired, &owned_managed, observed, policy_name) {
+        Some(doc) => match spill(doc, desired, owned_managed, observed, &plan.policy_name) {
             Ok(managed) => {
                 plan.managed = managed;
                 plan.change = delete_inline;
@@ -473,7 +506,6 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
             Err(why) => plan.too_large = Some(why),
         },
     }
-    plan
 }
 
 /// Lay a policy too large for the inline budget out over spill policies: create or update one per piece, delete

@@ -96,6 +96,23 @@ fn role_text(out: &mut String, role: &RolePlan) {
 /// The lines under a role's heading: who uses it, `+`/`-` per permission with reasons, blocked and over-granted
 /// needs, writes to other policies, findings. Shared with `derive --against`, which heads them its own way.
 pub fn role_details_text(out: &mut String, role: &RolePlan) {
+    role_delta(out, role);
+    role_warnings(out, role);
+    role_other_writes(out, role);
+    for finding in &role.findings {
+        let _ = writeln!(out, "    ! {finding}");
+    }
+    if !role.other_inline_policies.is_empty() {
+        let _ = writeln!(
+            out,
+            "    other inline policies (not ours, left untouched): {}",
+            role.other_inline_policies.join(", ")
+        );
+    }
+}
+
+/// What uses the role, and the permissions added and removed, with why.
+fn role_delta(out: &mut String, role: &RolePlan) {
     let _ = writeln!(out, "    used by: {}", role.task_definitions.join(", "));
     if let Some(error) = &role.unreadable_owned_policy {
         let _ = writeln!(
@@ -123,6 +140,10 @@ pub fn role_details_text(out: &mut String, role: &RolePlan) {
     for other in &role.removed_other {
         let _ = writeln!(out, "    - {other}   (no longer needed)");
     }
+}
+
+/// Needs that stay blocked, over-grants elsewhere, and a role too large for IAM.
+fn role_warnings(out: &mut String, role: &RolePlan) {
     for blocked in &role.blocked {
         let why = blocked.why.describe();
         let _ = writeln!(
@@ -141,6 +162,10 @@ pub fn role_details_text(out: &mut String, role: &RolePlan) {
     if let Some(why) = &role.too_large {
         let _ = writeln!(out, "    ! role too large: {why}; nothing is written");
     }
+}
+
+/// The writes besides the inline policy: spill policies, the managed-policy attachment, the trust policy.
+fn role_other_writes(out: &mut String, role: &RolePlan) {
     for change in &role.managed {
         let _ = match change {
             super::ManagedChange::Create { name, document } => writeln!(
@@ -169,16 +194,6 @@ pub fn role_details_text(out: &mut String, role: &RolePlan) {
     }
     if let Some(trust) = &role.trust_update {
         let _ = writeln!(out, "    ~ trust policy will be rewritten: {trust}");
-    }
-    for finding in &role.findings {
-        let _ = writeln!(out, "    ! {finding}");
-    }
-    if !role.other_inline_policies.is_empty() {
-        let _ = writeln!(
-            out,
-            "    other inline policies (not ours, left untouched): {}",
-            role.other_inline_policies.join(", ")
-        );
     }
 }
 
