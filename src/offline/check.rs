@@ -17,8 +17,8 @@ use super::{FileReport, not_looked_up_line};
 use crate::derive::{Finding, merge_requirements};
 use crate::model::RoleKey;
 use crate::plan::{
-    Change, DesiredRole, ObservedRole, OtherPolicy, Plan, RolePlan, blocked_needs, plan_role,
-    role_details_text,
+    Change, DesiredRole, ObservedRole, OtherPolicy, Plan, Removals, RolePlan, blocked_needs,
+    plan_role, role_details_text,
 };
 use crate::policy::{Effect, PolicyDocument, PolicyError};
 
@@ -222,7 +222,7 @@ fn compare_role(desired: &DesiredRole, against: &[Against]) -> RolePlan {
         other_policies: others.clone(),
         boundary: None,
     };
-    let mut role = plan_role(desired, &observed, "(compared)");
+    let mut role = plan_role(desired, &observed, "(compared)", Removals::Allowed);
     let not_allowed = blocked_needs(None, &desired.requirements, &others, None);
     role.added.retain(|a| {
         not_allowed
