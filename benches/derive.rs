@@ -435,7 +435,7 @@ fn bench_plan_growth(c: &mut Criterion) {
     let mut group = c.benchmark_group("plan_role_growth");
     for needs in [50, 100, 250, 500, 1000, 2000] {
         let (desired, observed) = role_with_needs(needs);
-        let check = plan::plan_role(&desired, &observed, "execrole");
+        let check = plan::plan_role(&desired, &observed, "execrole", plan::Removals::Allowed);
         // The grants are in sync; past the inline limit the plan moves them to spill policies (or finds the role
         // too large), which costs the same evaluation and diff.
         assert!(
@@ -446,7 +446,16 @@ fn bench_plan_growth(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("in_sync_needs", needs),
             &(desired, observed),
-            |b, (d, o)| b.iter(|| plan::plan_role(black_box(d), black_box(o), "execrole")),
+            |b, (d, o)| {
+                b.iter(|| {
+                    plan::plan_role(
+                        black_box(d),
+                        black_box(o),
+                        "execrole",
+                        plan::Removals::Allowed,
+                    )
+                })
+            },
         );
     }
     group.finish();
