@@ -1,7 +1,7 @@
 # The two commands: `make demo` runs execrole against a local AWS emulator; `make test` runs every test.
 # Both install what they need (the pinned moto[server] virtualenv under target/).
 
-.PHONY: demo test lint moto-venv unit integration fmt
+.PHONY: demo test lint moto-venv unit integration fmt fuzz
 
 # No AWS client started from here may ever try the instance-metadata service.
 export AWS_EC2_METADATA_DISABLED := true
@@ -27,3 +27,7 @@ unit:
 
 integration: moto-venv
 	cargo test --test integration --locked
+
+# The long fuzzing run (RELIABILITY.md): a million inputs per parser, optimised. `make test` runs 10 000 each.
+fuzz:
+	EXECROLE_FUZZ_INPUTS=$${EXECROLE_FUZZ_INPUTS:-1000000} cargo test --release --locked --test fuzz

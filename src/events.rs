@@ -47,6 +47,10 @@ pub const IAM_EVENT_NAMES: [&str; 11] = [
     "UntagRole",
 ];
 
+/// The largest message body read: EventBridge events are at most 256 KiB (SQS messages may be larger, but none
+/// that EventBridge delivers). Parsing deeply nested JSON allocates up to a hundred times the text's size.
+pub const MAX_EVENT_BYTES: usize = 256 << 10;
+
 /// What one event asks of the controller.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EventEffect {
@@ -97,6 +101,12 @@ impl OwnWrites {
 /// logs it, counts it by [`EventError::reason`], and drops the message (retrying cannot make it readable).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
+    /// The body is larger than any EventBridge event (see [`MAX_EVENT_BYTES`]).
+    #[error(
+        "the message is {0} bytes; an EventBridge event is at most {limit} KiB",
+        limit = MAX_EVENT_BYTES >> 10
+    )]
+    TooLarge(usize),
     /// The body is not JSON.
     #[error("the message is not JSON: {0}")]
     NotJson(String),
@@ -122,6 +132,7 @@ impl EventError {
     /// A bounded label for metrics.
     pub fn reason(&self) -> &'static str {
         match self {
+            EventError::TooLarge(_) => "too_large",
             EventError::NotJson(_) => "not_json",
             EventError::NotAnApiCall(_) => "not_an_api_call",
             EventError::MissingField(_) => "missing_field",
@@ -134,6 +145,9 @@ impl EventError {
 /// or an ignored API call, a call that failed with an `errorCode`, or one of the controller's own writes), an
 /// error when the message is not an event we can read. Effects come sorted and without duplicates.
 pub fn effects_of(body: &str, own: &OwnWrites) -> Result<Vec<EventEffect>, EventError> {
+    if body.len() > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge(body.len()));
+    }
     let value: Value =
         serde_json::from_str(body).map_err(|e| EventError::NotJson(e.to_string()))?;
     let (envelope, detail) = api_call(&value)?;

@@ -367,6 +367,10 @@ fn format_invalid(
     out
 }
 
+/// The largest config text accepted: far more than any real config (the commented example is a few KiB), and
+/// small enough that parsing it stays within tens of MiB.
+pub const MAX_CONFIG_BYTES: usize = 256 << 10;
+
 impl Config {
     /// Read, parse and validate a config file.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
@@ -377,8 +381,22 @@ impl Config {
         Config::from_yaml(file, &text)
     }
 
-    /// Parse and validate config text; `file` is used in error messages.
+    /// Parse and validate config text; `file` is used in error messages. Text over [`MAX_CONFIG_BYTES`] is refused
+    /// before parsing: the YAML parser needs up to a hundred times the size of the text in memory.
     pub fn from_yaml(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        if text.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::Invalid {
+                file: file.display().to_string(),
+                path: String::new(),
+                line: None,
+                column: None,
+                message: format!(
+                    "the file is {} bytes; a config file may be at most {} KiB",
+                    text.len(),
+                    MAX_CONFIG_BYTES >> 10
+                ),
+            });
+        }
         let raw = raw::parse(file, text)?;
         validate::from_raw(file, text, raw)
     }

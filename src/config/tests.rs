@@ -347,3 +347,36 @@ fn runtime_keys_have_defaults_and_are_read() {
     assert!(!selection.selects("/ecs/", &[]));
     assert!(!selection.selects("/ecs/", &[("team".into(), "other".into())]));
 }
+
+#[test]
+fn a_config_text_over_the_size_limit_is_refused_before_parsing() {
+    // Found by the fuzzing harness: a 1 MiB document made the YAML parser allocate about 100 MiB.
+    let padding = MAX_CONFIG_BYTES - MINIMAL.len() - 1;
+    let at_limit = format!("{MINIMAL}#{}", "x".repeat(padding));
+    assert_eq!(at_limit.len(), MAX_CONFIG_BYTES);
+    assert!(load(&at_limit).is_ok());
+
+    let over = format!("{at_limit}x");
+    let err = load(&over).unwrap_err();
+    let ConfigError::Invalid {
+        path,
+        line,
+        message,
+        ..
+    } = &err
+    else {
+        panic!("expected Invalid, got {err:?}");
+    };
+    assert_eq!((path.as_str(), *line), ("", None));
+    assert_eq!(
+        message,
+        &format!(
+            "the file is {} bytes; a config file may be at most 256 KiB",
+            MAX_CONFIG_BYTES + 1
+        )
+    );
+    assert!(
+        err.to_string().starts_with("execrole.yaml: the file is"),
+        "{err}"
+    );
+}

@@ -766,6 +766,26 @@ fn messages_that_are_not_readable_api_call_events_are_errors_with_a_bounded_reas
     }
 }
 
+#[test]
+fn a_body_larger_than_any_eventbridge_event_is_refused_before_parsing() {
+    // Found by the fuzzing harness: 2 MiB of deeply nested JSON became 192 MiB of parsed values.
+    let body = register().to_string();
+    let at_limit = format!("{body}{}", " ".repeat(MAX_EVENT_BYTES - body.len()));
+    assert!(effects_of(&at_limit, &own()).is_ok());
+
+    let over = format!("{at_limit} ");
+    let err = effects_of(&over, &own()).unwrap_err();
+    assert_eq!(err, EventError::TooLarge(MAX_EVENT_BYTES + 1));
+    assert_eq!(err.reason(), "too_large");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the message is {} bytes; an EventBridge event is at most 256 KiB",
+            MAX_EVENT_BYTES + 1
+        )
+    );
+}
+
 fn removed_value(base: Value, pointer: &str) -> Value {
     let mut event = base;
     remove(&mut event, pointer);

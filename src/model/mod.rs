@@ -14,8 +14,8 @@ pub use arn::{Arn, ArnError, partition_for_region};
 pub use image::{EcrImage, ImageError, ImageRef};
 pub use queue_url::{queue_account, queue_region};
 pub use task_definition::{
-    ContainerDefinition, EnvironmentFile, FirelensConfiguration, LogConfiguration, SecretEntry,
-    TaskDefinition, TaskDefinitionError,
+    ContainerDefinition, EnvironmentFile, FirelensConfiguration, LogConfiguration,
+    MAX_TASK_DEFINITION_BYTES, SecretEntry, TaskDefinition, TaskDefinitionError,
 };
 
 use std::fmt;

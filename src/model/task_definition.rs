@@ -13,6 +13,11 @@ use serde_json::Value;
 
 use super::Arn;
 
+/// The largest JSON text [`TaskDefinition::from_json`] reads: eight times the 64 KiB ECS allows a task definition,
+/// room for describe output and pretty-printing. Parsing allocates up to a hundred times the text's size (deeply
+/// nested values), so a bound on the text bounds memory.
+pub const MAX_TASK_DEFINITION_BYTES: usize = 512 << 10;
+
 /// The parts of a task definition that decide what its execution role needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskDefinition {
@@ -122,6 +127,15 @@ pub enum TaskDefinitionError {
         "not a task definition: expected an object with `containerDefinitions` (or `taskDefinition`)"
     )]
     NotATaskDefinition,
+    /// The text is larger than any task definition can be (see [`MAX_TASK_DEFINITION_BYTES`]).
+    #[error(
+        "the document is {bytes} bytes; a task definition may be at most {} KiB (ECS allows 64 KiB)",
+        MAX_TASK_DEFINITION_BYTES >> 10
+    )]
+    TooLarge {
+        /// The size of the text.
+        bytes: usize,
+    },
     /// A field has a type no task definition uses.
     #[error("`{path}` must be {expected}")]
     WrongType {
@@ -138,6 +152,7 @@ impl TaskDefinitionError {
         match self {
             TaskDefinitionError::InvalidJson(_) => "invalid_json",
             TaskDefinitionError::NotATaskDefinition => "not_a_task_definition",
+            TaskDefinitionError::TooLarge { .. } => "too_large",
             TaskDefinitionError::WrongType { .. } => "wrong_type",
         }
     }
@@ -146,6 +161,9 @@ impl TaskDefinitionError {
 impl TaskDefinition {
     /// Parse a task definition from JSON text in any of the shapes described in the module doc.
     pub fn from_json(text: &str) -> Result<TaskDefinition, TaskDefinitionError> {
+        if text.len() > MAX_TASK_DEFINITION_BYTES {
+            return Err(TaskDefinitionError::TooLarge { bytes: text.len() });
+        }
         let value: Value = serde_json::from_str(text)
             .map_err(|e| TaskDefinitionError::InvalidJson(e.to_string()))?;
         TaskDefinition::from_value(&value)
@@ -358,6 +376,34 @@ fn list<'a>(value: &'a Value, key: &str, path: &str) -> Result<&'a [Value], Task
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_over_the_size_limit_is_refused_before_parsing() {
+        // Found by the fuzzing harness: 2 MiB of deeply nested JSON became 192 MiB of parsed values.
+        let minimal = r#"{"containerDefinitions":[]}"#;
+        let at_limit = format!(
+            "{minimal}{}",
+            " ".repeat(MAX_TASK_DEFINITION_BYTES - minimal.len())
+        );
+        assert!(TaskDefinition::from_json(&at_limit).is_ok());
+
+        let over = format!("{at_limit} ");
+        let err = TaskDefinition::from_json(&over).unwrap_err();
+        assert_eq!(
+            err,
+            TaskDefinitionError::TooLarge {
+                bytes: MAX_TASK_DEFINITION_BYTES + 1
+            }
+        );
+        assert_eq!(err.reason(), "too_large");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the document is {} bytes; a task definition may be at most 512 KiB (ECS allows 64 KiB)",
+                MAX_TASK_DEFINITION_BYTES + 1
+            )
+        );
+    }
 
     #[test]
     fn describe_output_and_register_input_parse_alike() {

@@ -28,6 +28,10 @@ pub type Conditions = BTreeMap<String, BTreeMap<String, Vec<String>>>;
 /// It is the only version under which IAM expands policy variables.
 pub const POLICY_VERSION: &str = "2012-10-17";
 
+/// The largest text [`PolicyDocument::parse`] reads. IAM's policies are at most tens of KiB even percent-encoded;
+/// parsing deeply nested JSON allocates up to a hundred times the text's size, so a bound on the text bounds memory.
+pub const MAX_POLICY_TEXT_BYTES: usize = 512 << 10;
+
 /// The older policy language version, still accepted when reading.
 pub const LEGACY_POLICY_VERSION: &str = "2008-10-17";
 
@@ -219,6 +223,9 @@ impl PolicyDocument {
     /// text is percent-decoded only when, trimmed, it does not start with `{`,
     /// and with `percent_decode_str`, not form decoding, so `+` stays `+`.
     pub fn parse(text: &str) -> Result<PolicyDocument, PolicyError> {
+        if text.len() > MAX_POLICY_TEXT_BYTES {
+            return Err(PolicyError::TooLarge { bytes: text.len() });
+        }
         let trimmed = text.trim();
         let decoded: Cow<'_, str> = if trimmed.starts_with('{') {
             Cow::Borrowed(trimmed)
@@ -627,6 +634,35 @@ mod tests {
         match PolicyDocument::parse(text) {
             Ok(doc) => doc,
             Err(e) => panic!("expected {text} to parse, got {e}"),
+        }
+    }
+
+    #[test]
+    fn text_over_the_size_limit_is_refused_before_decoding() {
+        // Found by the fuzzing harness: 2 MiB of deeply nested JSON became 192 MiB of parsed values.
+        let minimal = r#"{"Statement":[]}"#;
+        let at_limit = format!(
+            "{minimal}{}",
+            " ".repeat(MAX_POLICY_TEXT_BYTES - minimal.len())
+        );
+        assert!(PolicyDocument::parse(&at_limit).is_ok());
+
+        for over in [
+            format!("{at_limit} "),
+            "%7B".repeat(MAX_POLICY_TEXT_BYTES / 3 + 1),
+        ] {
+            let err = PolicyDocument::parse(&over).unwrap_err();
+            assert!(
+                matches!(err, PolicyError::TooLarge { bytes } if bytes == over.len()),
+                "{err}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "policy text is {} bytes; at most 512 KiB is read (IAM's largest policies are far smaller)",
+                    over.len()
+                )
+            );
         }
     }
 

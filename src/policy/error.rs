@@ -12,6 +12,15 @@ use std::str::Utf8Error;
 /// statement index and key) so an operator can find the offending text.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// The text is larger than any policy IAM stores (see [`super::MAX_POLICY_TEXT_BYTES`]).
+    #[error(
+        "policy text is {bytes} bytes; at most {} KiB is read (IAM's largest policies are far smaller)",
+        super::MAX_POLICY_TEXT_BYTES >> 10
+    )]
+    TooLarge {
+        /// The size of the text.
+        bytes: usize,
+    },
     /// The text did not start with `{`, and percent-decoding it did not yield UTF-8.
     #[error("policy text is percent-encoded but does not decode to UTF-8: {source}")]
     DecodeText {
@@ -53,6 +62,7 @@ impl PolicyError {
     /// Messages carry user text and are unbounded; this never does.
     pub fn reason(&self) -> &'static str {
         match self {
+            PolicyError::TooLarge { .. } => "too_large",
             PolicyError::DecodeText { .. } => "invalid_encoding",
             PolicyError::ParseJson { .. } => "invalid_json",
             PolicyError::ReadDocument { .. } => "invalid_document",
@@ -91,6 +101,7 @@ mod tests {
             Ok(_) => return,
         };
         let cases = [
+            (PolicyError::TooLarge { bytes: 1 << 30 }, "too_large"),
             (
                 PolicyError::DecodeText { source: utf8_error },
                 "invalid_encoding",

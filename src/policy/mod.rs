@@ -17,8 +17,8 @@ mod normalize;
 
 pub use compile::{compile, iam_size};
 pub use document::{
-    Conditions, Effect, LEGACY_POLICY_VERSION, POLICY_VERSION, Permission, PolicyDocument,
-    Statement,
+    Conditions, Effect, LEGACY_POLICY_VERSION, MAX_POLICY_TEXT_BYTES, POLICY_VERSION, Permission,
+    PolicyDocument, Statement,
 };
 pub use error::PolicyError;
 pub use evaluate::{Decision, Evaluator, Request, evaluate, statement_matches};
