@@ -465,7 +465,9 @@ pub fn write_json(rng: &mut Rng, value: &Value) -> String {
 
 fn write_value(rng: &mut Rng, quirks: &mut usize, value: &Value, out: &mut String) {
     match value {
-        Value::Number(_) if *quirks > 0 && rng.one_in(4) => out.push_str(*rng.pick(ODD_NUMBERS)),
+        Value::Number(_) if *quirks > 0 && rng.one_in(4) => {
+            out.push_str(rng.pick::<&str>(ODD_NUMBERS))
+        }
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {

@@ -143,7 +143,7 @@ fn percent_encoded(rng: &mut Rng, text: &str) -> String {
             out.push_str(&format!("%{b:02X}"));
         }
         if rng.one_in(200) {
-            out.push_str(*rng.pick(&[
+            out.push_str(rng.pick::<&str>(&[
                 "%",
                 "%4",
                 "%ZZ",
