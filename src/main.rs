@@ -1,6 +1,7 @@
 //! The `execrole` binary: parse the command line, load the config, start tracing, build clients, run, and wait for
 //! shutdown (SIGTERM or SIGINT). All logic lives in the library; this file only wires it together.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -136,14 +137,13 @@ async fn derive_online(
 }
 
 fn print_derivations(reports: &[offline::FileReport], output: DeriveOutput) -> Result<ExitCode> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match output {
-        DeriveOutput::Text => print!("{}", offline::render_text(reports)),
-        DeriveOutput::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&offline::render_json(reports))?
-        ),
-        DeriveOutput::Policy => print!("{}", offline::render_policies(reports)),
+        DeriveOutput::Text => offline::write_text(reports, &mut out)?,
+        DeriveOutput::Json => offline::write_json(reports, &mut out)?,
+        DeriveOutput::Policy => offline::write_policies(reports, &mut out)?,
     }
+    out.flush()?;
     Ok(if offline::has_errors(reports) {
         ExitCode::from(1)
     } else {

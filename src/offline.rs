@@ -9,10 +9,10 @@
 pub mod check;
 pub mod online;
 
-use std::fmt::Write as _;
-use std::io::Read;
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
 use crate::derive::{
@@ -195,69 +195,77 @@ pub fn has_errors(reports: &[FileReport]) -> bool {
 
 /// Human-readable report.
 pub fn render_text(reports: &[FileReport]) -> String {
-    let mut out = String::new();
-    for report in reports {
-        let (derivation, doc) = match &report.result {
-            Err(error) => {
-                let _ = writeln!(out, "== {}\n    error: {error}\n", report.file);
-                continue;
-            }
-            Ok(ok) => ok,
-        };
-        let _ = writeln!(out, "== {}: {}", report.file, derivation.task_definition);
-        let _ = writeln!(
-            out,
-            "execution role: {}",
-            derivation.execution_role_arn.as_deref().unwrap_or("(none)")
-        );
-        if derivation.requirements.is_empty() {
-            let _ = writeln!(out, "needs: nothing from the execution role");
-        } else {
-            let _ = writeln!(out, "needs:");
-        }
-        for requirement in &derivation.requirements {
-            let _ = writeln!(
-                out,
-                "    + {} on {}",
-                requirement.permission.action, requirement.permission.resource
-            );
-            for (operator, keys) in &requirement.permission.conditions {
-                for (key, values) in keys {
-                    let _ = writeln!(out, "        if {operator} {key} = {}", values.join(" | "));
-                }
-            }
-            for reason in &requirement.reasons {
-                let _ = writeln!(
-                    out,
-                    "        because container {} {}",
-                    reason.container, reason.field
-                );
-            }
-        }
-        if !derivation.findings.is_empty() {
-            let _ = writeln!(out, "findings:");
-            for finding in report.listed_findings() {
-                let _ = writeln!(out, "    ! {finding}");
-            }
-            if !report.not_looked_up.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "    ! {}",
-                    not_looked_up_line(report.not_looked_up.len())
-                );
-            }
-        }
-        if let Some(doc) = doc {
-            let _ = writeln!(
-                out,
-                "policy ({} of {INLINE_POLICY_LIMIT} characters):\n{}",
-                policy::iam_size(doc),
-                doc.to_json()
-            );
-        }
-        out.push('\n');
+    let mut out = Vec::new();
+    write_text(reports, &mut out).expect("writing to a Vec cannot fail");
+    String::from_utf8(out).expect("the report is UTF-8")
+}
+
+/// Write the human-readable report to `out`, one file at a time.
+pub fn write_text(reports: &[FileReport], out: &mut dyn Write) -> io::Result<()> {
+    reports
+        .iter()
+        .try_for_each(|report| write_text_report(report, out))
+}
+
+/// One file's part of the human-readable report.
+fn write_text_report(report: &FileReport, out: &mut dyn Write) -> io::Result<()> {
+    let (derivation, doc) = match &report.result {
+        Err(error) => return writeln!(out, "== {}\n    error: {error}\n", report.file),
+        Ok(ok) => ok,
+    };
+    writeln!(out, "== {}: {}", report.file, derivation.task_definition)?;
+    writeln!(
+        out,
+        "execution role: {}",
+        derivation.execution_role_arn.as_deref().unwrap_or("(none)")
+    )?;
+    if derivation.requirements.is_empty() {
+        writeln!(out, "needs: nothing from the execution role")?;
+    } else {
+        writeln!(out, "needs:")?;
     }
-    out
+    for requirement in &derivation.requirements {
+        let permission = &requirement.permission;
+        writeln!(
+            out,
+            "    + {} on {}",
+            permission.action, permission.resource
+        )?;
+        for (operator, keys) in &permission.conditions {
+            for (key, values) in keys {
+                writeln!(out, "        if {operator} {key} = {}", values.join(" | "))?;
+            }
+        }
+        for reason in &requirement.reasons {
+            writeln!(
+                out,
+                "        because container {} {}",
+                reason.container, reason.field
+            )?;
+        }
+    }
+    if !derivation.findings.is_empty() {
+        writeln!(out, "findings:")?;
+        for finding in report.listed_findings() {
+            writeln!(out, "    ! {finding}")?;
+        }
+        if !report.not_looked_up.is_empty() {
+            writeln!(
+                out,
+                "    ! {}",
+                not_looked_up_line(report.not_looked_up.len())
+            )?;
+        }
+    }
+    if let Some(doc) = doc {
+        writeln!(
+            out,
+            "policy ({} of {INLINE_POLICY_LIMIT} characters):\n{}",
+            policy::iam_size(doc),
+            doc.to_json()
+        )?;
+    }
+    writeln!(out)
 }
 
 /// JSON report (schema 1):
@@ -270,38 +278,77 @@ pub fn render_text(reports: &[FileReport]) -> String {
 ///   "policy": <IAM policy document> | null, "policy_size": n } ] }
 /// ```
 pub fn render_json(reports: &[FileReport]) -> Value {
-    let files: Vec<Value> = reports
-        .iter()
-        .map(|report| match &report.result {
-            Err(error) => json!({ "file": report.file, "error": error }),
-            Ok((d, doc)) => json!({
-                "file": report.file,
-                "error": null,
-                "task_definition": d.task_definition,
-                "execution_role_arn": d.execution_role_arn,
-                "role": d.role.as_ref().map(|k| json!({"account": k.account, "name": k.name})),
-                "requirements": d.requirements.iter().map(|r| json!({
-                    "action": r.permission.action,
-                    "resource": r.permission.resource,
-                    "conditions": r.permission.conditions,
-                    "reasons": r.reasons,
-                })).collect::<Vec<_>>(),
-                "findings": d.findings.iter().map(finding_json).collect::<Vec<_>>(),
-                "policy": doc.as_ref().and_then(|d| serde_json::from_str::<Value>(&d.to_json()).ok()),
-                "policy_size": doc.as_ref().map(policy::iam_size).unwrap_or(0),
-            }),
-        })
-        .collect();
+    let files: Vec<Value> = reports.iter().map(file_json).collect();
     json!({ "schema": 1, "files": files })
+}
+
+/// Write the JSON report ([`render_json`]'s document, pretty-printed, then a newline) to `out`, building one
+/// file's JSON at a time instead of the whole document.
+pub fn write_json(reports: &[FileReport], out: &mut dyn Write) -> io::Result<()> {
+    let mut serializer = serde_json::Serializer::pretty(&mut *out);
+    JsonReport(reports)
+        .serialize(&mut serializer)
+        .map_err(io::Error::other)?;
+    writeln!(out)
+}
+
+/// The JSON report as a streaming [`Serialize`]: its keys in the order `serde_json::Map` keeps them (sorted).
+struct JsonReport<'a>(&'a [FileReport]);
+
+impl Serialize for JsonReport<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("files", &JsonFiles(self.0))?;
+        map.serialize_entry("schema", &1)?;
+        map.end()
+    }
+}
+
+/// The `files` array, each element built and written in turn.
+struct JsonFiles<'a>(&'a [FileReport]);
+
+impl Serialize for JsonFiles<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(file_json))
+    }
+}
+
+/// One file's element of the JSON report.
+fn file_json(report: &FileReport) -> Value {
+    match &report.result {
+        Err(error) => json!({ "file": report.file, "error": error }),
+        Ok((d, doc)) => json!({
+            "file": report.file,
+            "error": null,
+            "task_definition": d.task_definition,
+            "execution_role_arn": d.execution_role_arn,
+            "role": d.role.as_ref().map(|k| json!({"account": k.account, "name": k.name})),
+            "requirements": d.requirements.iter().map(|r| json!({
+                "action": r.permission.action,
+                "resource": r.permission.resource,
+                "conditions": r.permission.conditions,
+                "reasons": r.reasons,
+            })).collect::<Vec<_>>(),
+            "findings": d.findings.iter().map(finding_json).collect::<Vec<_>>(),
+            "policy": doc.as_ref().and_then(|d| serde_json::from_str::<Value>(&d.to_json()).ok()),
+            "policy_size": doc.as_ref().map(policy::iam_size).unwrap_or(0),
+        }),
+    }
 }
 
 /// Only the policy documents, one minified document per line, for files that need any.
 pub fn render_policies(reports: &[FileReport]) -> String {
+    let mut out = Vec::new();
+    write_policies(reports, &mut out).expect("writing to a Vec cannot fail");
+    String::from_utf8(out).expect("the policies are UTF-8")
+}
+
+/// Write the policy documents to `out`, one minified document per line.
+pub fn write_policies(reports: &[FileReport], out: &mut dyn Write) -> io::Result<()> {
     reports
         .iter()
         .filter_map(|r| r.result.as_ref().ok().and_then(|(_, doc)| doc.as_ref()))
-        .map(|doc| format!("{}\n", doc.to_json()))
-        .collect()
+        .try_for_each(|doc| writeln!(out, "{}", doc.to_json()))
 }
 
 #[cfg(test)]
@@ -393,6 +440,22 @@ mod tests {
             not_looked_up_line(1),
             "1 secret or parameter was not looked up, so kms:Decrypt is undecided; --online decides it"
         );
+    }
+
+    #[test]
+    fn streamed_json_is_byte_identical_to_the_whole_document() {
+        let mut all = inputs(TD);
+        all.extend(inputs(WITH_SECRETS));
+        all.push(("bad.json".into(), Ok("{".into())));
+        for reports in [
+            Vec::new(),
+            derive_files(&all, &DeriveContext::default(), &DeriveOptions::default()),
+        ] {
+            let mut streamed = Vec::new();
+            write_json(&reports, &mut streamed).unwrap();
+            let whole = serde_json::to_string_pretty(&render_json(&reports)).unwrap() + "\n";
+            assert_eq!(String::from_utf8(streamed).unwrap(), whole);
+        }
     }
 
     #[test]
