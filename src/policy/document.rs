@@ -625,6 +625,9 @@ fn write_str(out: &mut String, s: &str) {
 }
 
 #[cfg(test)]
+mod golden;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::normalize::{diff, is_equivalent};
