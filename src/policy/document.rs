@@ -1,6 +1,6 @@
 //! The policy document model ([`PolicyDocument`], [`Statement`], [`Permission`]),
 //! parsing every shape IAM accepts and returns, and deterministic minified
-//! serialisation.
+//! serialisation (serde, with the key order and string-or-list shapes IAM documents).
 //!
 //! This file keeps documents as written (order, case, duplicates and `Sid`
 //! survive a parse/serialise round trip). It deliberately does not decide what
@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use percent_encoding::percent_decode_str;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::error::PolicyError;
@@ -110,34 +111,68 @@ impl fmt::Display for Effect {
 /// An IAM policy document (identity policy or trust policy) as written.
 ///
 /// `Id` is accepted when parsing but not kept: it has no effect on meaning.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct PolicyDocument {
     /// `Version`, when present; absent means IAM assumes `2008-10-17`.
+    #[serde(rename = "Version", skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Statements in document order.
+    #[serde(rename = "Statement")]
     pub statements: Vec<Statement>,
 }
 
 /// One statement as written: lists keep their order, case and duplicates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serialised with its keys in IAM's documented order (the field order), absent keys left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Statement {
     /// `Sid`, a label without meaning.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
     /// `Effect`.
     pub effect: Effect,
     /// `Principal`: `"*"` or an object such as `{"Service": "ecs-tasks.amazonaws.com"}`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_principal"
+    )]
     pub principal: Option<Value>,
     /// `NotPrincipal`, same shapes as `Principal`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_principal"
+    )]
     pub not_principal: Option<Value>,
     /// `Action`; exclusive with `not_action`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_list"
+    )]
     pub action: Option<Vec<String>>,
     /// `NotAction`; exclusive with `action`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_list"
+    )]
     pub not_action: Option<Vec<String>>,
     /// `Resource`; exclusive with `not_resource`; both absent in trust policies.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_list"
+    )]
     pub resource: Option<Vec<String>>,
     /// `NotResource`; exclusive with `resource`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_list"
+    )]
     pub not_resource: Option<Vec<String>>,
     /// `Condition`; empty when absent.
+    #[serde(
+        skip_serializing_if = "Conditions::is_empty",
+        serialize_with = "serialize_conditions"
+    )]
     pub condition: Conditions,
 }
 
@@ -165,53 +200,7 @@ impl Statement {
     /// Used by [`PolicyDocument::to_json`] and as the comparison key for
     /// statements that cannot be expanded into grants.
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(128);
-        self.write_json(&mut out);
-        out
-    }
-
-    fn write_json(&self, out: &mut String) {
-        out.push('{');
-        let mut first = true;
-        let mut key = |out: &mut String, name: &str| {
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            write_str(out, name);
-            out.push(':');
-        };
-        if let Some(sid) = &self.sid {
-            key(out, "Sid");
-            write_str(out, sid);
-        }
-        key(out, "Effect");
-        write_str(out, self.effect.as_str());
-        if let Some(principal) = &self.principal {
-            key(out, "Principal");
-            write_value(out, principal);
-        }
-        if let Some(principal) = &self.not_principal {
-            key(out, "NotPrincipal");
-            write_value(out, principal);
-        }
-        let lists = [
-            ("Action", &self.action),
-            ("NotAction", &self.not_action),
-            ("Resource", &self.resource),
-            ("NotResource", &self.not_resource),
-        ];
-        for (name, list) in lists {
-            if let Some(list) = list {
-                key(out, name);
-                write_list(out, list);
-            }
-        }
-        if !self.condition.is_empty() {
-            key(out, "Condition");
-            write_conditions(out, &self.condition);
-        }
-        out.push('}');
+        minified(self)
     }
 }
 
@@ -318,24 +307,7 @@ impl PolicyDocument {
     /// keys inside `Principal` and `Condition` are sorted; no whitespace.
     /// `Version` is omitted only when the document has none.
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(64 + 192 * self.statements.len());
-        out.push('{');
-        if let Some(version) = &self.version {
-            write_str(&mut out, "Version");
-            out.push(':');
-            write_str(&mut out, version);
-            out.push(',');
-        }
-        write_str(&mut out, "Statement");
-        out.push_str(":[");
-        for (i, statement) in self.statements.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            statement.write_json(&mut out);
-        }
-        out.push_str("]}");
-        out
+        minified(self)
     }
 }
 
@@ -359,68 +331,13 @@ fn read_statement(index: usize, object: &Map<String, Value>) -> Result<Statement
     {
         return Err(fail(unknown, "unknown statement key".to_owned()));
     }
-    let sid = match object.get("Sid") {
-        None => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => {
-            return Err(fail(
-                "Sid",
-                format!("expected a string, found {}", kind(other)),
-            ));
-        }
-    };
-    let effect = match object.get("Effect") {
-        Some(Value::String(s)) if s == "Allow" => Effect::Allow,
-        Some(Value::String(s)) if s == "Deny" => Effect::Deny,
-        None => return Err(fail("Effect", "missing".to_owned())),
-        Some(other) => {
-            return Err(fail(
-                "Effect",
-                format!("expected \"Allow\" or \"Deny\", found {}", describe(other)),
-            ));
-        }
-    };
+    let sid = read_sid(object.get("Sid")).map_err(|p| fail("Sid", p))?;
+    let effect = read_effect(object.get("Effect")).map_err(|p| fail("Effect", p))?;
     let principal = read_principal(object.get("Principal")).map_err(|p| fail("Principal", p))?;
     let not_principal =
         read_principal(object.get("NotPrincipal")).map_err(|p| fail("NotPrincipal", p))?;
-    let mut lists = [
-        ("Action", None),
-        ("NotAction", None),
-        ("Resource", None),
-        ("NotResource", None),
-    ];
-    for (name, slot) in &mut lists {
-        if let Some(value) = object.get(*name) {
-            *slot = Some(read_string_list(value).map_err(|p| fail(name, p))?);
-        }
-    }
-    let [
-        (_, action),
-        (_, not_action),
-        (_, resource),
-        (_, not_resource),
-    ] = lists;
-    match (&action, &not_action) {
-        (Some(_), Some(_)) => {
-            return Err(fail(
-                "NotAction",
-                "Action and NotAction cannot both be present".to_owned(),
-            ));
-        }
-        (None, None) => {
-            return Err(fail(
-                "Action",
-                "missing: one of Action or NotAction is required".to_owned(),
-            ));
-        }
-        _ => {}
-    }
-    if resource.is_some() && not_resource.is_some() {
-        return Err(fail(
-            "NotResource",
-            "Resource and NotResource cannot both be present".to_owned(),
-        ));
-    }
+    let [action, not_action, resource, not_resource] =
+        read_lists(object).map_err(|(key, p)| fail(key, p))?;
     let condition = match object.get("Condition") {
         None => Conditions::new(),
         Some(value) => read_conditions(value).map_err(|p| fail("Condition", p))?,
@@ -436,6 +353,65 @@ fn read_statement(index: usize, object: &Map<String, Value>) -> Result<Statement
         not_resource,
         condition,
     })
+}
+
+fn read_sid(value: Option<&Value>) -> Result<Option<String>, String> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(format!("expected a string, found {}", kind(other))),
+    }
+}
+
+fn read_effect(value: Option<&Value>) -> Result<Effect, String> {
+    match value {
+        Some(Value::String(s)) if s == "Allow" => Ok(Effect::Allow),
+        Some(Value::String(s)) if s == "Deny" => Ok(Effect::Deny),
+        None => Err("missing".to_owned()),
+        Some(other) => Err(format!(
+            "expected \"Allow\" or \"Deny\", found {}",
+            describe(other)
+        )),
+    }
+}
+
+/// `Action`, `NotAction`, `Resource` and `NotResource`, in that order, with the key an error is about: exactly
+/// one of the action keys is required, at most one of the resource keys is allowed.
+fn read_lists(
+    object: &Map<String, Value>,
+) -> Result<[Option<Vec<String>>; 4], (&'static str, String)> {
+    let mut lists = [None, None, None, None];
+    for (slot, name) in lists
+        .iter_mut()
+        .zip(["Action", "NotAction", "Resource", "NotResource"])
+    {
+        if let Some(value) = object.get(name) {
+            *slot = Some(read_string_list(value).map_err(|p| (name, p))?);
+        }
+    }
+    let [action, not_action, resource, not_resource] = &lists;
+    match (action, not_action) {
+        (Some(_), Some(_)) => {
+            return Err((
+                "NotAction",
+                "Action and NotAction cannot both be present".to_owned(),
+            ));
+        }
+        (None, None) => {
+            return Err((
+                "Action",
+                "missing: one of Action or NotAction is required".to_owned(),
+            ));
+        }
+        _ => {}
+    }
+    if resource.is_some() && not_resource.is_some() {
+        return Err((
+            "NotResource",
+            "Resource and NotResource cannot both be present".to_owned(),
+        ));
+    }
+    Ok(lists)
 }
 
 fn read_string_list(value: &Value) -> Result<Vec<String>, String> {
@@ -534,94 +510,70 @@ fn describe(value: &Value) -> String {
     }
 }
 
-fn write_list(out: &mut String, list: &[String]) {
-    if let [only] = list {
-        write_str(out, only);
-        return;
-    }
-    out.push('[');
-    for (i, item) in list.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_str(out, item);
-    }
-    out.push(']');
-}
+/// A list written as a plain string when it has one entry (smaller, and IAM accepts both), else as a JSON list.
+struct StringOrList<'a>(&'a [String]);
 
-fn write_conditions(out: &mut String, conditions: &Conditions) {
-    out.push('{');
-    for (i, (operator, keys)) in conditions.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_str(out, operator);
-        out.push_str(":{");
-        for (j, (key, values)) in keys.iter().enumerate() {
-            if j > 0 {
-                out.push(',');
-            }
-            write_str(out, key);
-            out.push(':');
-            write_list(out, values);
-        }
-        out.push('}');
-    }
-    out.push('}');
-}
-
-/// Writes any JSON value minified, with object keys sorted whatever map
-/// ordering serde_json was built with, so output never depends on features.
-fn write_value(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => write_str(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_value(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_str(out, key);
-                out.push(':');
-                write_value(out, item);
-            }
-            out.push('}');
+impl Serialize for StringOrList<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            [only] => serializer.serialize_str(only),
+            list => serializer.collect_seq(list),
         }
     }
 }
 
-/// Writes `s` as a JSON string literal, escaping as RFC 8259 requires.
-fn write_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
+/// Any JSON value, with object keys sorted whatever map ordering serde_json was built with, so output never
+/// depends on features.
+struct SortedValue<'a>(&'a Value);
+
+impl Serialize for SortedValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Array(items) => serializer.collect_seq(items.iter().map(SortedValue)),
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                serializer.collect_map(entries.into_iter().map(|(k, v)| (k, SortedValue(v))))
+            }
+            scalar => scalar.serialize(serializer),
         }
     }
-    out.push('"');
+}
+
+/// `serialize_with` for `Principal` and `NotPrincipal` (only called when present).
+fn serialize_principal<S: Serializer>(
+    principal: &Option<Value>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    principal.as_ref().map(SortedValue).serialize(serializer)
+}
+
+/// `serialize_with` for `Action`, `NotAction`, `Resource` and `NotResource` (only called when present).
+fn serialize_list<S: Serializer>(
+    list: &Option<Vec<String>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    list.as_deref().map(StringOrList).serialize(serializer)
+}
+
+/// `serialize_with` for `Condition`: operator -> key -> string or list, keys in `BTreeMap` order.
+fn serialize_conditions<S: Serializer>(
+    conditions: &Conditions,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(conditions.iter().map(|(operator, keys)| {
+        let block: BTreeMap<&String, StringOrList<'_>> = keys
+            .iter()
+            .map(|(key, values)| (key, StringOrList(values)))
+            .collect();
+        (operator, block)
+    }))
+}
+
+/// Minified JSON of a value whose serialisation cannot fail (every map key is a string).
+fn minified(value: &impl Serialize) -> String {
+    serde_json::to_string(value)
+        .expect("policy documents always serialise: every map key is a string")
 }
 
 #[cfg(test)]
