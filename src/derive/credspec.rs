@@ -9,7 +9,8 @@
 
 use super::references::{RefError, check_placeholder, checked_arn, parameter_from_arn, service_of};
 use super::s3::{S3Object, grant_object, parse_s3_object};
-use super::secrets::{Site, grant_parameter, report};
+use super::secrets::grant_parameter;
+use super::site::{Site, report};
 use super::{FindingKind, Needs};
 use crate::model::ContainerDefinition;
 

@@ -7,9 +7,9 @@
 //! `UnresolvedLookup`, a missing secret, parameter or key is `ReferenceNotFound`, a key in another account is
 //! `CrossAccountResource`. Not here: which secrets and parameters exist (`secrets.rs`).
 
-use super::secrets::{Site, cross_account, is_key_arn};
+use super::site::{Site, cross_account};
 use super::{Fact, FindingKind, Lookup, Needs};
-use crate::model::{Arn, partition_for_region};
+use crate::model::{Arn, is_account_id, is_region, partition_for_region};
 use crate::policy::Permission;
 
 /// `kms:Decrypt` for `key_id` (as the secret or parameter gives it) used by `service` in `region`; `account` is
@@ -116,4 +116,16 @@ pub(crate) fn unresolved(fact: Option<Fact>, what: &str, site: &Site, needs: &mu
         ),
     };
     needs.find(kind, Some(&site.container), Some(&site.field), message);
+}
+
+/// Whether an ARN names a KMS key (`arn:P:kms:R:A:key/<id>`).
+fn is_key_arn(text: &str) -> bool {
+    Arn::parse(text).is_ok_and(|a| {
+        a.service == "kms"
+            && is_region(&a.region)
+            && is_account_id(&a.account)
+            && a.resource
+                .strip_prefix("key/")
+                .is_some_and(|k| !k.is_empty())
+    })
 }

@@ -16,6 +16,7 @@ mod logs;
 mod references;
 mod s3;
 mod secrets;
+mod site;
 mod trust;
 
 pub use baseline::{MANAGED_POLICY_ACTIONS, MANAGED_POLICY_NAME, managed_policy_arn};

@@ -8,7 +8,7 @@
 //! are never derived; credential specs in S3 (`credspec.rs`, which reuses [`parse_s3_object`]).
 
 use super::references::{RefError, check_placeholder};
-use super::secrets::{Site, report};
+use super::site::{Site, report};
 use super::{FindingKind, Needs};
 use crate::model::{Arn, ContainerDefinition, TaskDefinition, partition_for_region};
 use crate::policy::Permission;

@@ -8,30 +8,17 @@
 //! `<id>-??????` (never wider). An id that ends like a suffix may be a name that itself ends that way; the
 //! `DescribeSecret` look-up settles it, and without it (offline) the id is taken as the full ARN, which is what it
 //! is in practice (ARNs copied from the console). Never a `secretsmanager:VersionStage` condition, never the
-//! `:json-key:…` suffix in the resource. Not here: parsing (`references.rs`), credential specs (`credspec.rs`).
+//! `:json-key:…` suffix in the resource. Not here: parsing (`references.rs`), credential specs (`credspec.rs`), where a reference was
+//! found and the findings about it (`site.rs`).
 
 use super::references::{
-    ParameterRef, Place, RefError, SecretRef, ValueFrom, has_random_suffix,
-    parse_credentials_parameter, parse_value_from,
+    ParameterRef, Place, SecretRef, ValueFrom, has_random_suffix, parse_credentials_parameter,
+    parse_value_from,
 };
+use super::site::{Site, cross_account, report};
 use super::{Fact, FindingKind, Lookup, Needs, kms};
-use crate::model::{Arn, ContainerDefinition};
+use crate::model::ContainerDefinition;
 use crate::policy::Permission;
-
-/// Where a reference was found: the container and the field path.
-pub(crate) struct Site {
-    pub container: String,
-    pub field: String,
-}
-
-impl Site {
-    pub fn of(container: &ContainerDefinition, field: &str) -> Site {
-        Site {
-            container: container.display_name(),
-            field: container.field_path(field),
-        }
-    }
-}
 
 /// Rows 4, 5, 6, 6b and 7 for one container.
 pub(crate) fn container_secrets(container: &ContainerDefinition, needs: &mut Needs) {
@@ -94,16 +81,6 @@ fn value_from(
         Ok(ValueFrom::Parameter(parameter)) => grant_parameter(&parameter, &site, needs),
         Err(err) => report(err, &site, needs),
     }
-}
-
-/// A parse error as a finding.
-pub(crate) fn report(err: RefError, site: &Site, needs: &mut Needs) {
-    let (kind, message) = match err {
-        RefError::Placeholder(m) => (FindingKind::UnresolvedPlaceholder, m),
-        RefError::Invalid(m) => (FindingKind::InvalidReference, m),
-        RefError::UnknownContext(m) => (FindingKind::UnknownContext, m),
-    };
-    needs.find(kind, Some(&site.container), Some(&site.field), message);
 }
 
 /// `secretsmanager:GetSecretValue` on the secret, and `kms:Decrypt` when it uses a customer managed key.
@@ -207,37 +184,4 @@ pub(crate) fn grant_parameter(parameter: &ParameterRef, site: &Site, needs: &mut
         }
         other => kms::unresolved(other, &what, site, needs),
     }
-}
-
-/// A finding when a resource is in another account than the task.
-pub(crate) fn cross_account(
-    account: &str,
-    what: &str,
-    policy: &str,
-    site: &Site,
-    needs: &mut Needs,
-) {
-    if needs.scope.account.as_deref().is_some_and(|a| a != account) {
-        needs.find(
-            FindingKind::CrossAccountResource,
-            Some(&site.container),
-            Some(&site.field),
-            format!(
-                "{what} is in account {account}: its {policy} must also allow the execution role \
-                 (execrole does not write it)"
-            ),
-        );
-    }
-}
-
-/// Whether an ARN names a KMS key (`arn:P:kms:R:A:key/<id>`).
-pub(crate) fn is_key_arn(text: &str) -> bool {
-    Arn::parse(text).is_ok_and(|a| {
-        a.service == "kms"
-            && crate::model::is_region(&a.region)
-            && crate::model::is_account_id(&a.account)
-            && a.resource
-                .strip_prefix("key/")
-                .is_some_and(|k| !k.is_empty())
-    })
 }
