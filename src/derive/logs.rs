@@ -5,6 +5,8 @@
 //! The Region is `awslogs-region`, which may differ from the task's; the account is always the task's. Other log
 //! drivers (and their `secretOptions`) are not handled here.
 
+use std::collections::BTreeMap;
+
 use super::{FindingKind, Needs, partition};
 use crate::model::{ContainerDefinition, has_placeholder, is_region};
 use crate::policy::Permission;
@@ -21,88 +23,18 @@ pub(crate) fn awslogs(container: &ContainerDefinition, needs: &mut Needs) {
     {
         return;
     }
-    let name = container.display_name();
-    let base = if log.was_list {
-        "logConfiguration[0]"
-    } else {
-        "logConfiguration"
-    };
-    let group_field = container.field_path(&format!("{base}.options.awslogs-group"));
-    let region_field = container.field_path(&format!("{base}.options.awslogs-region"));
-
-    let Some(group) = log.options.get("awslogs-group").filter(|g| !g.is_empty()) else {
-        needs.find(
-            FindingKind::InvalidReference,
-            Some(&name),
-            Some(&group_field),
-            "the awslogs driver needs the awslogs-group option; tasks will fail to start",
-        );
+    let at = Fields::of(container, log.was_list);
+    let Some(group) = log_group(&log.options, &at, needs) else {
         return;
     };
-    if has_placeholder(group) {
-        needs.find(
-            FindingKind::UnresolvedPlaceholder,
-            Some(&name),
-            Some(&group_field),
-            format!("log group `{group}` holds an unresolved template placeholder"),
-        );
+    let Some(region) = log_region(&log.options, &at, needs) else {
         return;
-    }
-    if !is_log_group_name(group) {
-        needs.find(
-            FindingKind::InvalidReference,
-            Some(&name),
-            Some(&group_field),
-            format!("`{group}` is not a valid CloudWatch Logs group name"),
-        );
-        return;
-    }
-    let region = match log.options.get("awslogs-region").filter(|r| !r.is_empty()) {
-        Some(region) if has_placeholder(region) => {
-            needs.find(
-                FindingKind::UnresolvedPlaceholder,
-                Some(&name),
-                Some(&region_field),
-                format!("awslogs-region `{region}` holds an unresolved template placeholder"),
-            );
-            return;
-        }
-        Some(region) if !is_region(region) => {
-            needs.find(
-                FindingKind::InvalidReference,
-                Some(&name),
-                Some(&region_field),
-                format!("awslogs-region `{region}` is not a Region name"),
-            );
-            return;
-        }
-        Some(region) => region.clone(),
-        None => match needs.scope.region.clone() {
-            Some(task_region) => {
-                needs.find(
-                    FindingKind::IncompleteConfiguration,
-                    Some(&name),
-                    Some(&region_field),
-                    format!("awslogs-region is not set; assumed the task's Region {task_region}"),
-                );
-                task_region
-            }
-            None => {
-                needs.find(
-                    FindingKind::UnknownContext,
-                    Some(&name),
-                    Some(&region_field),
-                    "awslogs-region is not set and the task's Region is unknown (give --region)",
-                );
-                return;
-            }
-        },
     };
     let Some(account) = needs.scope.account.clone() else {
-        needs.find(
+        at.find(
+            needs,
             FindingKind::UnknownContext,
-            Some(&name),
-            Some(&group_field),
+            &at.group,
             "the task's account is unknown, so the log group ARN cannot be built (give --account)",
         );
         return;
@@ -114,11 +46,10 @@ pub(crate) fn awslogs(container: &ContainerDefinition, needs: &mut Needs) {
     for action in ["logs:CreateLogStream", "logs:PutLogEvents"] {
         needs.grant(
             Permission::new(action, resource.clone()),
-            &name,
-            &group_field,
+            &at.container,
+            &at.group,
         );
     }
-    let create_field = container.field_path(&format!("{base}.options.awslogs-create-group"));
     if log
         .options
         .get("awslogs-create-group")
@@ -126,10 +57,109 @@ pub(crate) fn awslogs(container: &ContainerDefinition, needs: &mut Needs) {
     {
         needs.grant(
             Permission::new("logs:CreateLogGroup", resource),
-            &name,
-            &create_field,
+            &at.container,
+            &at.create_group,
         );
     }
+}
+
+/// The container and the field paths of the awslogs options, for reasons and findings.
+struct Fields {
+    container: String,
+    group: String,
+    region: String,
+    create_group: String,
+}
+
+impl Fields {
+    fn of(container: &ContainerDefinition, was_list: bool) -> Fields {
+        let base = if was_list {
+            "logConfiguration[0]"
+        } else {
+            "logConfiguration"
+        };
+        let option = |name: &str| container.field_path(&format!("{base}.options.{name}"));
+        Fields {
+            container: container.display_name(),
+            group: option("awslogs-group"),
+            region: option("awslogs-region"),
+            create_group: option("awslogs-create-group"),
+        }
+    }
+
+    fn find(&self, needs: &mut Needs, kind: FindingKind, field: &str, message: impl Into<String>) {
+        needs.find(kind, Some(&self.container), Some(field), message);
+    }
+}
+
+/// The `awslogs-group` option when it is a usable log group name; otherwise a finding and `None`.
+fn log_group<'a>(
+    options: &'a BTreeMap<String, String>,
+    at: &Fields,
+    needs: &mut Needs,
+) -> Option<&'a String> {
+    let Some(group) = options.get("awslogs-group").filter(|g| !g.is_empty()) else {
+        at.find(
+            needs,
+            FindingKind::InvalidReference,
+            &at.group,
+            "the awslogs driver needs the awslogs-group option; tasks will fail to start",
+        );
+        return None;
+    };
+    let problem = if has_placeholder(group) {
+        (
+            FindingKind::UnresolvedPlaceholder,
+            format!("log group `{group}` holds an unresolved template placeholder"),
+        )
+    } else if !is_log_group_name(group) {
+        (
+            FindingKind::InvalidReference,
+            format!("`{group}` is not a valid CloudWatch Logs group name"),
+        )
+    } else {
+        return Some(group);
+    };
+    at.find(needs, problem.0, &at.group, problem.1);
+    None
+}
+
+/// The `awslogs-region` option, or the task's Region (with a finding) when it is not set; a finding and `None`
+/// when neither gives a Region.
+fn log_region(
+    options: &BTreeMap<String, String>,
+    at: &Fields,
+    needs: &mut Needs,
+) -> Option<String> {
+    let (kind, message) = match options.get("awslogs-region").filter(|r| !r.is_empty()) {
+        Some(region) if has_placeholder(region) => (
+            FindingKind::UnresolvedPlaceholder,
+            format!("awslogs-region `{region}` holds an unresolved template placeholder"),
+        ),
+        Some(region) if !is_region(region) => (
+            FindingKind::InvalidReference,
+            format!("awslogs-region `{region}` is not a Region name"),
+        ),
+        Some(region) => return Some(region.clone()),
+        None => match needs.scope.region.clone() {
+            Some(task_region) => {
+                at.find(
+                    needs,
+                    FindingKind::IncompleteConfiguration,
+                    &at.region,
+                    format!("awslogs-region is not set; assumed the task's Region {task_region}"),
+                );
+                return Some(task_region);
+            }
+            None => (
+                FindingKind::UnknownContext,
+                "awslogs-region is not set and the task's Region is unknown (give --region)"
+                    .to_owned(),
+            ),
+        },
+    };
+    at.find(needs, kind, &at.region, message);
+    None
 }
 
 /// CloudWatch Logs group names: 1–512 of `A-Za-z0-9`, `_`, `-`, `/`, `.`, `#`.
