@@ -96,6 +96,11 @@ fn identity_documents() -> Vec<(&'static str, PolicyDocument, String)> {
             ),
             r#"{"Version":"2012-10-17","Statement":[{"Sid":"","Effect":"Allow","Action":[],"Resource":[]}]}"#.to_owned(),
         ),
+    ]
+}
+
+fn condition_and_escaping_documents() -> Vec<(&'static str, PolicyDocument, String)> {
+    vec![
         (
             "conditions with several operators, keys and values, an empty list and an empty block",
             document(
@@ -200,14 +205,22 @@ fn trust_documents() -> Vec<(&'static str, PolicyDocument, String)> {
 
 #[test]
 fn documents_serialise_to_the_pinned_bytes() {
-    for (name, doc, expected) in identity_documents().into_iter().chain(trust_documents()) {
+    for (name, doc, expected) in identity_documents()
+        .into_iter()
+        .chain(condition_and_escaping_documents())
+        .chain(trust_documents())
+    {
         assert_eq!(doc.to_json(), expected, "{name}");
     }
 }
 
 #[test]
 fn each_statement_serialises_to_its_slice_of_the_document() {
-    for (name, doc, _) in identity_documents().into_iter().chain(trust_documents()) {
+    for (name, doc, _) in identity_documents()
+        .into_iter()
+        .chain(condition_and_escaping_documents())
+        .chain(trust_documents())
+    {
         let statements: Vec<String> = doc.statements.iter().map(Statement::to_json).collect();
         let expected = match &doc.version {
             Some(version) => format!(
