@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use super::site::log_configuration_path;
 use super::{FindingKind, Needs, partition};
 use crate::model::{ContainerDefinition, has_placeholder, is_region};
 use crate::policy::Permission;
@@ -73,11 +74,7 @@ struct Fields {
 
 impl Fields {
     fn of(container: &ContainerDefinition, was_list: bool) -> Fields {
-        let base = if was_list {
-            "logConfiguration[0]"
-        } else {
-            "logConfiguration"
-        };
+        let base = log_configuration_path(was_list);
         let option = |name: &str| container.field_path(&format!("{base}.options.{name}"));
         Fields {
             container: container.display_name(),

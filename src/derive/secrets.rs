@@ -15,7 +15,7 @@ use super::references::{
     ParameterRef, Place, SecretRef, ValueFrom, has_random_suffix, parse_credentials_parameter,
     parse_value_from,
 };
-use super::site::{Site, cross_account, report};
+use super::site::{Site, cross_account, log_configuration_path, report};
 use super::{Fact, FindingKind, Lookup, Needs, kms};
 use crate::model::ContainerDefinition;
 use crate::policy::Permission;
@@ -30,32 +30,23 @@ pub(crate) fn container_secrets(container: &ContainerDefinition, needs: &mut Nee
             Err(err) => report(err, &site, needs),
         }
     }
-    for entry in &container.secrets {
-        let field = format!("secrets[{}].valueFrom", entry.index);
-        value_from(
-            container,
-            entry.value_from.as_deref(),
-            &field,
-            place.as_ref(),
-            needs,
-        );
-    }
-    if let Some(log) = &container.log_configuration {
-        let base = if log.was_list {
-            "logConfiguration[0]"
-        } else {
-            "logConfiguration"
-        };
-        for entry in &log.secret_options {
+    let log_options = container.log_configuration.iter().flat_map(|log| {
+        let base = log_configuration_path(log.was_list);
+        log.secret_options.iter().map(move |entry| {
             let field = format!("{base}.secretOptions[{}].valueFrom", entry.index);
-            value_from(
-                container,
-                entry.value_from.as_deref(),
-                &field,
-                place.as_ref(),
-                needs,
-            );
-        }
+            (field, entry.value_from.as_deref())
+        })
+    });
+    let entries = container
+        .secrets
+        .iter()
+        .map(|entry| {
+            let field = format!("secrets[{}].valueFrom", entry.index);
+            (field, entry.value_from.as_deref())
+        })
+        .chain(log_options);
+    for (field, value) in entries {
+        value_from(container, value, &field, place.as_ref(), needs);
     }
 }
 

@@ -1,6 +1,6 @@
-//! Where a reference was found in a task definition ([`Site`]: container and field path), and the findings every
-//! reference rule reports there: a reference that cannot be parsed, and a resource in another account whose own
-//! policy must also allow the role.
+//! Where a reference was found in a task definition ([`Site`]: container and field path, and the path of
+//! `logConfiguration` as written), and the findings every reference rule reports there: a reference that cannot
+//! be parsed, and a resource in another account whose own policy must also allow the role.
 //!
 //! Shared by the secret, parameter, KMS, S3 and credential-spec rules, so none of them imports another for it. Not
 //! here: parsing references (`references.rs`) or granting anything.
@@ -53,5 +53,14 @@ pub(crate) fn cross_account(
                  (execrole does not write it)"
             ),
         );
+    }
+}
+
+/// The path of `logConfiguration` as written: `logConfiguration[0]` when the task definition gave it as a list.
+pub(crate) fn log_configuration_path(was_list: bool) -> &'static str {
+    if was_list {
+        "logConfiguration[0]"
+    } else {
+        "logConfiguration"
     }
 }
