@@ -1,16 +1,24 @@
-//! What every reconcile runs with, beside the store and the queue: the configuration in force with the clients
-//! it asked for (`Runtime`, replaced as a whole on reload), where clients come from (`ClientSource`), readiness
-//! (`Health`), and the blast-radius write budget. It holds no per-role state (that is the store's).
+//! What every reconcile runs with: the `Context` (kube-rs's name), passed by reference to `reconcile`,
+//! `error_policy`, the sweeps and the loops. It holds the configuration in force with the clients it asked for
+//! (`Runtime`, replaced as a whole on reload), the store of per-role records, the scheduler (work queue), the
+//! write budget, the caches, metrics and readiness (`Health`); `ClientSource` says where clients come from.
+//! Per-role state lives in the store only.
 
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::lookups::FactCache;
+use super::queue::WorkQueue;
+use super::reconcile::PolicyCache;
+use super::store::Store;
+use super::watcher::Watcher;
 use crate::aws::{ClientFactory, EcsApi, FactsApi, IamApi};
-use crate::config::{Config, Target};
+use crate::config::{Config, Mode, Target};
+use crate::metrics::Metrics;
+use crate::model::RoleKey;
 
 /// The clients of one target: one ECS API per Region, one IAM API for the account.
 #[derive(Clone)]
@@ -107,5 +115,79 @@ impl WriteBudget {
             self.used.store(0, Ordering::SeqCst);
         }
         (&self.used, *start + length)
+    }
+}
+
+/// Everything a reconcile, a sweep or a loop runs with, shared by reference (kube-rs's `Context`).
+pub(crate) struct Context {
+    /// The configuration in force and its clients; replaced as a whole on reload.
+    runtime: RwLock<Arc<Runtime>>,
+    /// `run --dry-run`: observe only, whatever any config (also a reloaded one) says.
+    force_dry_run: AtomicBool,
+    /// The task definitions seen, per target and Region (described once each).
+    pub(crate) watcher: Watcher,
+    /// Look-up answers (secrets, keys, registries), kept for `lookup_cache_ttl`.
+    pub(crate) facts: FactCache,
+    /// Managed policy documents read from IAM.
+    pub(crate) policies: PolicyCache,
+    /// One record per managed role and per watched account.
+    pub(crate) store: Store,
+    /// The scheduler: which role runs next, and when.
+    pub(crate) queue: WorkQueue<RoleKey>,
+    /// The blast-radius cap outside `pass`.
+    pub(crate) budget: WriteBudget,
+    /// The metrics registry.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Readiness, shared with the HTTP server.
+    pub(crate) health: Arc<Health>,
+}
+
+impl Context {
+    /// A context for `runtime`, with empty caches, store and queue.
+    pub(crate) fn new(runtime: Runtime, metrics: Arc<Metrics>, health: Arc<Health>) -> Context {
+        Context {
+            facts: FactCache::new(runtime.config.lookup_cache_ttl),
+            runtime: RwLock::new(Arc::new(runtime)),
+            force_dry_run: AtomicBool::new(false),
+            watcher: Watcher::default(),
+            policies: PolicyCache::default(),
+            store: Store::default(),
+            queue: WorkQueue::new(),
+            budget: WriteBudget::new(),
+            metrics,
+            health,
+        }
+    }
+
+    /// The configuration in force, with its clients.
+    pub(crate) fn runtime(&self) -> Arc<Runtime> {
+        self.runtime
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Put a new configuration (and its clients) in force.
+    pub(crate) fn replace_runtime(&self, runtime: Runtime) {
+        *self.runtime.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(runtime);
+    }
+
+    /// Observe only from now on, whatever the config says (`run --dry-run`).
+    pub(crate) fn force_dry_run(&self) {
+        self.force_dry_run.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether `run --dry-run` forced observe-only.
+    pub(crate) fn is_forced_dry_run(&self) -> bool {
+        self.force_dry_run.load(Ordering::SeqCst)
+    }
+
+    /// The mode the daemon reconciles in under `config`.
+    pub(crate) fn mode(&self, config: &Config) -> Mode {
+        if self.is_forced_dry_run() {
+            Mode::DryRun
+        } else {
+            config.mode
+        }
     }
 }

@@ -7,7 +7,9 @@
 //! config reload asks. A failing target, Region, revision or role never stops the others; on shutdown, work in
 //! flight drains.
 //!
-//! `pass` runs the same steps once, synchronously, for `run --once`, `plan` and tests. The controller talks to AWS
+//! Every step is a function over one `Context` (configuration and clients, store, queue, caches, metrics);
+//! `Controller` is the thin public facade over it. `pass` runs the same steps once, synchronously, for
+//! `run --once`, `plan` and tests. The controller talks to AWS
 //! only through the `aws` traits, so tests drive it with in-memory fakes and a paused clock. It does not render
 //! plans (`plan`) or serve HTTP (`http`); it records metrics and readiness for them.
 
@@ -17,23 +19,24 @@ pub(crate) mod lookups;
 mod queue;
 mod reconcile;
 mod reload;
+mod role;
 mod runtime;
 mod store;
 mod watcher;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use context::Context;
 pub(crate) use context::Runtime;
-use context::WriteBudget;
 pub use context::{ClientSource, Health, TargetClients};
 pub use queue::WorkQueue;
-pub use reconcile::{ApplyRules, Outcome, PolicyCache, ReconcileError, RoleReport, reconcile};
+pub use reconcile::{ApplyRules, Outcome, PolicyCache, ReconcileError, RoleReport};
 pub use reload::ReloadOutcome;
 
 use crate::config::{Config, Mode, Target};
@@ -41,8 +44,9 @@ use crate::derive::{self, DeriveContext, Finding, FindingKind, Requirement};
 use crate::metrics::Metrics;
 use crate::model::RoleKey;
 use crate::plan::{DesiredRole, HoldReason, Plan, Removals, RolePlan};
-use store::{AccountRecord, PublishedRole, Store};
-use watcher::Watcher;
+use role::RoleRun;
+use runtime::record_queue;
+use store::{AccountRecord, LastReconcile, PublishedRole};
 
 /// What one pass did.
 #[derive(Debug, Default)]
@@ -114,20 +118,9 @@ impl Sweep {
     }
 }
 
-/// The reconciling controller.
+/// The reconciling controller: a thin facade over its `Context` for `main`, the HTTP server, benches and tests.
 pub struct Controller {
-    runtime: RwLock<Arc<Runtime>>,
-    /// `run --dry-run`: observe only, whatever any config (also a reloaded one) says.
-    force_dry_run: AtomicBool,
-    watcher: Watcher,
-    facts: lookups::FactCache,
-    policies: PolicyCache,
-    /// One record per managed role and per watched account.
-    store: Store,
-    queue: WorkQueue<RoleKey>,
-    budget: WriteBudget,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    ctx: Context,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -146,426 +139,375 @@ impl Controller {
     ) -> Controller {
         let runtime = Runtime::build(config, clients).await;
         Controller {
-            facts: lookups::FactCache::new(runtime.config.lookup_cache_ttl),
-            runtime: RwLock::new(Arc::new(runtime)),
-            force_dry_run: AtomicBool::new(false),
-            watcher: Watcher::default(),
-            policies: PolicyCache::default(),
-            store: Store::default(),
-            queue: WorkQueue::new(),
-            budget: WriteBudget::new(),
-            metrics,
-            health,
+            ctx: Context::new(runtime, metrics, health),
         }
     }
 
     /// Observe only, whatever the config (and any reloaded config) says: `run --dry-run`.
     pub fn force_dry_run(&self) {
-        self.force_dry_run.store(true, Ordering::SeqCst);
+        self.ctx.force_dry_run();
     }
 
     /// The configuration in force.
     pub fn config(&self) -> Config {
-        self.runtime().config.clone()
-    }
-
-    fn runtime(&self) -> Arc<Runtime> {
-        self.runtime
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn mode(&self, config: &Config) -> Mode {
-        if self.force_dry_run.load(Ordering::SeqCst) {
-            Mode::DryRun
-        } else {
-            config.mode
-        }
+        self.ctx.runtime().config.clone()
     }
 
     /// One full pass: sweep every target, then reconcile every role in `mode` with bounded concurrency, and
     /// wait for all of it. `run --once`, `plan` and tests use it; the daemon runs the same steps through the
     /// work queue.
     pub async fn pass(&self, mode: Mode, shutdown: &CancellationToken) -> PassReport {
-        let started = tokio::time::Instant::now();
-        let rt = self.runtime();
-        let mut report = PassReport::default();
-        let mut keys: Vec<RoleKey> = Vec::new();
-        for index in 0..rt.targets.len() {
-            let sweep = self.sweep(&rt, index).await;
-            report.observe_errors.extend(
-                sweep
-                    .errors
-                    .iter()
-                    .map(|e| format!("account {}: {e}", sweep.account)),
-            );
-            report.plan.findings.extend(sweep.loose.iter().cloned());
-            keys.extend(sweep.roles.iter().map(|r| r.desired.key.clone()));
-            self.publish(&rt, sweep);
-        }
-        let role_count = keys.len();
-        let roles_written = AtomicUsize::new(0);
-        let roles_written = &roles_written;
-        let rt = &rt;
-        let reports: Vec<(RoleKey, RoleReport)> = futures::stream::iter(keys)
+        pass(&self.ctx, mode, shutdown).await
+    }
+}
+
+/// One full pass: sweep every target, then reconcile every role in `mode` with bounded concurrency, and
+/// wait for all of it. `run --once`, `plan` and tests use it; the daemon runs the same steps through the
+/// work queue.
+async fn pass(ctx: &Context, mode: Mode, shutdown: &CancellationToken) -> PassReport {
+    let started = tokio::time::Instant::now();
+    let rt = ctx.runtime();
+    let mut report = PassReport::default();
+    let mut keys: Vec<RoleKey> = Vec::new();
+    for index in 0..rt.targets.len() {
+        let sweep = sweep_target(ctx, &rt, index).await;
+        report.observe_errors.extend(
+            sweep
+                .errors
+                .iter()
+                .map(|e| format!("account {}: {e}", sweep.account)),
+        );
+        report.plan.findings.extend(sweep.loose.iter().cloned());
+        keys.extend(sweep.roles.iter().map(|r| r.desired.key.clone()));
+        publish(ctx, &rt, sweep);
+    }
+    let role_count = keys.len();
+    let roles_written = AtomicUsize::new(0);
+    let roles_written = &roles_written;
+    let rt = &rt;
+    let reports: Vec<(RoleKey, LastReconcile, Option<ReconcileError>)> =
+        futures::stream::iter(keys)
             .filter(|_| std::future::ready(!shutdown.is_cancelled()))
             .map(|key| async move {
-                let result = self.reconcile_key(rt, &key, mode, roles_written).await;
-                result.map(|r| (key, r))
+                let role = RoleRun {
+                    key,
+                    mode,
+                    roles_written,
+                };
+                let result = role::reconcile(&role, ctx).await;
+                let last = ctx.store.take_last(&role.key)?;
+                Some((role.key, last, result.err()))
             })
             .buffer_unordered(rt.config.concurrency)
             .filter_map(std::future::ready)
             .collect()
             .await;
-        report.interrupted = reports.len() < role_count;
-        let mut role_plans: Vec<RolePlan> = Vec::new();
-        for (key, role) in reports {
-            *report.outcomes.entry(role.outcome).or_default() += 1;
-            report.writes += role.writes;
-            if let Some(error) = &role.error {
-                report.plan.errors.push((key.clone(), error.to_string()));
-            }
-            if let Some(plan) = role.plan {
-                role_plans.push(plan);
-            }
+    report.interrupted = reports.len() < role_count;
+    let mut role_plans: Vec<RolePlan> = Vec::new();
+    for (key, role, error) in reports {
+        *report.outcomes.entry(role.outcome).or_default() += 1;
+        report.writes += role.writes;
+        if let Some(error) = &error {
+            report.plan.errors.push((key.clone(), error.to_string()));
         }
-        role_plans.sort_by(|a, b| a.key.cmp(&b.key));
-        report.plan.roles = role_plans;
-        report.plan.errors.sort();
-        report.plan.findings.sort();
-        report.duration = started.elapsed();
-        self.record_pass(&report);
-        report
-    }
-
-    /// Observe one target: list, describe what is new, derive, and group by role.
-    async fn sweep(&self, rt: &Runtime, index: usize) -> Sweep {
-        let (target, clients) = &rt.targets[index];
-        let view = self
-            .watcher
-            .observe_target(&rt.config, target, &clients.ecs, &self.metrics)
-            .await;
-        let complete = view.is_complete();
-        let derivations = self
-            .derive_all(&rt.config, target, clients, &view.task_definitions)
-            .await;
-        let (desired, loose) = Controller::desired_roles(&rt.config, target, derivations);
-        // A failed look-up leaves a need undecided (e.g. kms:Decrypt): treat the role like a partial view, so that
-        // nothing it may still need is removed meanwhile.
-        let roles = desired
-            .into_iter()
-            .map(|d| {
-                let decided = !d
-                    .findings
-                    .iter()
-                    .any(|f| f.kind == FindingKind::UnresolvedLookup);
-                let removals = if !complete {
-                    Removals::HeldBack(HoldReason::PartialObservation)
-                } else if !decided {
-                    Removals::HeldBack(HoldReason::UnresolvedLookup)
-                } else {
-                    Removals::Allowed
-                };
-                PublishedRole {
-                    desired: d,
-                    iam: clients.iam.clone(),
-                    removals,
-                }
-            })
-            .collect();
-        Sweep {
-            account: target.account.clone(),
-            roles,
-            loose,
-            errors: view.errors,
-            watched: view.task_definitions.len(),
-            in_grace: view.in_grace,
+        if let Some(plan) = role.plan {
+            role_plans.push(plan);
         }
     }
+    role_plans.sort_by(|a, b| a.key.cmp(&b.key));
+    report.plan.roles = role_plans;
+    report.plan.errors.sort();
+    report.plan.findings.sort();
+    report.duration = started.elapsed();
+    record_pass(ctx, &report);
+    report
+}
 
-    /// Make a sweep's roles the desired state of its account. Returns the roles that are new or whose desired
-    /// state changed; roles no longer named by any in-scope revision are forgotten (never touched again).
-    fn publish(&self, rt: &Runtime, sweep: Sweep) -> Vec<RoleKey> {
-        let mut findings: BTreeSet<Finding> = sweep.loose.iter().cloned().collect();
-        for role in &sweep.roles {
-            findings.extend(role.desired.findings.iter().cloned());
-        }
-        let record = AccountRecord {
-            complete: sweep.is_complete(),
-            watched: sweep.watched,
-            in_grace: sweep.in_grace,
-            findings,
-        };
-        let published = self.store.publish(&sweep.account, sweep.roles, record);
-        for key in &published.gone {
-            self.queue.remove(key);
-            tracing::info!(role = %key, "no in-scope task definition names the role any more; it is no longer managed");
-        }
-        self.record_state(rt);
-        self.record_drift();
-        self.record_queue();
-        published.changed
-    }
-
-    /// Reconcile one role from its published desired state; `None` when the role is no longer managed.
-    async fn reconcile_key(
-        &self,
-        rt: &Runtime,
-        key: &RoleKey,
-        mode: Mode,
-        roles_written: &AtomicUsize,
-    ) -> Option<RoleReport> {
-        let entry = self.store.published(key)?;
-        let rules = ApplyRules {
-            mode,
-            removals: entry.removals,
-            safety: &rt.config.safety,
-            roles_written,
-        };
-        let report = reconcile(
-            &entry.desired,
-            entry.iam.as_ref(),
-            &rt.config.inline_policy_name,
-            rules,
-            &self.metrics,
-            &self.policies,
-        )
+/// Observe one target: list, describe what is new, derive, and group by role.
+async fn sweep_target(ctx: &Context, rt: &Runtime, index: usize) -> Sweep {
+    let (target, clients) = &rt.targets[index];
+    let view = ctx
+        .watcher
+        .observe_target(&rt.config, target, &clients.ecs, &ctx.metrics)
         .await;
-        if let Some(error) = &report.error {
-            tracing::warn!(role = %key, error = %error, step = error.step(), retryable = error.is_retryable(), "reconcile failed");
-        }
-        if let Some(doc) = report.plan.as_ref().and_then(|p| p.desired.as_ref()) {
-            let ratio =
-                crate::policy::iam_size(doc) as f64 / crate::plan::INLINE_POLICY_LIMIT as f64;
-            self.metrics.policy_size_ratio.observe(ratio);
-        }
-        self.store.record_reconcile(key, &report);
-        self.record_drift();
-        Some(report)
+    let complete = view.is_complete();
+    let derivations = derive_all(ctx, &rt.config, target, clients, &view.task_definitions).await;
+    let (desired, loose) = desired_roles(&rt.config, target, derivations);
+    // A failed look-up leaves a need undecided (e.g. kms:Decrypt): treat the role like a partial view, so that
+    // nothing it may still need is removed meanwhile.
+    let roles = desired
+        .into_iter()
+        .map(|d| {
+            let decided = !d
+                .findings
+                .iter()
+                .any(|f| f.kind == FindingKind::UnresolvedLookup);
+            let removals = if !complete {
+                Removals::HeldBack(HoldReason::PartialObservation)
+            } else if !decided {
+                Removals::HeldBack(HoldReason::UnresolvedLookup)
+            } else {
+                Removals::Allowed
+            };
+            PublishedRole {
+                desired: d,
+                iam: clients.iam.clone(),
+                removals,
+            }
+        })
+        .collect();
+    Sweep {
+        account: target.account.clone(),
+        roles,
+        loose,
+        errors: view.errors,
+        watched: view.task_definitions.len(),
+        in_grace: view.in_grace,
     }
+}
 
-    /// The drift gauges, from every managed role's last reconcile.
-    fn record_drift(&self) {
-        for (kind, count) in self.store.drift_counts() {
-            self.metrics
-                .roles_in_drift
-                .with_label_values(&[kind])
-                .set(count as i64);
-        }
+/// Make a sweep's roles the desired state of its account. Returns the roles that are new or whose desired
+/// state changed; roles no longer named by any in-scope revision are forgotten (never touched again).
+fn publish(ctx: &Context, rt: &Runtime, sweep: Sweep) -> Vec<RoleKey> {
+    let mut findings: BTreeSet<Finding> = sweep.loose.iter().cloned().collect();
+    for role in &sweep.roles {
+        findings.extend(role.desired.findings.iter().cloned());
     }
-
-    /// Gauges and readiness from the published state: roles managed, revisions watched, findings (each logged
-    /// once when it appears and once when it goes away), ready when every target's last sweep saw everything.
-    fn record_state(&self, rt: &Runtime) {
-        let m = &self.metrics;
-        m.roles_managed.set(self.store.role_count() as i64);
-        let accounts = self.store.accounts();
-        m.task_definitions_watched
-            .set(accounts.values().map(|a| a.watched as i64).sum());
-        m.task_definitions_in_grace
-            .set(accounts.values().map(|a| a.in_grace as i64).sum());
-        let ready = rt
-            .targets
-            .iter()
-            .all(|(t, _)| accounts.get(&t.account).is_some_and(|a| a.complete));
-        self.health.set_ready(ready);
-        m.ready.set(i64::from(ready));
-
-        let current: BTreeSet<Finding> = accounts
-            .values()
-            .flat_map(|a| a.findings.iter().cloned())
-            .collect();
-        let mut by_kind: BTreeMap<FindingKind, i64> = BTreeMap::new();
-        for finding in &current {
-            *by_kind.entry(finding.kind).or_default() += 1;
-        }
-        m.findings.reset();
-        for (kind, count) in by_kind {
-            m.findings.with_label_values(&[kind.as_str()]).set(count);
-        }
-        let logged = self.store.swap_logged_findings(current.clone());
-        for finding in current.difference(&logged) {
-            tracing::warn!(
-                kind = finding.kind.as_str(),
-                blocking = finding.kind.is_blocking(),
-                task_definition = %finding.task_definition,
-                container = finding.container.as_deref().unwrap_or(""),
-                field = finding.field.as_deref().unwrap_or(""),
-                "finding: {}",
-                finding.message
-            );
-        }
-        for finding in logged.difference(&current) {
-            tracing::info!(
-                kind = finding.kind.as_str(),
-                task_definition = %finding.task_definition,
-                field = finding.field.as_deref().unwrap_or(""),
-                "finding resolved"
-            );
-        }
+    let record = AccountRecord {
+        complete: sweep.is_complete(),
+        watched: sweep.watched,
+        in_grace: sweep.in_grace,
+        findings,
+    };
+    let published = ctx.store.publish(&sweep.account, sweep.roles, record);
+    for key in &published.gone {
+        ctx.queue.remove(key);
+        tracing::info!(role = %key, "no in-scope task definition names the role any more; it is no longer managed");
     }
+    record_state(ctx, rt);
+    record_drift(ctx);
+    record_queue(ctx);
+    published.changed
+}
 
-    /// Count a pass and log its summary.
-    fn record_pass(&self, report: &PassReport) {
-        if report.interrupted {
-            tracing::info!(
-                reconciled = report.plan.roles.len(),
-                writes = report.writes,
-                "pass interrupted by shutdown"
-            );
-            return;
-        }
-        let success = report.is_success();
-        self.count_pass(success, success);
-        tracing::info!(
-            result = if success { "success" } else { "failure" },
-            roles = report.plan.roles.len(),
-            in_sync = report.outcomes.get(&Outcome::InSync).copied().unwrap_or(0),
-            applied = report.outcomes.get(&Outcome::Applied).copied().unwrap_or(0),
-            pending = report.outcomes.get(&Outcome::Pending).copied().unwrap_or(0),
-            errors = report.outcomes.get(&Outcome::Error).copied().unwrap_or(0),
-            writes = report.writes,
-            task_definitions = self.metrics.task_definitions_watched.get(),
-            cached = self.watcher.cached_count(),
-            duration_ms = report.duration.as_millis() as u64,
-            "pass finished"
+/// The drift gauges, from every managed role's last reconcile.
+fn record_drift(ctx: &Context) {
+    for (kind, count) in ctx.store.drift_counts() {
+        ctx.metrics
+            .roles_in_drift
+            .with_label_values(&[kind])
+            .set(count as i64);
+    }
+}
+
+/// Gauges and readiness from the published state: roles managed, revisions watched, findings (each logged
+/// once when it appears and once when it goes away), ready when every target's last sweep saw everything.
+fn record_state(ctx: &Context, rt: &Runtime) {
+    let m = &ctx.metrics;
+    m.roles_managed.set(ctx.store.role_count() as i64);
+    let accounts = ctx.store.accounts();
+    m.task_definitions_watched
+        .set(accounts.values().map(|a| a.watched as i64).sum());
+    m.task_definitions_in_grace
+        .set(accounts.values().map(|a| a.in_grace as i64).sum());
+    let ready = rt
+        .targets
+        .iter()
+        .all(|(t, _)| accounts.get(&t.account).is_some_and(|a| a.complete));
+    ctx.health.set_ready(ready);
+    m.ready.set(i64::from(ready));
+
+    let current: BTreeSet<Finding> = accounts
+        .values()
+        .flat_map(|a| a.findings.iter().cloned())
+        .collect();
+    let mut by_kind: BTreeMap<FindingKind, i64> = BTreeMap::new();
+    for finding in &current {
+        *by_kind.entry(finding.kind).or_default() += 1;
+    }
+    m.findings.reset();
+    for (kind, count) in by_kind {
+        m.findings.with_label_values(&[kind.as_str()]).set(count);
+    }
+    let logged = ctx.store.swap_logged_findings(current.clone());
+    for finding in current.difference(&logged) {
+        tracing::warn!(
+            kind = finding.kind.as_str(),
+            blocking = finding.kind.is_blocking(),
+            task_definition = %finding.task_definition,
+            container = finding.container.as_deref().unwrap_or(""),
+            field = finding.field.as_deref().unwrap_or(""),
+            "finding: {}",
+            finding.message
         );
     }
-
-    /// Count a pass; the last-success time moves only when the whole world has been seen (in the daemon: every
-    /// target's last sweep), so one target that keeps failing holds it back and a staleness alert fires.
-    fn count_pass(&self, success: bool, world_seen: bool) {
-        self.metrics
-            .passes
-            .with_label_values(&[if success { "success" } else { "failure" }])
-            .inc();
-        if success && world_seen {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            self.metrics.last_success.set(now as i64);
-        }
+    for finding in logged.difference(&current) {
+        tracing::info!(
+            kind = finding.kind.as_str(),
+            task_definition = %finding.task_definition,
+            field = finding.field.as_deref().unwrap_or(""),
+            "finding resolved"
+        );
     }
+}
 
-    /// Derive every revision, answering the look-ups derivation asks for (`lookups::derive_with_lookups`).
-    async fn derive_all(
-        &self,
-        config: &Config,
-        target: &Target,
-        clients: &TargetClients,
-        task_definitions: &[Arc<crate::model::TaskDefinition>],
-    ) -> Vec<derive::Derivation> {
-        let options = config.derive_options();
-        let lookup_target = lookups::LookupTarget {
-            account: &target.account,
-            api: clients.facts.as_ref(),
-            concurrency: config.concurrency,
-        };
-        lookups::derive_with_lookups(&self.facts, lookup_target, &self.metrics, |facts| {
-            task_definitions
-                .iter()
-                .map(|td| {
-                    derive::required_permissions(td, &DeriveContext::default(), &options, facts)
-                })
-                .collect()
-        })
-        .await
+/// Count a pass and log its summary.
+fn record_pass(ctx: &Context, report: &PassReport) {
+    if report.interrupted {
+        tracing::info!(
+            reconciled = report.plan.roles.len(),
+            writes = report.writes,
+            "pass interrupted by shutdown"
+        );
+        return;
     }
+    let success = report.is_success();
+    count_pass(ctx, success, success);
+    tracing::info!(
+        result = if success { "success" } else { "failure" },
+        roles = report.plan.roles.len(),
+        in_sync = report.outcomes.get(&Outcome::InSync).copied().unwrap_or(0),
+        applied = report.outcomes.get(&Outcome::Applied).copied().unwrap_or(0),
+        pending = report.outcomes.get(&Outcome::Pending).copied().unwrap_or(0),
+        errors = report.outcomes.get(&Outcome::Error).copied().unwrap_or(0),
+        writes = report.writes,
+        task_definitions = ctx.metrics.task_definitions_watched.get(),
+        cached = ctx.watcher.cached_count(),
+        duration_ms = report.duration.as_millis() as u64,
+        "pass finished"
+    );
+}
 
-    /// Group derivations by execution role. Returns the roles and the findings of revisions that name no usable
-    /// role.
-    fn desired_roles(
-        config: &Config,
-        target: &Target,
-        derivations: Vec<derive::Derivation>,
-    ) -> (Vec<DesiredRole>, Vec<Finding>) {
-        let mut by_role: BTreeMap<RoleKey, RoleInputs> = BTreeMap::new();
-        let mut loose = Vec::new();
-        for derivation in derivations {
-            match derivation.role {
-                Some(role) if role.account == target.account => {
-                    let entry = by_role.entry(role).or_default();
-                    entry.task_definitions.insert(derivation.task_definition);
-                    entry.requirements.extend(derivation.requirements);
-                    entry.findings.extend(derivation.findings);
-                }
-                Some(role) => loose.push(Finding {
-                    kind: FindingKind::InvalidExecutionRole,
-                    task_definition: derivation.task_definition,
-                    container: None,
-                    field: Some("executionRoleArn".into()),
-                    message: format!(
-                        "execution role {role} is not in the task definition's account {}; it is not managed",
-                        target.account
-                    ),
-                }),
-                None => loose.extend(derivation.findings),
-            }
-        }
-        let partition = target
-            .regions
-            .first()
-            .map(|r| crate::model::partition_for_region(r))
-            .unwrap_or("aws");
-        let managed_policy_arn = (config.baseline == derive::Baseline::ManagedPolicy)
-            .then(|| derive::managed_policy_arn(partition));
-        let trust_policy = config
-            .trust_policy
-            .manage
-            .then(|| Controller::trust_policy(config, target, partition));
-        let insights = &config.container_insights;
-        let roles = by_role
-            .into_iter()
-            .map(|(key, inputs)| {
-                let mut requirements = inputs.requirements;
-                if insights.applies_to(&key.name) {
-                    requirements.extend(insights_requirements(insights.configure, insights.view));
-                }
-                DesiredRole {
-                    task_definitions: inputs.task_definitions.into_iter().collect(),
-                    requirements: derive::merge_requirements(requirements.iter()),
-                    findings: inputs.findings.into_iter().collect(),
-                    managed_policy_arn: managed_policy_arn.clone(),
-                    trust_policy: trust_policy.clone(),
-                    key,
-                }
-            })
-            .collect();
-        (roles, loose)
+/// Count a pass; the last-success time moves only when the whole world has been seen (in the daemon: every
+/// target's last sweep), so one target that keeps failing holds it back and a staleness alert fires.
+fn count_pass(ctx: &Context, success: bool, world_seen: bool) {
+    ctx.metrics
+        .passes
+        .with_label_values(&[if success { "success" } else { "failure" }])
+        .inc();
+    if success && world_seen {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        ctx.metrics.last_success.set(now as i64);
     }
+}
 
-    /// The trust policy to enforce: `ecs-tasks.amazonaws.com`, hardened with the account and every Region of
-    /// the target when configured.
-    fn trust_policy(
-        config: &Config,
-        target: &Target,
-        partition: &str,
-    ) -> crate::policy::PolicyDocument {
-        if !config.trust_policy.harden {
-            return derive::trust_policy(partition, None);
-        }
-        let first = target
-            .regions
-            .first()
-            .map(String::as_str)
-            .unwrap_or("us-east-1");
-        let mut doc = derive::trust_policy(partition, Some((&target.account, first)));
-        let arns: Vec<String> = target
-            .regions
+/// Derive every revision, answering the look-ups derivation asks for (`lookups::derive_with_lookups`).
+async fn derive_all(
+    ctx: &Context,
+    config: &Config,
+    target: &Target,
+    clients: &TargetClients,
+    task_definitions: &[Arc<crate::model::TaskDefinition>],
+) -> Vec<derive::Derivation> {
+    let options = config.derive_options();
+    let lookup_target = lookups::LookupTarget {
+        account: &target.account,
+        api: clients.facts.as_ref(),
+        concurrency: config.concurrency,
+    };
+    lookups::derive_with_lookups(&ctx.facts, lookup_target, &ctx.metrics, |facts| {
+        task_definitions
             .iter()
-            .map(|r| format!("arn:{partition}:ecs:{r}:{}:*", target.account))
-            .collect();
-        for statement in &mut doc.statements {
-            for keys in statement.condition.values_mut() {
-                if let Some(values) = keys.get_mut("aws:SourceArn") {
-                    *values = arns.clone();
-                }
+            .map(|td| derive::required_permissions(td, &DeriveContext::default(), &options, facts))
+            .collect()
+    })
+    .await
+}
+
+/// Group derivations by execution role. Returns the roles and the findings of revisions that name no usable
+/// role.
+fn desired_roles(
+    config: &Config,
+    target: &Target,
+    derivations: Vec<derive::Derivation>,
+) -> (Vec<DesiredRole>, Vec<Finding>) {
+    let mut by_role: BTreeMap<RoleKey, RoleInputs> = BTreeMap::new();
+    let mut loose = Vec::new();
+    for derivation in derivations {
+        match derivation.role {
+            Some(role) if role.account == target.account => {
+                let entry = by_role.entry(role).or_default();
+                entry.task_definitions.insert(derivation.task_definition);
+                entry.requirements.extend(derivation.requirements);
+                entry.findings.extend(derivation.findings);
+            }
+            Some(role) => loose.push(Finding {
+                kind: FindingKind::InvalidExecutionRole,
+                task_definition: derivation.task_definition,
+                container: None,
+                field: Some("executionRoleArn".into()),
+                message: format!(
+                    "execution role {role} is not in the task definition's account {}; it is not managed",
+                    target.account
+                ),
+            }),
+            None => loose.extend(derivation.findings),
+        }
+    }
+    let partition = target
+        .regions
+        .first()
+        .map(|r| crate::model::partition_for_region(r))
+        .unwrap_or("aws");
+    let managed_policy_arn = (config.baseline == derive::Baseline::ManagedPolicy)
+        .then(|| derive::managed_policy_arn(partition));
+    let trust_policy = config
+        .trust_policy
+        .manage
+        .then(|| trust_policy(config, target, partition));
+    let insights = &config.container_insights;
+    let roles = by_role
+        .into_iter()
+        .map(|(key, inputs)| {
+            let mut requirements = inputs.requirements;
+            if insights.applies_to(&key.name) {
+                requirements.extend(insights_requirements(insights.configure, insights.view));
+            }
+            DesiredRole {
+                task_definitions: inputs.task_definitions.into_iter().collect(),
+                requirements: derive::merge_requirements(requirements.iter()),
+                findings: inputs.findings.into_iter().collect(),
+                managed_policy_arn: managed_policy_arn.clone(),
+                trust_policy: trust_policy.clone(),
+                key,
+            }
+        })
+        .collect();
+    (roles, loose)
+}
+
+/// The trust policy to enforce: `ecs-tasks.amazonaws.com`, hardened with the account and every Region of
+/// the target when configured.
+fn trust_policy(
+    config: &Config,
+    target: &Target,
+    partition: &str,
+) -> crate::policy::PolicyDocument {
+    if !config.trust_policy.harden {
+        return derive::trust_policy(partition, None);
+    }
+    let first = target
+        .regions
+        .first()
+        .map(String::as_str)
+        .unwrap_or("us-east-1");
+    let mut doc = derive::trust_policy(partition, Some((&target.account, first)));
+    let arns: Vec<String> = target
+        .regions
+        .iter()
+        .map(|r| format!("arn:{partition}:ecs:{r}:{}:*", target.account))
+        .collect();
+    for statement in &mut doc.statements {
+        for keys in statement.condition.values_mut() {
+            if let Some(values) = keys.get_mut("aws:SourceArn") {
+                *values = arns.clone();
             }
         }
-        doc
     }
+    doc
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Reconciling one execution role: `desired` (given), `observed` (read from IAM), `delta` (`plan::plan_role`),
-//! then apply only when the delta is not empty, the mode is `enforce`, and applying is safe. Only the owned inline
+//! The steps of reconciling one execution role (`converge`): `desired` (given), `observed` (read from IAM),
+//! `delta` (`plan::plan_role`), then apply only when the delta is not empty, the mode is `enforce`, and applying is safe. Only the owned inline
 //! policy is ever written; other inline policies and attachments are read by name at most, never changed.
 
 use std::time::Instant;
@@ -313,8 +313,8 @@ fn inline_size(raw: &str) -> usize {
     }
 }
 
-/// Reconcile one role.
-pub async fn reconcile(
+/// Observe one role, plan its delta and apply it under `rules`; counts the reconcile and its duration.
+pub(crate) async fn converge(
     desired: &DesiredRole,
     iam: &dyn IamApi,
     policy_name: &str,

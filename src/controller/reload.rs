@@ -4,11 +4,10 @@
 //! logged and counted, and the old config stays in force. Settings that only take effect at start (the HTTP
 //! address, logging, and the SDK clients' retry and rate-limit settings) are reported, not applied.
 
-use std::sync::Arc;
-
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::context::Context;
 use super::{ClientSource, Controller, Runtime};
 use crate::config::{Config, ConfigError};
 
@@ -26,76 +25,77 @@ pub enum ReloadOutcome {
 impl Controller {
     /// Load the config file again and apply it when it is valid and different.
     pub async fn reload(&self, source: &dyn ClientSource) -> ReloadOutcome {
-        let old = self.runtime();
-        let file = old.config.source.clone();
-        let outcome = match Config::load(&file) {
-            Err(error) => {
-                tracing::error!(file = %file.display(), error = %error, "config reload refused; the old config stays in force");
-                self.metrics
-                    .config_reloads
-                    .with_label_values(&[error.reason()])
-                    .inc();
-                return ReloadOutcome::Refused(error);
-            }
-            Ok(new) if new == old.config => ReloadOutcome::Unchanged,
-            Ok(new) => {
-                warn_about_start_only_settings(&old.config, &new);
-                let mode = new.mode;
-                let targets = new.targets.len();
-                let runtime = Runtime::build(new, source).await;
-                *self.runtime.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(runtime);
-                tracing::info!(file = %file.display(), ?mode, targets, forced_dry_run = self.is_forced_dry_run(), "config reloaded");
-                ReloadOutcome::Applied
-            }
-        };
-        let label = match outcome {
-            ReloadOutcome::Applied => "applied",
-            _ => "unchanged",
-        };
-        self.metrics
-            .config_reloads
-            .with_label_values(&[label])
-            .inc();
-        outcome
-    }
-
-    /// Watch the config file (when `reload.watch_file`) and reload requests until the generation ends; a reload
-    /// that applies a new config ends the generation, so the next one starts with it.
-    pub(super) async fn reload_loop(
-        &self,
-        rt: &Runtime,
-        source: &dyn ClientSource,
-        generation: &CancellationToken,
-        requests: &Notify,
-    ) {
-        let file = rt.config.source.clone();
-        let settings = rt.config.reload;
-        let read = || std::fs::read(&file).ok();
-        let mut last = read();
-        loop {
-            tokio::select! {
-                _ = generation.cancelled() => return,
-                _ = requests.notified() => {
-                    tracing::info!(file = %file.display(), "reload requested");
-                    last = read();
-                }
-                _ = tokio::time::sleep(settings.poll_interval), if settings.watch_file => {
-                    let now = read();
-                    if now == last {
-                        continue;
-                    }
-                    last = now;
-                    tracing::info!(file = %file.display(), "config file changed");
-                }
-            }
-            if let ReloadOutcome::Applied = self.reload(source).await {
-                generation.cancel();
-                return;
-            }
-        }
+        reload_config(&self.ctx, source).await
     }
 }
 
+/// Load the config file again and apply it when it is valid and different.
+pub(super) async fn reload_config(ctx: &Context, source: &dyn ClientSource) -> ReloadOutcome {
+    let old = ctx.runtime();
+    let file = old.config.source.clone();
+    let outcome = match Config::load(&file) {
+        Err(error) => {
+            tracing::error!(file = %file.display(), error = %error, "config reload refused; the old config stays in force");
+            ctx.metrics
+                .config_reloads
+                .with_label_values(&[error.reason()])
+                .inc();
+            return ReloadOutcome::Refused(error);
+        }
+        Ok(new) if new == old.config => ReloadOutcome::Unchanged,
+        Ok(new) => {
+            warn_about_start_only_settings(&old.config, &new);
+            let mode = new.mode;
+            let targets = new.targets.len();
+            let runtime = Runtime::build(new, source).await;
+            ctx.replace_runtime(runtime);
+            tracing::info!(file = %file.display(), ?mode, targets, forced_dry_run = ctx.is_forced_dry_run(), "config reloaded");
+            ReloadOutcome::Applied
+        }
+    };
+    let label = match outcome {
+        ReloadOutcome::Applied => "applied",
+        _ => "unchanged",
+    };
+    ctx.metrics.config_reloads.with_label_values(&[label]).inc();
+    outcome
+}
+
+/// Watch the config file (when `reload.watch_file`) and reload requests until the generation ends; a reload
+/// that applies a new config ends the generation, so the next one starts with it.
+pub(super) async fn reload_loop(
+    ctx: &Context,
+    rt: &Runtime,
+    source: &dyn ClientSource,
+    generation: &CancellationToken,
+    requests: &Notify,
+) {
+    let file = rt.config.source.clone();
+    let settings = rt.config.reload;
+    let read = || std::fs::read(&file).ok();
+    let mut last = read();
+    loop {
+        tokio::select! {
+            _ = generation.cancelled() => return,
+            _ = requests.notified() => {
+                tracing::info!(file = %file.display(), "reload requested");
+                last = read();
+            }
+            _ = tokio::time::sleep(settings.poll_interval), if settings.watch_file => {
+                let now = read();
+                if now == last {
+                    continue;
+                }
+                last = now;
+                tracing::info!(file = %file.display(), "config file changed");
+            }
+        }
+        if let ReloadOutcome::Applied = reload_config(ctx, source).await {
+            generation.cancel();
+            return;
+        }
+    }
+}
 fn warn_about_start_only_settings(old: &Config, new: &Config) {
     let start_only = [
         ("http.listen", old.http_listen != new.http_listen),

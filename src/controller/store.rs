@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Outcome, RoleReport};
+use super::Outcome;
 use crate::aws::{IamApi, KeyBackoff};
 use crate::config::BackoffSettings;
 use crate::derive::Finding;
 use crate::model::RoleKey;
-use crate::plan::{DesiredRole, Removals};
+use crate::plan::{DesiredRole, Removals, RolePlan};
 
 /// A role's desired state and where it came from (the last sweep of its account).
 #[derive(Clone)]
@@ -34,6 +34,18 @@ impl PublishedRole {
         let allowed = |p: &PublishedRole| p.removals == Removals::Allowed;
         self.desired == other.desired && allowed(self) == allowed(other)
     }
+}
+
+/// What a role's last reconcile did: how it ended, its plan (when it got that far) and the writes it made.
+/// `pass` takes it for its report; the drift flags are read from it.
+#[derive(Debug)]
+pub(crate) struct LastReconcile {
+    /// How it ended.
+    pub(crate) outcome: Outcome,
+    /// The plan (what was or would be written), when the role could be observed.
+    pub(crate) plan: Option<RolePlan>,
+    /// IAM writes made.
+    pub(crate) writes: usize,
 }
 
 /// Whether a role is in drift, by kind (the `kind` label of `execrole_roles_in_drift`), as its last reconcile saw
@@ -62,7 +74,7 @@ impl DriftFlags {
 
     /// Drift that a write can clear counts only while it remains (not written: dry-run, capped, failed); what no
     /// write of ours can clear (blocked, over-granted elsewhere) counts whenever it is seen.
-    fn of(report: &RoleReport) -> DriftFlags {
+    fn of(report: &LastReconcile) -> DriftFlags {
         let Some(plan) = &report.plan else {
             return DriftFlags::default();
         };
@@ -82,8 +94,8 @@ impl DriftFlags {
 pub(crate) struct RoleRecord {
     /// Its desired state, from the last sweep of its account.
     pub(crate) published: PublishedRole,
-    /// How its last reconcile ended.
-    pub(crate) last_outcome: Option<Outcome>,
+    /// What its last reconcile did (until `pass` takes it).
+    pub(crate) last: Option<LastReconcile>,
     /// Its drift, as its last reconcile saw it.
     pub(crate) drift: DriftFlags,
     /// Its retry backoff, while its reconciles keep failing with retryable errors.
@@ -161,7 +173,7 @@ impl Store {
                         key,
                         RoleRecord {
                             published,
-                            last_outcome: None,
+                            last: None,
                             drift: DriftFlags::default(),
                             backoff: None,
                         },
@@ -185,11 +197,16 @@ impl Store {
     }
 
     /// Keep what a reconcile saw, when the role is still managed.
-    pub(crate) fn record_reconcile(&self, key: &RoleKey, report: &RoleReport) {
+    pub(crate) fn record_reconcile(&self, key: &RoleKey, last: LastReconcile) {
         if let Some(record) = lock(&self.roles).get_mut(key) {
-            record.drift = DriftFlags::of(report);
-            record.last_outcome = Some(report.outcome);
+            record.drift = DriftFlags::of(&last);
+            record.last = Some(last);
         }
+    }
+
+    /// Take what the role's last reconcile did (for `pass`'s report); `None` when it was not reconciled.
+    pub(crate) fn take_last(&self, key: &RoleKey) -> Option<LastReconcile> {
+        lock(&self.roles).get_mut(key).and_then(|r| r.last.take())
     }
 
     /// How many managed roles are in drift of each kind.
