@@ -15,9 +15,7 @@ use std::path::PathBuf;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
-use crate::derive::{
-    self, Derivation, DeriveContext, DeriveOptions, Fact, Facts, Finding, FindingKind,
-};
+use crate::derive::{self, Derivation, DeriveContext, DeriveOptions, Facts, Finding};
 use crate::model::TaskDefinition;
 use crate::plan::{INLINE_POLICY_LIMIT, finding_json};
 use crate::policy::{self, Permission, PolicyDocument};
@@ -144,38 +142,13 @@ pub fn derive_files(
         .into_iter()
         .map(|(file, td)| match td {
             Ok(td) => {
-                let (derivation, not_looked_up) = derive_offline(&td, ctx, options);
+                let derivation = derive::required_permissions(&td, ctx, options, &Facts::new());
+                let not_looked_up = derivation.not_looked_up.clone();
                 FileReport::new(file, Ok(derivation), not_looked_up)
             }
             Err(error) => FileReport::new(file, Err(error), Vec::new()),
         })
         .collect()
-}
-
-/// Derive without facts, and tell the findings that only say "not looked up" apart from the others: they are the
-/// `unresolved_lookup` findings that go away once every pending look-up has an answer (any answer will do; "not
-/// found" is used, so nothing is granted).
-fn derive_offline(
-    td: &TaskDefinition,
-    ctx: &DeriveContext,
-    options: &DeriveOptions,
-) -> (Derivation, Vec<Finding>) {
-    let derivation = derive::required_permissions(td, ctx, options, &Facts::new());
-    if derivation.lookups.is_empty() {
-        return (derivation, Vec::new());
-    }
-    let mut answered = Facts::new();
-    for lookup in &derivation.lookups {
-        answered.insert(lookup.clone(), Fact::NotFound);
-    }
-    let after = derive::required_permissions(td, ctx, options, &answered);
-    let not_looked_up = derivation
-        .findings
-        .iter()
-        .filter(|f| f.kind == FindingKind::UnresolvedLookup && !after.findings.contains(f))
-        .cloned()
-        .collect();
-    (derivation, not_looked_up)
 }
 
 /// The one line that stands for `count` secrets and parameters that were not looked up.

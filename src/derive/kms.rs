@@ -93,13 +93,14 @@ pub(crate) fn is_aws_managed_alias(key_id: &str) -> bool {
 /// Nothing is granted in its place.
 pub(crate) fn unresolved(fact: Option<Fact>, what: &str, site: &Site, needs: &mut Needs) {
     let (kind, message) = match fact {
-        None => (
-            FindingKind::UnresolvedLookup,
-            format!(
+        None => {
+            let message = format!(
                 "{what} was not looked up (offline?): whether it is encrypted with a customer managed KMS key, \
                  and so needs kms:Decrypt, is unknown; kms:Decrypt not granted"
-            ),
-        ),
+            );
+            needs.find_not_looked_up(Some(&site.container), Some(&site.field), message);
+            return;
+        }
         Some(Fact::Failed { reason }) => (
             FindingKind::UnresolvedLookup,
             format!("the look-up of {what} failed ({reason}); kms:Decrypt not granted"),

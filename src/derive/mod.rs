@@ -227,6 +227,10 @@ pub struct Derivation {
     /// again). Offline they stay unresolved: each secret, parameter or key one has an `UnresolvedLookup` finding;
     /// pull-through-cache rules have none (without them nothing extra is granted).
     pub lookups: Vec<Lookup>,
+    /// Of `findings`, the `unresolved_lookup` ones that only say a fact was not looked up (no answer was given,
+    /// as offline), so a report can count them in one line. Not serialised: `findings` has them all.
+    #[serde(skip)]
+    pub not_looked_up: Vec<Finding>,
 }
 
 /// The account, Region and partition a task definition runs in, as far as they are known.
@@ -269,6 +273,7 @@ pub(crate) struct Needs<'f> {
     lookups: BTreeSet<Lookup>,
     requirements: BTreeMap<Permission, BTreeSet<Reason>>,
     findings: BTreeSet<Finding>,
+    not_looked_up: BTreeSet<Finding>,
 }
 
 impl Needs<'_> {
@@ -309,13 +314,37 @@ impl Needs<'_> {
         field: Option<&str>,
         message: impl Into<String>,
     ) {
-        self.findings.insert(Finding {
+        let finding = self.finding(kind, container, field, message);
+        self.findings.insert(finding);
+    }
+
+    /// Report that a fact was not looked up (no answer in the facts given): an `unresolved_lookup` finding that
+    /// the derivation also lists in `not_looked_up`.
+    pub(crate) fn find_not_looked_up(
+        &mut self,
+        container: Option<&str>,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) {
+        let finding = self.finding(FindingKind::UnresolvedLookup, container, field, message);
+        self.not_looked_up.insert(finding.clone());
+        self.findings.insert(finding);
+    }
+
+    fn finding(
+        &self,
+        kind: FindingKind,
+        container: Option<&str>,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Finding {
+        Finding {
             kind,
             task_definition: self.task_definition.clone(),
             container: container.map(str::to_string),
             field: field.map(str::to_string),
             message: message.into(),
-        });
+        }
     }
 }
 
@@ -334,6 +363,7 @@ pub fn required_permissions(
         lookups: BTreeSet::new(),
         requirements: BTreeMap::new(),
         findings: BTreeSet::new(),
+        not_looked_up: BTreeSet::new(),
     };
     let ecr_and_logs = options.ecr_and_logs_on_ec2 || !td.is_ec2_only();
     for container in &td.containers {
@@ -383,6 +413,7 @@ pub fn required_permissions(
             .collect(),
         findings: needs.findings.into_iter().collect(),
         lookups: needs.lookups.into_iter().collect(),
+        not_looked_up: needs.not_looked_up.into_iter().collect(),
     }
 }
 

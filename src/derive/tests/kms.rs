@@ -421,3 +421,28 @@ fn one_lookup_serves_a_secret_referenced_several_ways() {
         3
     );
 }
+
+#[test]
+fn only_a_look_up_not_made_is_listed_as_not_looked_up() {
+    let offline = derive_secret(SECRET, &[]);
+    assert_eq!(offline.not_looked_up.len(), 1);
+    assert!(offline.findings.contains(&offline.not_looked_up[0]));
+    assert_eq!(offline.not_looked_up[0].kind, FindingKind::UnresolvedLookup);
+
+    let failed = derive_secret(
+        SECRET,
+        &[(
+            secret_lookup(SECRET),
+            Fact::Failed {
+                reason: "AccessDenied".into(),
+            },
+        )],
+    );
+    assert!(
+        failed
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::UnresolvedLookup)
+    );
+    assert!(failed.not_looked_up.is_empty());
+}
