@@ -147,7 +147,8 @@ fn failed(err: AwsError) -> Fact {
 }
 
 /// One look-up. Parameters and cache rules of another account cannot be described with this account's
-/// credentials; secrets and keys can, when their resource policies allow it.
+/// credentials; secrets and keys can, when their resource policies allow it. (Derivation does not ask for another
+/// account's cache rules when it knows the task's account; the guard below is for when it does not.)
 async fn fetch(account: &str, lookup: &Lookup, api: &dyn FactsApi) -> Fact {
     match lookup {
         Lookup::Secret {

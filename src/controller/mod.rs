@@ -43,7 +43,7 @@ use crate::config::{Config, Mode, Target};
 use crate::derive::{self, DeriveContext, Finding, FindingKind, Requirement};
 use crate::metrics::Metrics;
 use crate::model::RoleKey;
-use crate::plan::{DesiredRole, HoldReason, Plan, Removals, RolePlan};
+use crate::plan::{DesiredRole, Plan, Removals, RolePlan};
 use role::RoleRun;
 use runtime::record_queue;
 use store::{AccountRecord, LastReconcile, PublishedRole};
@@ -233,22 +233,12 @@ async fn sweep_target(ctx: &Context, rt: &Runtime, index: usize) -> Sweep {
     let complete = view.is_complete();
     let derivations = derive_all(ctx, &rt.config, target, clients, &view.task_definitions).await;
     let (desired, loose) = desired_roles(&rt.config, target, derivations);
-    // A failed look-up leaves a need undecided (e.g. kms:Decrypt): treat the role like a partial view, so that
-    // nothing it may still need is removed meanwhile.
+    // A partial view holds back every removal; a failed look-up leaves a need undecided (e.g. kms:Decrypt), so
+    // the grants that its fact could change are kept meanwhile, and only those.
     let roles = desired
         .into_iter()
         .map(|d| {
-            let decided = !d
-                .findings
-                .iter()
-                .any(|f| f.kind == FindingKind::UnresolvedLookup);
-            let removals = if !complete {
-                Removals::HeldBack(HoldReason::PartialObservation)
-            } else if !decided {
-                Removals::HeldBack(HoldReason::UnresolvedLookup)
-            } else {
-                Removals::Allowed
-            };
+            let removals = Removals::for_role(complete, &d.findings);
             PublishedRole {
                 desired: d,
                 iam: clients.iam.clone(),
@@ -443,6 +433,7 @@ fn desired_roles(
                     "execution role {role} is not in the task definition's account {}; it is not managed",
                     target.account
                 ),
+                holds: None,
             }),
             None => loose.extend(derivation.findings),
         }

@@ -98,9 +98,10 @@ pub struct RoleReport {
 pub struct ApplyRules<'a> {
     /// `enforce` or `dry-run`.
     pub mode: Mode,
-    /// What may be removed: when some in-scope revision of the account could not be seen (or a look-up went
-    /// unanswered), permissions may still be added but none removed (a missing revision may need them).
-    pub removals: Removals,
+    /// What may be removed: when some in-scope revision of the account could not be seen, permissions may still
+    /// be added but none removed (a missing revision may need them); when a look-up went unanswered, none of
+    /// those its fact could change.
+    pub removals: &'a Removals,
     /// Actions never granted, and the blast-radius cap.
     pub safety: &'a crate::config::Safety,
     /// Roles written so far in this pass (shared by the concurrent reconciles).
@@ -343,7 +344,7 @@ pub(crate) async fn converge(
             }
         }
         Ok(Some(observed)) => {
-            let delta = plan::plan_role(desired, &observed, policy_name, rules.removals);
+            let delta = plan::plan_role(desired, &observed, policy_name, rules.removals.clone());
             apply(delta, observed, iam, rules, metrics).await
         }
     };
@@ -452,7 +453,7 @@ fn gate(delta: &RolePlan, rules: &ApplyRules<'_>) -> Gate {
     if delta.is_write_withheld() {
         tracing::warn!(
             role = %write.key,
-            "not writing: some task definitions of the account could not be read this pass, and the change would remove permissions"
+            "not writing: removals are held back (a partial view or an unresolved look-up), and the change would still remove what cannot be kept"
         );
         return Gate::Stop(Outcome::Pending, None);
     }

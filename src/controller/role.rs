@@ -68,7 +68,7 @@ pub(crate) async fn reconcile(role: &RoleRun<'_>, ctx: &Context) -> Result<Actio
     let rt = ctx.runtime();
     let rules = ApplyRules {
         mode: role.mode,
-        removals: published.removals,
+        removals: &published.removals,
         safety: &rt.config.safety,
         roles_written: role.roles_written,
     };

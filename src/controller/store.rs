@@ -23,16 +23,15 @@ pub(crate) struct PublishedRole {
     pub(crate) desired: DesiredRole,
     /// The IAM client of its account.
     pub(crate) iam: Arc<dyn IamApi>,
-    /// What may be removed: everything only when every in-scope revision of the account was seen and every
-    /// look-up answered.
+    /// What may be removed: everything when every in-scope revision of the account was seen and every look-up
+    /// answered; otherwise all but what the holds cover.
     pub(crate) removals: Removals,
 }
 
 impl PublishedRole {
     /// Whether publishing `other` changes nothing a reconcile would act on.
     fn same_as(&self, other: &PublishedRole) -> bool {
-        let allowed = |p: &PublishedRole| p.removals == Removals::Allowed;
-        self.desired == other.desired && allowed(self) == allowed(other)
+        self.desired == other.desired && self.removals == other.removals
     }
 }
 

@@ -11,7 +11,7 @@ use super::references::{RefError, check_placeholder, checked_arn, parameter_from
 use super::s3::{S3Object, grant_object, parse_s3_object};
 use super::secrets::grant_parameter;
 use super::site::{Site, report};
-use super::{FindingKind, Needs};
+use super::{HoldScope, Needs, Unsettled};
 use crate::model::ContainerDefinition;
 
 /// What a credential spec needs read.
@@ -81,13 +81,14 @@ pub(crate) fn credential_specs(container: &ContainerDefinition, needs: &mut Need
             CredSpecSource::Local => {}
         }
         if spec.domainless {
-            needs.find(
-                FindingKind::UnresolvedLookup,
+            needs.find_unresolved(
+                Unsettled::Unanswered,
                 Some(&site.container),
                 Some(&site.field),
                 "domainless gMSA also reads the Secrets Manager secret named in the CredSpec file \
                  (HostAccountConfig.PluginInput.credentialArn); execrole does not read the file, so \
                  secretsmanager:GetSecretValue (and kms:Decrypt for a customer managed key) on it is not derived",
+                HoldScope::CredSpecSecret,
             );
         }
     }

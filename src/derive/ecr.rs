@@ -13,10 +13,17 @@
 //! (offline) nothing extra is granted and nothing is reported: a cache path is indistinguishable from an ordinary
 //! nested repository, and a finding on every such image would be noise.
 //!
-//! Not here: private registry credentials (rule 4) and the repository policy that a cross-account pull also needs
-//! (reported as a finding, never written).
+//! An image in another account's registry gets a `cross_account_resource` finding instead: that repository's
+//! policy must also allow the pull, and that registry's cache rules are not looked up (they cannot be described
+//! from the task's account), so the finding also says what a cache prefix there would need; it holds nothing
+//! back. A failed look-up of the task's own registry is `unresolved_lookup` and holds back only the two import
+//! actions in that prefix's namespace ([`HoldScope::PullThroughCache`]).
+//!
+//! Not here: private registry credentials (rule 4) and writing any repository policy (never done).
 
-use super::{DeriveOptions, Fact, FindingKind, Lookup, Needs, VpcEndpointCondition};
+use super::{
+    DeriveOptions, Fact, FindingKind, HoldScope, Lookup, Needs, Unsettled, VpcEndpointCondition,
+};
 use crate::model::{ContainerDefinition, EcrImage, ImageRef, has_placeholder};
 use crate::policy::Permission;
 
@@ -75,23 +82,15 @@ pub(crate) fn private_images(
                 let permission = Permission::new(action, repository.clone());
                 needs.grant(vpce(permission, &options.vpc_endpoint), &name, &field);
             }
-            pull_through(&ecr, options, &name, &field, needs);
-            if needs
+            let other_account = needs
                 .scope
                 .account
                 .as_deref()
-                .is_some_and(|a| a != ecr.account)
-            {
-                needs.find(
-                    FindingKind::CrossAccountResource,
-                    Some(&name),
-                    Some(&field),
-                    format!(
-                        "repository `{repository}` is in account {}: its repository policy must also allow the \
-                         execution role to pull (execrole does not write it)",
-                        ecr.account
-                    ),
-                );
+                .is_some_and(|a| a != ecr.account);
+            if other_account {
+                cross_account_registry(&ecr, options, &name, &field, needs);
+            } else {
+                pull_through(&ecr, options, &name, &field, needs);
             }
         }
         Err(err) => needs.find(
@@ -107,7 +106,46 @@ pub(crate) fn private_images(
 pub const PULL_THROUGH_ACTIONS: [&str; 2] =
     ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"];
 
-/// Rule 2 for one private ECR image.
+/// The finding for an image in another account's registry: that repository's policy must also allow the pull.
+/// Its pull-through-cache rules cannot be described from the task's account, so they are not looked up: for a
+/// nested path the finding says what a cache prefix would also need, and nothing is held back for it.
+fn cross_account_registry(
+    ecr: &EcrImage,
+    options: &DeriveOptions,
+    name: &str,
+    field: &str,
+    needs: &mut Needs,
+) {
+    let repository = ecr.repository_arn();
+    let mut message = format!(
+        "repository `{repository}` is in account {}: its repository policy must also allow the execution role to \
+         pull (execrole does not write it)",
+        ecr.account
+    );
+    if let Some(prefix) = cache_prefix(ecr, options) {
+        message.push_str(&format!(
+            "; execrole cannot read that registry's pull-through-cache rules, so if `{prefix}` is a cache prefix \
+             there, ecr:BatchImportUpstreamImage and ecr:CreateRepository are not granted and both the role and \
+             that registry's policy must allow them"
+        ));
+    }
+    needs.find(
+        FindingKind::CrossAccountResource,
+        Some(name),
+        Some(field),
+        message,
+    );
+}
+
+/// The first path segment of a nested repository, when pull-through-cache rules are looked up at all.
+fn cache_prefix<'e>(ecr: &'e EcrImage, options: &DeriveOptions) -> Option<&'e str> {
+    if !options.pull_through_lookups {
+        return None;
+    }
+    ecr.repository.split_once('/').map(|(prefix, _)| prefix)
+}
+
+/// Rule 2 for one private ECR image of the task's own account (or of an unknown one).
 fn pull_through(
     ecr: &EcrImage,
     options: &DeriveOptions,
@@ -115,10 +153,7 @@ fn pull_through(
     field: &str,
     needs: &mut Needs,
 ) {
-    if !options.pull_through_lookups {
-        return;
-    }
-    let Some((prefix, _)) = ecr.repository.split_once('/') else {
+    let Some(prefix) = cache_prefix(ecr, options) else {
         return;
     };
     let fact = needs.fact(Lookup::PullThroughCacheRules {
@@ -138,8 +173,8 @@ fn pull_through(
                 needs.grant(vpce(permission, &options.vpc_endpoint), name, field);
             }
         }
-        Some(Fact::Failed { reason }) => needs.find(
-            FindingKind::UnresolvedLookup,
+        Some(Fact::Failed { reason }) => needs.find_unresolved(
+            Unsettled::Unanswered,
             Some(name),
             Some(field),
             format!(
@@ -147,6 +182,12 @@ fn pull_through(
                  a cache prefix, ecr:BatchImportUpstreamImage and ecr:CreateRepository are not granted",
                 ecr.account, ecr.region
             ),
+            HoldScope::PullThroughCache {
+                partition: ecr.partition().to_string(),
+                region: ecr.region.clone(),
+                account: ecr.account.clone(),
+                prefix: prefix.to_string(),
+            },
         ),
         _ => {}
     }

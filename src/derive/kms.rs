@@ -8,7 +8,7 @@
 //! `CrossAccountResource`. Not here: which secrets and parameters exist (`secrets.rs`).
 
 use super::site::{Site, cross_account};
-use super::{Fact, FindingKind, Lookup, Needs};
+use super::{Fact, FindingKind, HoldScope, Lookup, Needs, Unsettled};
 use crate::model::{Arn, is_account_id, is_region, partition_for_region};
 use crate::policy::Permission;
 
@@ -30,6 +30,10 @@ pub(crate) fn decrypt(
         Ok(arn) => (arn.region, arn.account),
         Err(_) => (region.to_string(), account.to_string()),
     };
+    let scope = HoldScope::Decrypt {
+        region: key_region.clone(),
+        account: Some(key_account.clone()),
+    };
     let fact = needs.fact(Lookup::Key {
         region: key_region,
         account: key_account,
@@ -38,20 +42,21 @@ pub(crate) fn decrypt(
     let key_what = format!("KMS key `{key_id}` of {what}");
     let key = match fact {
         Some(Fact::Key(key)) => key,
-        other => return unresolved(other, &key_what, site, needs),
+        other => return unresolved(other, &key_what, scope, site, needs),
     };
     if !key.customer_managed {
         return;
     }
     if !is_key_arn(&key.arn) {
-        needs.find(
-            FindingKind::UnresolvedLookup,
+        needs.find_unresolved(
+            Unsettled::Unanswered,
             Some(&site.container),
             Some(&site.field),
             format!(
                 "the look-up of {key_what} gave `{}`, not a key ARN; kms:Decrypt not granted",
                 key.arn
             ),
+            scope,
         );
         return;
     }
@@ -90,33 +95,36 @@ pub(crate) fn is_aws_managed_alias(key_id: &str) -> bool {
 }
 
 /// The finding for a look-up whose answer is not the expected fact: not made, failed, not found, or unexpected.
-/// Nothing is granted in its place.
-pub(crate) fn unresolved(fact: Option<Fact>, what: &str, site: &Site, needs: &mut Needs) {
-    let (kind, message) = match fact {
+/// Nothing is granted in its place; while the fact is unknown, removals in `scope` (what it could change) are
+/// held back.
+pub(crate) fn unresolved(
+    fact: Option<Fact>,
+    what: &str,
+    scope: HoldScope,
+    site: &Site,
+    needs: &mut Needs,
+) {
+    let (container, field) = (Some(site.container.as_str()), Some(site.field.as_str()));
+    let message = match fact {
         None => {
             let message = format!(
                 "{what} was not looked up (offline?): whether it is encrypted with a customer managed KMS key, \
                  and so needs kms:Decrypt, is unknown; kms:Decrypt not granted"
             );
-            needs.find_not_looked_up(Some(&site.container), Some(&site.field), message);
-            return;
+            return needs.find_unresolved(Unsettled::NotLookedUp, container, field, message, scope);
         }
-        Some(Fact::Failed { reason }) => (
-            FindingKind::UnresolvedLookup,
-            format!("the look-up of {what} failed ({reason}); kms:Decrypt not granted"),
-        ),
-        Some(Fact::NotFound) => (
-            FindingKind::ReferenceNotFound,
-            format!("{what} does not exist: tasks will fail to start"),
-        ),
-        Some(other) => (
-            FindingKind::UnresolvedLookup,
-            format!(
-                "the look-up of {what} gave an unexpected answer ({other:?}); kms:Decrypt not granted"
-            ),
+        Some(Fact::NotFound) => {
+            let message = format!("{what} does not exist: tasks will fail to start");
+            return needs.find(FindingKind::ReferenceNotFound, container, field, message);
+        }
+        Some(Fact::Failed { reason }) => {
+            format!("the look-up of {what} failed ({reason}); kms:Decrypt not granted")
+        }
+        Some(other) => format!(
+            "the look-up of {what} gave an unexpected answer ({other:?}); kms:Decrypt not granted"
         ),
     };
-    needs.find(kind, Some(&site.container), Some(&site.field), message);
+    needs.find_unresolved(Unsettled::Unanswered, container, field, message, scope);
 }
 
 /// Whether an ARN names a KMS key (`arn:P:kms:R:A:key/<id>`).

@@ -15,6 +15,7 @@ mod kms;
 mod logs;
 mod references;
 mod s3;
+mod scope;
 mod secrets;
 mod site;
 mod trust;
@@ -22,6 +23,7 @@ mod trust;
 pub use baseline::{MANAGED_POLICY_ACTIONS, MANAGED_POLICY_NAME, managed_policy_arn};
 pub use facts::{Fact, Facts, KeyFacts, Lookup, ParameterFacts, PullThroughRule, SecretFacts};
 pub use insights::container_insights_permissions;
+pub use scope::HoldScope;
 pub use trust::{ECS_TASKS_PRINCIPAL, trust_policy};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -133,6 +135,10 @@ pub struct Finding {
     pub field: Option<String>,
     /// A sentence for humans.
     pub message: String,
+    /// For an `unresolved_lookup` finding: the grants the unknown fact could change, whose removals are held
+    /// back until it resolves. `None` holds nothing back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holds: Option<HoldScope>,
 }
 
 impl fmt::Display for Finding {
@@ -265,6 +271,16 @@ impl TaskScope {
     }
 }
 
+/// Why a fact is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unsettled {
+    /// No answer was given (offline, or not asked yet).
+    NotLookedUp,
+    /// The look-up failed, was denied, or gave an answer that settles nothing; or it is never made (the secret
+    /// inside a domainless gMSA CredSpec file).
+    Unanswered,
+}
+
 /// Collects requirements and findings while the rules run over one task definition.
 pub(crate) struct Needs<'f> {
     task_definition: String,
@@ -318,16 +334,21 @@ impl Needs<'_> {
         self.findings.insert(finding);
     }
 
-    /// Report that a fact was not looked up (no answer in the facts given): an `unresolved_lookup` finding that
-    /// the derivation also lists in `not_looked_up`.
-    pub(crate) fn find_not_looked_up(
+    /// Report a fact that is unknown: an `unresolved_lookup` finding that holds back the removals in `scope`.
+    /// One `why` [`Unsettled::NotLookedUp`] is also listed in the derivation's `not_looked_up`.
+    pub(crate) fn find_unresolved(
         &mut self,
+        why: Unsettled,
         container: Option<&str>,
         field: Option<&str>,
         message: impl Into<String>,
+        scope: HoldScope,
     ) {
-        let finding = self.finding(FindingKind::UnresolvedLookup, container, field, message);
-        self.not_looked_up.insert(finding.clone());
+        let mut finding = self.finding(FindingKind::UnresolvedLookup, container, field, message);
+        finding.holds = Some(scope);
+        if why == Unsettled::NotLookedUp {
+            self.not_looked_up.insert(finding.clone());
+        }
         self.findings.insert(finding);
     }
 
@@ -344,6 +365,7 @@ impl Needs<'_> {
             container: container.map(str::to_string),
             field: field.map(str::to_string),
             message: message.into(),
+            holds: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use super::references::{
     parse_value_from,
 };
 use super::site::{Site, cross_account, log_configuration_path, report};
-use super::{Fact, FindingKind, Lookup, Needs, kms};
+use super::{Fact, FindingKind, HoldScope, Lookup, Needs, kms};
 use crate::model::ContainerDefinition;
 use crate::policy::Permission;
 
@@ -110,7 +110,13 @@ pub(crate) fn grant_secret(secret: &SecretRef, site: &Site, needs: &mut Needs) {
                 );
             }
         }
-        other => kms::unresolved(other, &what, site, needs),
+        other => {
+            let scope = HoldScope::Secret {
+                arn: arn.clone(),
+                region: secret.region.clone(),
+            };
+            kms::unresolved(other, &what, scope, site, needs)
+        }
     }
 }
 
@@ -173,6 +179,12 @@ pub(crate) fn grant_parameter(parameter: &ParameterRef, site: &Site, needs: &mut
                 );
             }
         }
-        other => kms::unresolved(other, &what, site, needs),
+        other => {
+            let scope = HoldScope::Decrypt {
+                region: parameter.region.clone(),
+                account: None,
+            };
+            kms::unresolved(other, &what, scope, site, needs)
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! (`policy::diff`), so a policy that IAM re-encoded, re-ordered or re-cased is not drift.
 
 mod effect;
+mod hold;
 mod render;
 
 use serde::Serialize;
@@ -15,6 +16,7 @@ use crate::model::RoleKey;
 use crate::policy::{self, Grant, INLINE_LIMIT, MANAGED_LIMIT, Permission, PolicyDocument};
 
 pub use effect::{Blocked, BlockedBy, OtherPolicy, OverGrant, blocked_needs, over_grants};
+pub use hold::{HeldBack, HeldRemoval, Hold, Removals};
 pub use render::{finding_json, render_json, render_text, role_details_text};
 
 /// IAM's limit on the total size of a role's inline policies (characters, whitespace not counted).
@@ -214,8 +216,8 @@ pub struct RolePlan {
     pub blocked: Vec<Blocked>,
     /// Other policies that allow much more than the needs (reported, never changed).
     pub over_granted: Vec<OverGrant>,
-    /// When removals were held back: why, and the write that keeps every grant (the plan above still shows the
-    /// full delta, removals included, as pending).
+    /// When removals were held back: which and why, and the write that keeps them (the plan above still shows
+    /// the full delta, removals included; the held-back ones are pending).
     pub held_back: Option<HeldBack>,
 }
 
@@ -236,54 +238,18 @@ impl RolePlan {
             || self.unreadable_owned_policy.is_some()
     }
 
-    /// The plan whose writes apply executes: this one, or the one that keeps every grant when removals were
-    /// held back.
+    /// The plan whose writes apply executes: this one, or the one that keeps the held-back grants when removals
+    /// were held back.
     pub fn write(&self) -> &RolePlan {
         self.held_back.as_ref().map_or(self, |h| h.write.as_ref())
     }
 
-    /// Whether removals were held back and even the write that keeps every grant would remove something (a
-    /// statement that cannot be kept, an unreadable owned policy): then nothing may be written.
+    /// Whether removals were held back and even the write that keeps them would remove something the holds
+    /// cannot vouch for (a statement that cannot be expanded, an unreadable owned policy): then nothing may be
+    /// written.
     pub fn is_write_withheld(&self) -> bool {
-        self.held_back.as_ref().is_some_and(|h| h.write.removes())
+        self.held_back.as_ref().is_some_and(|h| h.withheld)
     }
-}
-
-/// What the planner may take away from a role: an input, so the plan it returns is what apply does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Removals {
-    /// Everything the role no longer needs may be removed.
-    Allowed,
-    /// Nothing granted may be removed (additions still go out); the removals are reported as pending.
-    HeldBack(HoldReason),
-}
-
-/// Why removals are held back for a role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum HoldReason {
-    /// Some in-scope revision of the account could not be seen; it may need what would be removed.
-    PartialObservation,
-    /// A look-up behind the role's needs went unanswered, so a need is undecided (e.g. `kms:Decrypt`).
-    UnresolvedLookup,
-}
-
-impl HoldReason {
-    /// A stable name for logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HoldReason::PartialObservation => "partial_observation",
-            HoldReason::UnresolvedLookup => "unresolved_lookup",
-        }
-    }
-}
-
-/// Removals held back: why, and the plan of the write that keeps every grant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeldBack {
-    /// Why nothing may be removed.
-    pub reason: HoldReason,
-    /// The write apply executes instead of the full delta (additions only).
-    pub write: Box<RolePlan>,
 }
 
 /// Compare desired with observed for one role and decide the write, removing only what `removals` allows.
@@ -294,48 +260,12 @@ pub fn plan_role(
     removals: Removals,
 ) -> RolePlan {
     let mut plan = delta(desired, observed, policy_name);
-    if let Removals::HeldBack(reason) = removals
+    if let Removals::HeldBack(holds) = removals
         && plan.removes()
     {
-        let keeping = keeping_what_is_granted(desired, observed);
-        plan.held_back = Some(HeldBack {
-            reason,
-            write: Box::new(delta(&keeping, observed, policy_name)),
-        });
+        plan.held_back = hold::held_back(&plan, desired, observed, &holds);
     }
     plan
-}
-
-/// When removals are held back, a grant in the owned policies may still be needed: keep every grant they already
-/// have, so that additions still go out and nothing is removed.
-fn keeping_what_is_granted(desired: &DesiredRole, observed: &ObservedRole) -> DesiredRole {
-    let documents: Vec<PolicyDocument> = observed
-        .owned_policy
-        .iter()
-        .chain(
-            observed
-                .owned_managed
-                .iter()
-                .filter_map(|m| m.document.as_ref()),
-        )
-        .filter_map(|raw| PolicyDocument::parse(raw).ok())
-        .collect();
-    let kept = documents
-        .iter()
-        .flat_map(policy::grants)
-        .filter_map(|grant| grant.to_permission())
-        .map(|permission| Requirement {
-            permission,
-            reasons: std::collections::BTreeSet::from([Reason {
-                task_definition: "(kept)".into(),
-                container: "-".into(),
-                field: "some task definitions of the account could not be read this pass".into(),
-            }]),
-        });
-    let mut keeping = desired.clone();
-    let requirements: Vec<_> = desired.requirements.iter().cloned().chain(kept).collect();
-    keeping.requirements = crate::derive::merge_requirements(requirements.iter());
-    keeping
 }
 
 /// The full delta of one role: every need against everything the role holds.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{Change, INLINE_POLICY_LIMIT, Plan, RolePlan};
+use super::{Change, HeldBack, Hold, INLINE_POLICY_LIMIT, Plan, RolePlan};
 use crate::derive::Finding;
 use crate::policy::Permission;
 
@@ -130,16 +130,34 @@ fn role_delta(out: &mut String, role: &RolePlan) {
             );
         }
     }
+    let held = role.held_back.as_ref();
     for removed in &role.removed {
+        let by = held
+            .and_then(|h| h.removals.iter().find(|r| r.permission == *removed))
+            .map(|r| held_by_text(&r.by))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "    - {}   (no longer needed)",
+            "    - {}   (no longer needed{by})",
             permission_text(removed)
         );
     }
     for other in &role.removed_other {
         let _ = writeln!(out, "    - {other}   (no longer needed)");
     }
+    if held.is_some_and(|h| h.withheld) {
+        let _ = writeln!(
+            out,
+            "    ! removals are held back and the write would still take away what cannot be kept; nothing is \
+             written"
+        );
+    }
+}
+
+/// `; held back: <why>` for a removal that a hold keeps, naming every hold.
+fn held_by_text(by: &[Hold]) -> String {
+    let reasons: Vec<String> = by.iter().map(Hold::describe).collect();
+    format!("; held back: {}", reasons.join("; "))
 }
 
 /// Needs that stay blocked, over-grants elsewhere, and a role too large for IAM.
@@ -223,8 +241,11 @@ fn permission_text(p: &Permission) -> String {
 ///                "too_large": "<why>" | null,
 ///                "blocked": [ { "action", "resource", "why": "explicit_deny|boundary|unknown" } ],
 ///                "over_granted_elsewhere": [ { "source", "allows" } ],
+///                "held_back": [ { "action", "resource", "conditions",
+///                                 "by": [ { "hold": "partial_observation|unresolved_lookup", "scope"?, "finding"? } ] } ],
+///                "write_withheld": bool,
 ///                "findings": [ Finding ] } ],
-///   "findings": [ { "kind", "task_definition", "container", "field", "message" } ],
+///   "findings": [ { "kind", "blocking", "task_definition", "container", "field", "message", "holds_back" } ],
 ///   "errors": [ { "account", "role", "error" } ] }
 /// ```
 pub fn render_json(plan: &Plan) -> Value {
@@ -278,8 +299,36 @@ fn role_json(role: &RolePlan) -> Value {
         "blocked": role.blocked,
         "over_granted_elsewhere": role.over_granted,
         "trust_policy_update": role.trust_update.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()),
+        "held_back": role.held_back.as_ref().map(held_back_json).unwrap_or_default(),
+        "write_withheld": role.is_write_withheld(),
         "findings": role.findings.iter().map(finding_json).collect::<Vec<_>>(),
     })
+}
+
+/// The removals held back, each with every hold that keeps it.
+fn held_back_json(held: &HeldBack) -> Vec<Value> {
+    held.removals
+        .iter()
+        .map(|r| {
+            json!({
+                "action": r.permission.action,
+                "resource": r.permission.resource,
+                "conditions": r.permission.conditions,
+                "by": r.by.iter().map(hold_json).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+fn hold_json(hold: &Hold) -> Value {
+    match hold {
+        Hold::PartialObservation => json!({ "hold": hold.as_str() }),
+        Hold::Unresolved { scope, finding } => json!({
+            "hold": hold.as_str(),
+            "scope": scope,
+            "finding": finding_json(finding),
+        }),
+    }
 }
 
 /// A finding as JSON (shared with `derive --output json`).
@@ -291,5 +340,6 @@ pub fn finding_json(f: &Finding) -> Value {
         "container": f.container,
         "field": f.field,
         "message": f.message,
+        "holds_back": f.holds,
     })
 }

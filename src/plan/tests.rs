@@ -51,6 +51,8 @@ fn observed(policy: Option<&str>) -> ObservedRole {
 
 const REPO: &str = "arn:aws:ecr:us-east-1:123456789012:repository/web";
 
+mod held;
+
 #[test]
 fn a_role_without_the_owned_policy_gets_it_created() {
     let plan = plan_role(
@@ -102,7 +104,7 @@ fn a_stale_statement_is_removed_and_a_missing_one_added() {
 #[test]
 fn held_back_removals_are_shown_as_pending_and_the_write_keeps_every_grant() {
     let stale = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:BatchGetImage","Resource":"arn:aws:ecr:us-east-1:123456789012:repository/old"}]}"#;
-    let removals = Removals::HeldBack(HoldReason::PartialObservation);
+    let removals = Removals::HeldBack(vec![Hold::PartialObservation]);
     let d = desired(vec![requirement("ecr:BatchGetImage", REPO)]);
     let plan = plan_role(&d, &observed(Some(stale)), "execrole", removals);
     // The plan shows the full delta, the same as when removals are allowed.
@@ -115,7 +117,8 @@ fn held_back_removals_are_shown_as_pending_and_the_write_keeps_every_grant() {
         full
     );
     let held = plan.held_back.as_ref().expect("removals held back");
-    assert_eq!(held.reason, HoldReason::PartialObservation);
+    assert_eq!(held.removals.len(), 1);
+    assert_eq!(held.removals[0].by, vec![Hold::PartialObservation]);
     let write = plan.write();
     assert!(!write.removes() && !plan.is_write_withheld());
     let Change::Update { document } = &write.change else {
@@ -127,7 +130,10 @@ fn held_back_removals_are_shown_as_pending_and_the_write_keeps_every_grant() {
 #[test]
 fn held_back_removals_change_nothing_when_nothing_would_be_removed() {
     let d = desired(vec![requirement("ecr:BatchGetImage", REPO)]);
-    let removals = Removals::HeldBack(HoldReason::UnresolvedLookup);
+    let removals = Removals::HeldBack(vec![Hold::Unresolved {
+        scope: crate::derive::HoldScope::CredSpecSecret,
+        finding: Box::new(held::unresolved_finding()),
+    }]);
     let plan = plan_role(&d, &observed(None), "execrole", removals);
     assert_eq!(
         plan,

@@ -24,7 +24,7 @@ async fn seed_one(moto: &Moto) {
     .await;
 }
 
-fn run(command: &mut Command) -> (i32, String, String) {
+pub(crate) fn run(command: &mut Command) -> (i32, String, String) {
     let out = command.output().expect("run execrole");
     (
         out.status.code().unwrap_or(-1),

@@ -7,6 +7,7 @@ mod derive_cli;
 mod effect;
 mod events;
 mod faults;
+mod holdback;
 mod limits;
 mod lookups;
 mod prcheck;

@@ -263,3 +263,41 @@ async fn a_pull_through_cache_image_gets_the_import_actions_and_the_rules_are_ca
     );
     assert_eq!(w.iam.writes(), 1);
 }
+
+#[tokio::test]
+async fn another_accounts_cache_rules_are_not_looked_up_and_hold_back_no_removal() {
+    let image = "222222222222.dkr.ecr.us-east-1.amazonaws.com/docker-hub/library/nginx:1.27";
+    let td = TaskDefinition::from_json(&format!(
+        r#"{{"taskDefinitionArn":"{}","family":"web","revision":1,
+            "executionRoleArn":"arn:aws:iam::123456789012:role/app-exec",
+            "containerDefinitions":[{{"name":"web","image":"{image}"}}]}}"#,
+        td_arn("web", 1),
+    ))
+    .unwrap();
+    let stale_parameter = format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/old");
+    let owned = crate::policy::compile(&[
+        crate::policy::Permission::new("ecr:GetAuthorizationToken", "*"),
+        crate::policy::Permission::new("ssm:GetParameters", stale_parameter.clone()),
+    ])
+    .to_json();
+    let w = World::with_facts(
+        CONFIG,
+        FakeEcs::default().with(td),
+        FakeIam::default().role("app-exec", &[(OWNED, &owned)]),
+        FakeFacts::default(),
+    )
+    .await;
+    let report = w.pass(Mode::Enforce).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(w.facts.rule_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(report.outcomes, outcomes(&[(Outcome::Applied, 1)]));
+    let plan = &report.plan.roles[0];
+    assert!(plan.held_back.is_none(), "{plan:?}");
+    let kinds: Vec<_> = plan.findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, vec![FindingKind::CrossAccountResource]);
+    let grants = grants_of(&w.iam.policy("app-exec", OWNED).unwrap());
+    assert!(
+        !grants.iter().any(|g| g.resource == stale_parameter),
+        "the stale grant is pruned: {grants:#?}"
+    );
+}

@@ -24,6 +24,21 @@ fn registry_rules(prefixes: &[&str]) -> Facts {
     facts
 }
 
+/// The look-up of the test registry's rules, failed for `reason`.
+fn failed_rules(reason: &str) -> Facts {
+    let mut facts = Facts::new();
+    facts.insert(
+        Lookup::PullThroughCacheRules {
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+        },
+        Fact::Failed {
+            reason: reason.into(),
+        },
+    );
+    facts
+}
+
 fn image_task(image: &str) -> TaskDefinition {
     task(&format!(
         r#"[{{"name":"app","image":"{image}","logConfiguration":{{"logDriver":"awslogs",
@@ -83,16 +98,7 @@ fn pull_through_rules_are_asked_for_only_for_nested_paths_and_never_reported_off
     ));
     assert!(d.lookups.is_empty());
     // A failed look-up is said (the controller tried and could not read the rules).
-    let mut facts = Facts::new();
-    facts.insert(
-        Lookup::PullThroughCacheRules {
-            region: "us-east-1".into(),
-            account: "123456789012".into(),
-        },
-        Fact::Failed {
-            reason: "AccessDenied".into(),
-        },
-    );
+    let facts = failed_rules("AccessDenied");
     let d = derive_with(&image_task(CACHE_IMAGE), &DeriveOptions::default(), &facts);
     assert_eq!(kinds(&d), vec![FindingKind::UnresolvedLookup]);
 }
@@ -228,4 +234,61 @@ fn the_managed_policy_baseline_drops_exactly_the_six_actions_it_grants() {
     let d = derive_with(&td, &options, &Facts::new());
     assert!(d.requirements.is_empty());
     assert_eq!(kinds(&d), vec![FindingKind::NoExecutionRole]);
+}
+
+#[test]
+fn a_failed_cache_rule_look_up_holds_back_only_the_import_grants_of_its_prefix() {
+    let facts = failed_rules("HTTP 500");
+    let d = derive_with(&image_task(CACHE_IMAGE), &DeriveOptions::default(), &facts);
+    assert_eq!(d.findings.len(), 1, "{:?}", d.findings);
+    assert_eq!(
+        d.findings[0].holds,
+        Some(HoldScope::PullThroughCache {
+            partition: "aws".into(),
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            prefix: "docker-hub".into(),
+        })
+    );
+}
+
+#[test]
+fn another_accounts_cache_rules_are_not_looked_up_and_the_finding_holds_nothing_back() {
+    let image = "222222222222.dkr.ecr.eu-west-1.amazonaws.com/docker-hub/library/nginx:1.27";
+    let d = derive(&image_task(image));
+    assert!(d.lookups.is_empty(), "{:?}", d.lookups);
+    assert_eq!(kinds(&d), vec![FindingKind::CrossAccountResource]);
+    let finding = &d.findings[0];
+    assert!(finding.holds.is_none());
+    for words in [
+        "account 222222222222: its repository policy must also allow the execution role to pull",
+        "cannot read that registry's pull-through-cache rules, so if `docker-hub` is a cache prefix there",
+    ] {
+        assert!(finding.message.contains(words), "{}", finding.message);
+    }
+    // No import grant is guessed for it.
+    assert!(
+        !grants(&d)
+            .iter()
+            .any(|(a, _)| a == "ecr:BatchImportUpstreamImage")
+    );
+    // Without pull-through look-ups (or for a single-segment path) the finding is about the pull only.
+    let options = DeriveOptions {
+        pull_through_lookups: false,
+        ..DeriveOptions::default()
+    };
+    let d = derive_with(&image_task(image), &options, &Facts::new());
+    assert!(
+        !d.findings[0].message.contains("pull-through"),
+        "{:?}",
+        d.findings
+    );
+    let d = derive(&image_task(
+        "222222222222.dkr.ecr.eu-west-1.amazonaws.com/base:1",
+    ));
+    assert!(
+        !d.findings[0].message.contains("pull-through"),
+        "{:?}",
+        d.findings
+    );
 }

@@ -446,3 +446,62 @@ fn only_a_look_up_not_made_is_listed_as_not_looked_up() {
     );
     assert!(failed.not_looked_up.is_empty());
 }
+
+#[test]
+fn each_unresolved_fact_names_what_it_holds_back() {
+    let failed = || Fact::Failed {
+        reason: "AccessDenied".into(),
+    };
+    let holds = |d: &Derivation| -> Vec<Option<HoldScope>> {
+        d.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::UnresolvedLookup)
+            .map(|f| f.holds.clone())
+            .collect()
+    };
+    // A secret: its own grant (by full ARN or name) and kms:Decrypt on keys of its Region.
+    let d = derive_secret(SECRET, &[(secret_lookup(SECRET), failed())]);
+    let secret = HoldScope::Secret {
+        arn: SECRET.into(),
+        region: "us-east-1".into(),
+    };
+    assert_eq!(holds(&d), vec![Some(secret.clone())]);
+    // Not looked up at all (offline): the same scope.
+    assert_eq!(holds(&derive_secret(SECRET, &[])), vec![Some(secret)]);
+    // A key: kms:Decrypt on keys of its Region and account.
+    let d = derive_secret(
+        SECRET,
+        &[
+            (
+                secret_lookup(SECRET),
+                secret_fact(SECRET, Some("alias/app")),
+            ),
+            (
+                key_lookup("us-east-1", "123456789012", "alias/app"),
+                failed(),
+            ),
+        ],
+    );
+    assert_eq!(
+        holds(&d),
+        vec![Some(HoldScope::Decrypt {
+            region: "us-east-1".into(),
+            account: Some("123456789012".into())
+        })]
+    );
+    // A parameter: kms:Decrypt on keys of its Region, whatever the account.
+    let parameter = "arn:aws:ssm:us-east-1:123456789012:parameter/app/token";
+    let lookup = Lookup::Parameter {
+        region: "us-east-1".into(),
+        account: "123456789012".into(),
+        name: "app/token".into(),
+    };
+    let d = derive_secret(parameter, &[(lookup, failed())]);
+    assert_eq!(
+        holds(&d),
+        vec![Some(HoldScope::Decrypt {
+            region: "us-east-1".into(),
+            account: None
+        })]
+    );
+}
