@@ -359,7 +359,8 @@ pub(crate) async fn converge(
 }
 
 /// Execute a plan: decide whether it may be written now, then write it in order. When the planner held removals
-/// back, the write keeps every grant and the role stays pending (its removals are not done).
+/// back, the write keeps the held-back grants (removing the rest) and the role stays pending (those removals are
+/// not done).
 async fn apply(
     delta: RolePlan,
     observed: ObservedRole,
