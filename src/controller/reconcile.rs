@@ -390,8 +390,11 @@ async fn apply(
             }
         }
     };
-    if delta.held_back.is_some() && outcome != Outcome::Error {
+    if let Some(held) = &delta.held_back
+        && outcome != Outcome::Error
+    {
         outcome = Outcome::Pending;
+        log_held_back(&delta.key, held);
     }
     RoleReport {
         plan: Some(delta),
@@ -399,6 +402,21 @@ async fn apply(
         error,
         writes,
         capped,
+    }
+}
+
+/// Say which removals were held back for a role, and by what (debug: the finding behind it is logged once as a
+/// warning, and `plan` shows the same).
+fn log_held_back(role: &crate::model::RoleKey, held: &plan::HeldBack) {
+    for removal in &held.removals {
+        let by: Vec<String> = removal.by.iter().map(plan::Hold::describe).collect();
+        tracing::debug!(
+            role = %role,
+            action = %removal.permission.action,
+            resource = %removal.permission.resource,
+            held_back_by = %by.join("; "),
+            "removal held back"
+        );
     }
 }
 
