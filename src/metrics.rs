@@ -92,7 +92,7 @@ metrics! {
     /// `execrole_passes_total{result}`.
     passes: IntCounterVec = IntCounterVec::new(opts("execrole_passes_total", "Passes, by result: in the daemon each target's sweep (list, describe, derive); with run --once or plan the whole run. Success means everything could be observed."), &["result"]);
     /// `execrole_reconciles_total{result}`.
-    reconciles: IntCounterVec = IntCounterVec::new(opts("execrole_reconciles_total", "Role reconciles, by result (in_sync, applied, pending, error)."), &["result"]);
+    reconciles: IntCounterVec = IntCounterVec::new(opts("execrole_reconciles_total", "Role reconciles, by result (in_sync, applied, pending, error, not_selected)."), &["result"]);
     /// `execrole_reconcile_duration_seconds`.
     reconcile_duration: Histogram = Histogram::with_opts(histogram_opts("execrole_reconcile_duration_seconds", "Time to reconcile one execution role.", doubling_buckets(0.005, 14)));
     /// `execrole_roles_managed`.
@@ -108,9 +108,9 @@ metrics! {
     /// `execrole_aws_retries_total{service,operation}`.
     aws_retries: IntCounterVec = IntCounterVec::new(opts("execrole_aws_retries_total", "AWS API requests retried after a retryable error, by service and operation."), &["service", "operation"]);
     /// `execrole_rate_limit_waits_total{service}`.
-    rate_limit_waits: IntCounterVec = IntCounterVec::new(opts("execrole_rate_limit_waits_total", "AWS API request attempts that waited for the client-side rate limit of their service (the account's token bucket was empty), by service."), &["service"]);
+    rate_limit_waits: IntCounterVec = IntCounterVec::new(opts("execrole_rate_limit_waits_total", "AWS API request attempts that waited for the client-side rate limit of their service (the account's token bucket was empty), by service. The sts series stays 0: the SDK's AssumeRole credential provider does not draw from these limits."), &["service"]);
     /// `execrole_rate_limit_wait_seconds_total{service}`.
-    rate_limit_wait_seconds: CounterVec = CounterVec::new(opts("execrole_rate_limit_wait_seconds_total", "Time AWS API request attempts spent waiting for the client-side rate limit, by service."), &["service"]);
+    rate_limit_wait_seconds: CounterVec = CounterVec::new(opts("execrole_rate_limit_wait_seconds_total", "Time AWS API request attempts spent waiting for the client-side rate limit, by service (sts stays 0)."), &["service"]);
     /// `execrole_task_definition_cache_hits_total`.
     cache_hits: IntCounter = IntCounter::new("execrole_task_definition_cache_hits_total", "Task definition revisions served from the cache (not described again).");
     /// `execrole_task_definition_cache_misses_total`.
@@ -126,7 +126,7 @@ metrics! {
     /// `execrole_last_successful_pass_timestamp_seconds`.
     last_success: IntGauge = IntGauge::new("execrole_last_successful_pass_timestamp_seconds", "Unix time of the last pass that completed without errors.");
     /// `execrole_ready`.
-    ready: IntGauge = IntGauge::new("execrole_ready", "1 once the first full pass has completed.");
+    ready: IntGauge = IntGauge::new("execrole_ready", "1 while every target's last sweep observed everything (the condition of /readyz), otherwise 0.");
     /// `execrole_build_info{version}`.
     build_info: IntGaugeVec = IntGaugeVec::new(opts("execrole_build_info", "Build information; the value is always 1."), &["version"]);
     /// `execrole_task_definitions_in_grace`.
