@@ -243,6 +243,7 @@ fn observed_with(owned: &PolicyDocument) -> ObservedRole {
             },
         ],
         boundary: None,
+        has_baseline_tag: false,
     }
 }
 

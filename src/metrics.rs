@@ -152,7 +152,7 @@ impl Default for Metrics {
 }
 
 /// The IAM operations the controller may write with.
-pub const IAM_WRITE_OPERATIONS: [&str; 9] = [
+pub const IAM_WRITE_OPERATIONS: [&str; 12] = [
     "PutRolePolicy",
     "DeleteRolePolicy",
     "AttachRolePolicy",
@@ -162,6 +162,9 @@ pub const IAM_WRITE_OPERATIONS: [&str; 9] = [
     "DeletePolicyVersion",
     "DetachRolePolicy",
     "DeletePolicy",
+    "SetDefaultPolicyVersion",
+    "TagRole",
+    "UntagRole",
 ];
 
 /// The drift kinds reported by `execrole_roles_in_drift`.

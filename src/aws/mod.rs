@@ -98,6 +98,17 @@ pub struct ManagedPolicyInfo {
     pub tags: Vec<(String, String)>,
 }
 
+/// A customer managed policy as `ListPolicies` lists it (no tags: IAM's list calls leave them out).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListedPolicy {
+    /// The policy name.
+    pub name: String,
+    /// The policy ARN.
+    pub arn: String,
+    /// Its IAM path (`/execrole/`).
+    pub path: String,
+}
+
 /// One version of a managed policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyVersionInfo {
@@ -167,14 +178,40 @@ pub trait IamApi: Send + Sync {
         unsupported("ListPolicyVersions")
     }
 
-    /// Create a customer managed policy with tags; returns its ARN.
+    /// The account's customer managed policies under an IAM path (`ListPolicies` with `Scope=Local` and
+    /// `PathPrefix`, all pages), attached or not.
+    async fn list_local_policies(&self, _path_prefix: &str) -> Result<Vec<ListedPolicy>, AwsError> {
+        unsupported("ListPolicies")
+    }
+
+    /// Create a customer managed policy under an IAM path, with tags; returns its ARN.
     async fn create_policy(
         &self,
         _name: &str,
+        _path: &str,
         _document: &str,
         _tags: &[(String, String)],
     ) -> Result<String, AwsError> {
         unsupported("CreatePolicy")
+    }
+
+    /// Make an existing version of a managed policy its default.
+    async fn set_default_policy_version(
+        &self,
+        _arn: &str,
+        _version_id: &str,
+    ) -> Result<(), AwsError> {
+        unsupported("SetDefaultPolicyVersion")
+    }
+
+    /// Add or overwrite tags on a role.
+    async fn tag_role(&self, _role: &str, _tags: &[(String, String)]) -> Result<(), AwsError> {
+        unsupported("TagRole")
+    }
+
+    /// Remove tags (by key) from a role.
+    async fn untag_role(&self, _role: &str, _keys: &[String]) -> Result<(), AwsError> {
+        unsupported("UntagRole")
     }
 
     /// Add a version to a managed policy and make it the default.

@@ -30,7 +30,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
 use super::{
-    AwsError, BackoffSettings, Caller, EcsApi, ErrorKind, FactsApi, IamApi, Limiters,
+    AwsError, BackoffSettings, Caller, EcsApi, ErrorKind, FactsApi, IamApi, Limiters, ListedPolicy,
     ManagedPolicyInfo, PolicyVersionInfo, RateLimits, RoleInfo, SdkFacts, TaskDefinitionPage,
     absent_as_none, all_pages, convert, send,
 };
@@ -618,27 +618,52 @@ impl IamApi for SdkIam {
         .await
     }
 
+    async fn list_local_policies(&self, path_prefix: &str) -> Result<Vec<ListedPolicy>, AwsError> {
+        const OP: &str = "ListPolicies";
+        all_pages("iam", OP, |marker| async move {
+            let out = send(&self.caller, "iam", OP, || {
+                self.client
+                    .list_policies()
+                    .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+                    .path_prefix(path_prefix)
+                    .set_marker(marker.clone())
+                    .send()
+            })
+            .await?;
+            let policies = out
+                .policies()
+                .iter()
+                .filter_map(|p| {
+                    Some(ListedPolicy {
+                        name: p.policy_name()?.to_string(),
+                        arn: p.arn()?.to_string(),
+                        path: p.path().unwrap_or("/").to_string(),
+                    })
+                })
+                .collect();
+            let next = out
+                .marker()
+                .filter(|_| out.is_truncated())
+                .map(str::to_string);
+            Ok((policies, next))
+        })
+        .await
+    }
+
     async fn create_policy(
         &self,
         name: &str,
+        path: &str,
         document: &str,
         tags: &[(String, String)],
     ) -> Result<String, AwsError> {
         const OP: &str = "CreatePolicy";
-        let tags: Vec<aws_sdk_iam::types::Tag> = tags
-            .iter()
-            .filter_map(|(k, v)| {
-                aws_sdk_iam::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .ok()
-            })
-            .collect();
+        let tags = sdk_tags(tags);
         let out = send(&self.caller, "iam", OP, || {
             self.client
                 .create_policy()
                 .policy_name(name)
+                .path(path)
                 .policy_document(document)
                 .description("Owned by execrole: permissions an ECS execution role needs (spilled from its inline policy)")
                 .set_tags(Some(tags.clone()))
@@ -661,6 +686,50 @@ impl IamApi for SdkIam {
                 .policy_arn(arn)
                 .policy_document(document)
                 .set_as_default(true)
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn set_default_policy_version(
+        &self,
+        arn: &str,
+        version_id: &str,
+    ) -> Result<(), AwsError> {
+        const OP: &str = "SetDefaultPolicyVersion";
+        send(&self.caller, "iam", OP, || {
+            self.client
+                .set_default_policy_version()
+                .policy_arn(arn)
+                .version_id(version_id)
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn tag_role(&self, role: &str, tags: &[(String, String)]) -> Result<(), AwsError> {
+        const OP: &str = "TagRole";
+        let tags = sdk_tags(tags);
+        send(&self.caller, "iam", OP, || {
+            self.client
+                .tag_role()
+                .role_name(role)
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn untag_role(&self, role: &str, keys: &[String]) -> Result<(), AwsError> {
+        const OP: &str = "UntagRole";
+        send(&self.caller, "iam", OP, || {
+            self.client
+                .untag_role()
+                .role_name(role)
+                .set_tag_keys(Some(keys.to_vec()))
                 .send()
         })
         .await
@@ -701,6 +770,19 @@ impl IamApi for SdkIam {
         .await
         .map(|_| ())
     }
+}
+
+/// Tags in the SDK's shape (a tag IAM would refuse, with an empty key, is left out).
+fn sdk_tags(tags: &[(String, String)]) -> Vec<aws_sdk_iam::types::Tag> {
+    tags.iter()
+        .filter_map(|(k, v)| {
+            aws_sdk_iam::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .ok()
+        })
+        .collect()
 }
 
 #[cfg(test)]

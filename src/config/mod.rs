@@ -176,6 +176,9 @@ pub struct Config {
     pub prune_grace_period: Duration,
     /// The name of the inline policy the controller owns on each execution role.
     pub inline_policy_name: String,
+    /// The IAM path the controller creates its spill policies under, and where it looks for them
+    /// (`policy.spill_path`, `/execrole/` by default).
+    pub spill_path: String,
     /// Time between full passes.
     #[serde(with = "crate::settings::duration_text")]
     pub resync_interval: Duration,

@@ -287,6 +287,8 @@ impl Default for RawTaskDefinitions {
 pub(crate) struct RawPolicy {
     #[serde(default = "default_policy_name")]
     pub inline_name: PolicyName,
+    #[serde(default = "default_spill_path")]
+    pub spill_path: SpillPath,
     #[serde(default)]
     pub baseline: crate::derive::Baseline,
     #[serde(default)]
@@ -299,6 +301,7 @@ impl Default for RawPolicy {
     fn default() -> Self {
         RawPolicy {
             inline_name: default_policy_name(),
+            spill_path: default_spill_path(),
             baseline: crate::derive::Baseline::default(),
             ecr_vpc_endpoint: RawVpcEndpoint::default(),
             container_insights: RawInsights::default(),
@@ -374,6 +377,10 @@ fn default_true() -> bool {
 }
 fn default_policy_name() -> PolicyName {
     PolicyName("execrole".to_string())
+}
+
+fn default_spill_path() -> SpillPath {
+    SpillPath("/execrole/".to_string())
 }
 fn default_initial() -> DurationText {
     DurationText(BackoffSettings::DEFAULT.initial_interval)
@@ -544,6 +551,30 @@ impl<'de> Deserialize<'de> for PolicyName {
         } else {
             Err(de::Error::custom(format!(
                 "`{text}` is not an IAM policy name (1-128 letters, digits and +=,.@_-)"
+            )))
+        }
+    }
+}
+
+/// The IAM path of the spill policies (`/execrole/`): IAM's path rules (1–512 printable ASCII characters,
+/// starting and ending with `/`), and no empty segment (`//`), which the deploy templates' pattern refuses too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SpillPath(pub String);
+
+impl<'de> Deserialize<'de> for SpillPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let valid = text.len() <= 512
+            && text.starts_with('/')
+            && text.ends_with('/')
+            && !text.contains("//")
+            && text.bytes().all(|b| (0x21..=0x7e).contains(&b));
+        if valid {
+            Ok(SpillPath(text))
+        } else {
+            Err(de::Error::custom(format!(
+                "`{text}` is not an IAM path for policies: 1-512 printable ASCII characters without spaces, \
+                 starting and ending with `/`, no empty segment (like `/execrole/`)"
             )))
         }
     }

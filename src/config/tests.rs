@@ -13,6 +13,7 @@ fn a_minimal_config_gets_safe_defaults() {
     let config = load(MINIMAL).unwrap();
     assert_eq!(config.mode, Mode::DryRun);
     assert_eq!(config.inline_policy_name, "execrole");
+    assert_eq!(config.spill_path, "/execrole/");
     assert_eq!(config.resync_interval, Duration::from_secs(300));
     assert_eq!(config.http_listen, "0.0.0.0:9464".parse().unwrap());
     assert_eq!(config.log_format, LogFormat::Json);
@@ -117,6 +118,29 @@ logging:
 }
 
 #[test]
+fn the_spill_path_follows_iams_path_rules() {
+    for good in ["/", "/execrole/", "/platform/execrole/", "/a.b-c_d@e/"] {
+        let text = format!("{MINIMAL}policy:\n  spill_path: \"{good}\"\n");
+        assert_eq!(load(&text).unwrap().spill_path, good);
+    }
+    let long = format!("/{}/", "a".repeat(511));
+    for bad in [
+        "",
+        "execrole/",
+        "/execrole",
+        "//",
+        "/a//b/",
+        "/has space/",
+        "/caf\u{e9}/",
+        &long,
+    ] {
+        let text = format!("{MINIMAL}policy:\n  spill_path: \"{bad}\"\n");
+        let err = load(&text).expect_err(bad).to_string();
+        assert!(err.contains("policy.spill_path"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn errors_name_the_file_the_key_path_and_the_line() {
     let cases = [
         (
@@ -160,6 +184,12 @@ fn errors_name_the_file_the_key_path_and_the_line() {
             "execrole.yaml:5",
             "policy.inline_name",
             "not an IAM policy name",
+        ),
+        (
+            &format!("{MINIMAL}policy:\n  spill_path: execrole/\n"),
+            "execrole.yaml:5",
+            "policy.spill_path",
+            "not an IAM path for policies",
         ),
         (
             "mode: enforce\n",

@@ -57,6 +57,7 @@ pub(super) fn from_raw(file: &Path, text: &str, raw: RawConfig) -> Result<Config
         include_inactive_in_use: raw.task_definitions.include_inactive_in_use,
         prune_grace_period: raw.task_definitions.prune_grace_period.0,
         inline_policy_name: raw.policy.inline_name.0,
+        spill_path: raw.policy.spill_path.0,
         resync_interval: raw.resync_interval.0,
         resync_jitter: raw.resync_jitter,
         settle_window: raw.settle_window.0,

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use super::lookups::FactCache;
 use super::queue::WorkQueue;
 use super::reconcile::PolicyCache;
+use super::spill::SpillListings;
 use super::store::Store;
 use super::watcher::Watcher;
 use crate::aws::{ClientFactory, EcsApi, FactsApi, IamApi};
@@ -130,6 +131,8 @@ pub(crate) struct Context {
     pub(crate) facts: FactCache,
     /// Managed policy documents read from IAM.
     pub(crate) policies: PolicyCache,
+    /// The spill-path listing of each account, once per sweep.
+    pub(crate) spill_listings: SpillListings,
     /// One record per managed role and per watched account.
     pub(crate) store: Store,
     /// The scheduler: which role runs next, and when.
@@ -151,6 +154,7 @@ impl Context {
             force_dry_run: AtomicBool::new(false),
             watcher: Watcher::default(),
             policies: PolicyCache::default(),
+            spill_listings: SpillListings::default(),
             store: Store::default(),
             queue: WorkQueue::new(),
             budget: WriteBudget::new(),

@@ -21,6 +21,7 @@ mod reconcile;
 mod reload;
 mod role;
 mod runtime;
+mod spill;
 mod store;
 mod watcher;
 
@@ -270,6 +271,8 @@ fn publish(ctx: &Context, rt: &Runtime, sweep: Sweep) -> Vec<RoleKey> {
         findings,
     };
     let published = ctx.store.publish(&sweep.account, sweep.roles, record);
+    // The reconciles of this sweep list the account's spill policies afresh (once, shared).
+    ctx.spill_listings.forget(&sweep.account);
     for key in &published.gone {
         ctx.queue.remove(key);
         tracing::info!(role = %key, "no in-scope task definition names the role any more; it is no longer managed");

@@ -1,13 +1,17 @@
 //! The steps of reconciling one execution role (`converge`): `desired` (given), `observed` (read from IAM),
-//! `delta` (`plan::plan_role`), then apply only when the delta is not empty, the mode is `enforce`, and applying is safe. Only the owned inline
-//! policy is ever written; other inline policies and attachments are read by name at most, never changed.
+//! `delta` (`plan::plan_role`), then apply only when the delta is not empty, the mode is `enforce`, and applying is
+//! safe. Only what execrole owns is ever written: the inline policy, its spill policies, the baseline's attachment
+//! (with its role tag) and the trust policy when managed; other policies are read at most, never changed.
 
 use std::time::Instant;
 
+use super::spill::{SpillListings, owned_spill_policies};
 use crate::aws::{AwsError, IamApi};
 use crate::config::Mode;
 use crate::metrics::Metrics;
-use crate::plan::{self, Change, DesiredRole, ManagedChange, ObservedRole, Removals, RolePlan};
+use crate::plan::{
+    self, BaselineTag, Change, DesiredRole, ManagedChange, ObservedRole, Removals, RolePlan,
+};
 
 /// How a reconcile ended (the `result` label of `execrole_reconciles_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,16 +112,28 @@ pub struct ApplyRules<'a> {
     pub roles_written: &'a std::sync::atomic::AtomicUsize,
 }
 
-/// Read what IAM holds for the role: the role (with its trust policy), its inline policies (the owned one's
-/// document, and the others' sizes, which share IAM's inline limit), its attached policies, and the documents
-/// of the spill policies it owns (recognised by name prefix *and* owner tag).
+/// What execrole owns on every role, by name and place, and the caches its observation shares across roles.
+pub(crate) struct Ownership<'a> {
+    /// The owned inline policy's name (and the prefix of spill policy names).
+    pub(crate) policy_name: &'a str,
+    /// The IAM path spill policies are created under and listed from.
+    pub(crate) spill_path: &'a str,
+    /// The spill-path listing per account.
+    pub(crate) listings: &'a SpillListings,
+    /// Managed policy documents.
+    pub(crate) documents: &'a PolicyCache,
+}
+
+/// Read what IAM holds for the role: the role (with its trust policy and tags), its inline policies (the owned
+/// one's document, and the others' sizes, which share IAM's inline limit), its attached policies, and the spill
+/// policies it owns, attached or not (`spill::owned_spill_policies`).
 async fn observe(
     iam: &dyn IamApi,
-    role: &str,
-    policy_name: &str,
+    key: &crate::model::RoleKey,
+    owned: &Ownership<'_>,
     selection: &crate::config::RoleSelection,
-    cache: &PolicyCache,
 ) -> Result<Option<ObservedRole>, AwsError> {
+    let (role, policy_name, cache) = (key.name.as_str(), owned.policy_name, owned.documents);
     let info = iam.get_role(role).await?;
     let selected = match &info {
         Some(info) => selection.selects(&info.path, &info.tags),
@@ -137,17 +153,32 @@ async fn observe(
             owned_managed: Vec::new(),
             other_policies: Vec::new(),
             boundary: None,
+            has_baseline_tag: false,
         }));
     };
     let names = iam.list_role_policies(role).await?;
     let inline = observe_inline(iam, role, policy_name, &names).await?;
     let attached_policies = iam.list_attached_role_policies(role).await?;
-    let attached = observe_attached(iam, role, policy_name, &attached_policies, cache).await?;
+    let others = observe_attached(iam, role, policy_name, &attached_policies, cache).await?;
+    let candidates = owned
+        .listings
+        .candidates(&key.account, iam, owned.spill_path, policy_name)
+        .await?;
+    let owned_managed = owned_spill_policies(
+        iam,
+        role,
+        policy_name,
+        &attached_policies,
+        candidates.for_role(role),
+        cache,
+    )
+    .await?;
     let mut other_policies = inline.others;
-    other_policies.extend(attached.others);
+    other_policies.extend(others);
     let owned_policy = inline.owned;
     let foreign_inline_size = inline.foreign_size;
-    let owned_managed = attached.owned;
+    let (tag, value) = plan::BASELINE_TAG;
+    let has_baseline_tag = info.tags.iter().any(|(k, v)| k == tag && v == value);
     let boundary = match &info.permissions_boundary {
         Some(arn) => managed_document(iam, arn, cache).await?,
         None => None,
@@ -162,6 +193,7 @@ async fn observe(
         trust_policy: info.assume_role_policy,
         foreign_inline_size,
         owned_managed,
+        has_baseline_tag,
     }))
 }
 
@@ -207,65 +239,60 @@ async fn observe_inline(
     Ok(inline)
 }
 
-/// What the role's attached policies hold.
-struct AttachedPolicies {
-    /// The spill policies execrole owns (name prefix and owner tag).
-    owned: Vec<plan::OwnedManagedPolicy>,
-    /// The others, parsed, for evaluation by effect.
-    others: Vec<plan::OtherPolicy>,
-}
-
-/// Read the role's attached policies: the documents of the spill policies it owns (recognised by name prefix
-/// *and* owner tag), and of the others.
+/// Read the documents of the role's attached policies other than its spill policies (those are read by
+/// `spill::owned_spill_policies`), for evaluation by effect.
 async fn observe_attached(
     iam: &dyn IamApi,
     role: &str,
     policy_name: &str,
     arns: &[String],
     cache: &PolicyCache,
-) -> Result<AttachedPolicies, AwsError> {
-    let mut attached = AttachedPolicies {
-        owned: Vec::new(),
-        others: Vec::new(),
-    };
+) -> Result<Vec<plan::OtherPolicy>, AwsError> {
+    let mut others = Vec::new();
     for arn in arns {
         let name = arn.rsplit('/').next().unwrap_or_default();
-        if !plan::is_spill_policy_name(policy_name, role, name) {
-            if let Some(document) = managed_document(iam, arn, cache).await? {
-                attached.others.push(plan::OtherPolicy {
-                    source: arn.clone(),
-                    document,
-                });
-            }
+        if plan::is_spill_policy_name(policy_name, role, name) {
             continue;
         }
-        let Some(policy) = iam.get_policy(arn).await? else {
-            continue;
-        };
-        let (key, value) = plan::OWNER_TAG;
-        if !policy.tags.iter().any(|(k, v)| k == key && v == value) {
-            tracing::warn!(role, policy_arn = %arn, "a policy named like execrole's spill policy is not tagged as ours; left alone");
-            continue;
+        if let Some(document) = managed_document(iam, arn, cache).await? {
+            others.push(plan::OtherPolicy {
+                source: arn.clone(),
+                document,
+            });
         }
-        let document = iam
-            .get_policy_version(arn, &policy.default_version_id)
-            .await?;
-        attached.owned.push(plan::OwnedManagedPolicy {
-            name: name.to_string(),
-            arn: arn.clone(),
-            document,
-        });
     }
-    Ok(attached)
+    Ok(others)
 }
 
 /// Managed policy versions are immutable: their documents are cached by (ARN, version id), so each pass costs one
-/// `GetPolicy` per attached policy and a `GetPolicyVersion` only when the default version changed.
+/// `GetPolicy` per attached policy and a `GetPolicyVersion` only when the default version changed. Other policies'
+/// documents are kept parsed (for evaluation), spill policies' as IAM returned them (for the plan).
 #[derive(Default)]
 pub struct PolicyCache {
     documents: std::sync::Mutex<
         std::collections::HashMap<(String, String), crate::policy::PolicyDocument>,
     >,
+    texts: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
+}
+
+impl PolicyCache {
+    /// A version's document as IAM returned it, or `None` when it is gone: read once per (ARN, version).
+    pub(crate) async fn version_text(
+        &self,
+        iam: &dyn IamApi,
+        arn: &str,
+        version_id: &str,
+    ) -> Result<Option<String>, AwsError> {
+        let key = (arn.to_string(), version_id.to_string());
+        if let Some(text) = self.texts.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(Some(text));
+        }
+        let text = iam.get_policy_version(arn, version_id).await?;
+        if let (Some(text), Ok(mut c)) = (&text, self.texts.lock()) {
+            c.insert(key, text.clone());
+        }
+        Ok(text)
+    }
 }
 
 /// The default version's document of a managed policy, or `None` when it is gone or unreadable.
@@ -318,14 +345,13 @@ fn inline_size(raw: &str) -> usize {
 pub(crate) async fn converge(
     desired: &DesiredRole,
     iam: &dyn IamApi,
-    policy_name: &str,
+    owned: &Ownership<'_>,
     rules: ApplyRules<'_>,
     metrics: &Metrics,
-    cache: &PolicyCache,
 ) -> RoleReport {
     let started = Instant::now();
     let selection = &rules.safety.role_selection;
-    let report = match observe(iam, &desired.key.name, policy_name, selection, cache).await {
+    let report = match observe(iam, &desired.key, owned, selection).await {
         Err(error) => RoleReport {
             plan: None,
             outcome: Outcome::Error,
@@ -344,8 +370,17 @@ pub(crate) async fn converge(
             }
         }
         Ok(Some(observed)) => {
-            let delta = plan::plan_role(desired, &observed, policy_name, rules.removals.clone());
-            apply(delta, observed, iam, rules, metrics).await
+            let delta = plan::plan_role(
+                desired,
+                &observed,
+                owned.policy_name,
+                rules.removals.clone(),
+            );
+            let report = apply(delta, observed, iam, owned.spill_path, rules, metrics).await;
+            if changed_spill_listing(&report) {
+                owned.listings.forget(&desired.key.account);
+            }
+            report
         }
     };
     metrics
@@ -358,6 +393,21 @@ pub(crate) async fn converge(
     report
 }
 
+/// Whether the reconcile created or deleted a spill policy, or tried to: the account's spill listing is stale then
+/// (a create whose attach failed leaves a policy the next reconcile must find).
+fn changed_spill_listing(report: &RoleReport) -> bool {
+    let tried = report.writes > 0 || matches!(report.error, Some(ReconcileError::WriteFailed(_)));
+    tried
+        && report.plan.as_ref().is_some_and(|p| {
+            p.write().managed.iter().any(|c| {
+                matches!(
+                    c,
+                    ManagedChange::Create { .. } | ManagedChange::Delete { .. }
+                )
+            })
+        })
+}
+
 /// Execute a plan: decide whether it may be written now, then write it in order. When the planner held removals
 /// back, the write keeps the held-back grants (removing the rest) and the role stays pending (those removals are
 /// not done).
@@ -365,6 +415,7 @@ async fn apply(
     delta: RolePlan,
     observed: ObservedRole,
     iam: &dyn IamApi,
+    spill_path: &str,
     rules: ApplyRules<'_>,
     metrics: &Metrics,
 ) -> RoleReport {
@@ -374,6 +425,7 @@ async fn apply(
         Gate::Proceed => {
             let mut writer = Writer {
                 iam,
+                spill_path,
                 plan: delta.write(),
                 observed: &observed,
                 metrics,
@@ -491,6 +543,7 @@ fn gate(delta: &RolePlan, rules: &ApplyRules<'_>) -> Gate {
 /// The writes of one plan, one method per write kind, counting what was written.
 struct Writer<'a> {
     iam: &'a dyn IamApi,
+    spill_path: &'a str,
     plan: &'a RolePlan,
     observed: &'a ObservedRole,
     metrics: &'a Metrics,
@@ -498,13 +551,15 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// The order that never leaves a needed permission missing in between: spill creates and updates, the inline
-    /// policy, spill deletes, the managed-policy attachment, the trust policy. Stops at the first failure.
+    /// The order that never leaves a needed permission missing in between: spill creates, updates and
+    /// adoptions, the inline policy, spill deletes, the baseline's attachment (then its tag) or detachment (then
+    /// the untag), the trust policy. Stops at the first failure.
     async fn write_all(&mut self) -> Result<(), AwsError> {
         self.spill(false).await?;
         self.inline().await?;
         self.spill(true).await?;
         self.attachment().await?;
+        self.baseline_tag().await?;
         self.trust().await
     }
 
@@ -519,12 +574,13 @@ impl Writer<'_> {
     /// The spill-policy changes: creates and updates, or (`deletes`) the deletes.
     async fn spill(&mut self, deletes: bool) -> Result<(), AwsError> {
         let plan = self.plan;
-        for change in plan
-            .managed
-            .iter()
-            .filter(|c| matches!(c, ManagedChange::Delete { .. }) == deletes)
-        {
-            match write_managed(self.iam, &plan.key.name, change, self.metrics).await {
+        for change in plan.managed.iter().filter(|c| c.is_delete() == deletes) {
+            let spill = SpillWriter {
+                iam: self.iam,
+                role: &plan.key.name,
+                metrics: self.metrics,
+            };
+            match spill.write(change, self.spill_path).await {
                 Ok(n) => self.writes += n,
                 Err(error) => {
                     tracing::error!(role = %plan.key, error = %error, "IAM write failed");
@@ -579,18 +635,59 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// The AWS managed policy of the `managed-policy` baseline, when not attached yet.
+    /// The AWS managed policy of the `managed-policy` baseline: attached when missing, detached when execrole
+    /// attached it and the baseline no longer wants it.
     async fn attachment(&mut self) -> Result<(), AwsError> {
         let plan = self.plan;
-        let Some(arn) = &plan.attach_managed_policy else {
-            return Ok(());
-        };
-        if let Err(error) = self.iam.attach_role_policy(&plan.key.name, arn).await {
-            tracing::error!(role = %plan.key, policy_arn = %arn, error = %error, "IAM write failed");
+        let role = &plan.key.name;
+        let (operation, arn, result) =
+            match (&plan.attach_managed_policy, &plan.detach_managed_policy) {
+                (Some(arn), _) => (
+                    "AttachRolePolicy",
+                    arn,
+                    self.iam.attach_role_policy(role, arn).await,
+                ),
+                (None, Some(arn)) => (
+                    "DetachRolePolicy",
+                    arn,
+                    self.iam.detach_role_policy(role, arn).await,
+                ),
+                (None, None) => return Ok(()),
+            };
+        if let Err(error) = result {
+            tracing::error!(role = %plan.key, policy_arn = %arn, operation, error = %error, "IAM write failed");
             return Err(error);
         }
-        self.count("AttachRolePolicy");
-        tracing::info!(role = %plan.key, policy_arn = %arn, operation = "AttachRolePolicy", "IAM write");
+        self.count(operation);
+        tracing::info!(role = %plan.key, policy_arn = %arn, operation, "IAM write");
+        Ok(())
+    }
+
+    /// The role's `execrole:baseline-attached` tag: added after execrole attached the policy, removed after it
+    /// detached it (or when the tag outlived the attachment).
+    async fn baseline_tag(&mut self) -> Result<(), AwsError> {
+        let plan = self.plan;
+        let role = &plan.key.name;
+        let (key, value) = plan::BASELINE_TAG;
+        let (operation, result) = match plan.baseline_tag {
+            Some(BaselineTag::Add) => (
+                "TagRole",
+                self.iam
+                    .tag_role(role, &[(key.to_string(), value.to_string())])
+                    .await,
+            ),
+            Some(BaselineTag::Remove) => (
+                "UntagRole",
+                self.iam.untag_role(role, &[key.to_string()]).await,
+            ),
+            None => return Ok(()),
+        };
+        if let Err(error) = result {
+            tracing::error!(role = %plan.key, tag = key, operation, error = %error, "IAM write failed");
+            return Err(error);
+        }
+        self.count(operation);
+        tracing::info!(role = %plan.key, tag = key, operation, "IAM write");
         Ok(())
     }
 
@@ -620,69 +717,133 @@ impl Writer<'_> {
     }
 }
 
-/// The writes for one spill-policy change; returns how many were made.
-async fn write_managed(
-    iam: &dyn IamApi,
-    role: &str,
-    change: &ManagedChange,
-    metrics: &Metrics,
-) -> Result<usize, AwsError> {
-    let count = |operation: &str| metrics.iam_writes.with_label_values(&[operation]).inc();
-    match change {
-        ManagedChange::Create { name, document } => {
-            let (key, value) = plan::OWNER_TAG;
-            let tags = vec![
-                (key.to_string(), value.to_string()),
-                ("execrole:role".to_string(), role.to_string()),
-            ];
-            let arn = iam.create_policy(name, document, &tags).await?;
-            count("CreatePolicy");
-            iam.attach_role_policy(role, &arn).await?;
-            count("AttachRolePolicy");
-            tracing::info!(role, policy = %name, policy_arn = %arn, operation = "CreatePolicy", document = %document, "IAM write");
-            Ok(2)
-        }
-        ManagedChange::Update {
-            name,
-            arn,
-            document,
-        } => {
-            let mut writes = 0;
-            let versions = iam.list_policy_versions(arn).await?;
-            if versions.len() >= 5 {
-                // IAM keeps at most five versions: make room by deleting the oldest non-default one.
-                if let Some(oldest) = versions.iter().filter(|v| !v.is_default).min_by_key(|v| {
-                    v.version_id
-                        .trim_start_matches('v')
-                        .parse::<u64>()
-                        .unwrap_or(u64::MAX)
-                }) {
-                    iam.delete_policy_version(arn, &oldest.version_id).await?;
-                    count("DeletePolicyVersion");
-                    writes += 1;
-                }
+/// The writes to one role's spill policies, one method per kind of change, each counted and logged.
+struct SpillWriter<'a> {
+    iam: &'a dyn IamApi,
+    role: &'a str,
+    metrics: &'a Metrics,
+}
+
+impl SpillWriter<'_> {
+    fn count(&self, operation: &str) {
+        self.metrics
+            .iam_writes
+            .with_label_values(&[operation])
+            .inc();
+    }
+
+    /// The writes for one change; returns how many were made.
+    async fn write(&self, change: &ManagedChange, spill_path: &str) -> Result<usize, AwsError> {
+        let (iam, role) = (self.iam, self.role);
+        match change {
+            ManagedChange::Create { name, document } => {
+                self.create(name, spill_path, document).await
             }
-            iam.create_policy_version(arn, document).await?;
-            count("CreatePolicyVersion");
-            tracing::info!(role, policy = %name, policy_arn = %arn, operation = "CreatePolicyVersion", document = %document, "IAM write");
-            Ok(writes + 1)
+            ManagedChange::Update {
+                name,
+                arn,
+                document,
+            } => self.update(name, arn, document).await,
+            ManagedChange::SetDefault {
+                name,
+                arn,
+                version_id,
+            } => {
+                iam.set_default_policy_version(arn, version_id).await?;
+                self.count("SetDefaultPolicyVersion");
+                tracing::info!(role, policy = %name, policy_arn = %arn, version_id = %version_id, operation = "SetDefaultPolicyVersion", "IAM write");
+                Ok(1)
+            }
+            ManagedChange::PruneVersions {
+                name,
+                arn,
+                version_ids,
+            } => self.delete_versions(name, arn, version_ids).await,
+            ManagedChange::Attach { name, arn } => {
+                iam.attach_role_policy(role, arn).await?;
+                self.count("AttachRolePolicy");
+                tracing::info!(role, policy = %name, policy_arn = %arn, operation = "AttachRolePolicy", "IAM write (adopting an unattached spill policy)");
+                Ok(1)
+            }
+            ManagedChange::Delete {
+                name,
+                arn,
+                is_attached,
+            } => self.delete(name, arn, *is_attached).await,
         }
-        ManagedChange::Delete { name, arn } => {
+    }
+
+    /// Create the policy under the spill path, tagged as execrole's for the role, and attach it.
+    async fn create(&self, name: &str, path: &str, document: &str) -> Result<usize, AwsError> {
+        let (iam, role) = (self.iam, self.role);
+        let (key, value) = plan::OWNER_TAG;
+        let tags = vec![
+            (key.to_string(), value.to_string()),
+            (plan::ROLE_TAG.to_string(), role.to_string()),
+        ];
+        let arn = iam.create_policy(name, path, document, &tags).await?;
+        self.count("CreatePolicy");
+        tracing::info!(role, policy = %name, policy_arn = %arn, operation = "CreatePolicy", document = %document, "IAM write");
+        iam.attach_role_policy(role, &arn).await?;
+        self.count("AttachRolePolicy");
+        tracing::info!(role, policy = %name, policy_arn = %arn, operation = "AttachRolePolicy", "IAM write");
+        Ok(2)
+    }
+
+    /// Add a new default version, first deleting the versions a half-finished write left newer than the default
+    /// and, when IAM's five are taken, the oldest ones (as IAM lists them now).
+    async fn update(&self, name: &str, arn: &str, document: &str) -> Result<usize, AwsError> {
+        let versions: Vec<(String, bool)> = self
+            .iam
+            .list_policy_versions(arn)
+            .await?
+            .into_iter()
+            .map(|v| (v.version_id, v.is_default))
+            .collect();
+        let stale = plan::versions_to_make_room(&versions);
+        let writes = self.delete_versions(name, arn, &stale).await?;
+        self.iam.create_policy_version(arn, document).await?;
+        self.count("CreatePolicyVersion");
+        tracing::info!(role = self.role, policy = %name, policy_arn = %arn, operation = "CreatePolicyVersion", document = %document, "IAM write");
+        Ok(writes + 1)
+    }
+
+    /// Delete non-default versions.
+    async fn delete_versions(
+        &self,
+        name: &str,
+        arn: &str,
+        ids: &[String],
+    ) -> Result<usize, AwsError> {
+        for id in ids {
+            self.iam.delete_policy_version(arn, id).await?;
+            self.count("DeletePolicyVersion");
+            tracing::info!(role = self.role, policy = %name, policy_arn = %arn, version_id = %id, operation = "DeletePolicyVersion", "IAM write");
+        }
+        Ok(ids.len())
+    }
+
+    /// Detach the policy (when attached), delete its non-default versions, then the policy.
+    async fn delete(&self, name: &str, arn: &str, is_attached: bool) -> Result<usize, AwsError> {
+        let (iam, role) = (self.iam, self.role);
+        let mut writes = 0;
+        if is_attached {
             iam.detach_role_policy(role, arn).await?;
-            count("DetachRolePolicy");
-            let mut writes = 1;
-            for version in iam.list_policy_versions(arn).await? {
-                if !version.is_default {
-                    iam.delete_policy_version(arn, &version.version_id).await?;
-                    count("DeletePolicyVersion");
-                    writes += 1;
-                }
-            }
-            iam.delete_policy(arn).await?;
-            count("DeletePolicy");
-            tracing::info!(role, policy = %name, policy_arn = %arn, operation = "DeletePolicy", "IAM write");
-            Ok(writes + 1)
+            self.count("DetachRolePolicy");
+            writes += 1;
         }
+        let old: Vec<String> = iam
+            .list_policy_versions(arn)
+            .await?
+            .into_iter()
+            .filter(|v| !v.is_default)
+            .map(|v| v.version_id)
+            .collect();
+        writes += self.delete_versions(name, arn, &old).await?;
+        iam.delete_policy(arn).await?;
+        self.count("DeletePolicy");
+        tracing::info!(role, policy = %name, policy_arn = %arn, operation = "DeletePolicy", "IAM write");
+        Ok(writes + 1)
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use super::context::Context;
-use super::reconcile::{ApplyRules, Outcome, ReconcileError, RoleReport, converge};
+use super::reconcile::{ApplyRules, Outcome, Ownership, ReconcileError, RoleReport, converge};
 use super::store::LastReconcile;
 use crate::config::Mode;
 use crate::model::RoleKey;
@@ -72,14 +72,18 @@ pub(crate) async fn reconcile(role: &RoleRun<'_>, ctx: &Context) -> Result<Actio
         safety: &rt.config.safety,
         roles_written: role.roles_written,
     };
-    let name = &rt.config.inline_policy_name;
+    let owned = Ownership {
+        policy_name: &rt.config.inline_policy_name,
+        spill_path: &rt.config.spill_path,
+        listings: &ctx.spill_listings,
+        documents: &ctx.policies,
+    };
     let report = converge(
         &published.desired,
         published.iam.as_ref(),
-        name,
+        &owned,
         rules,
         &ctx.metrics,
-        &ctx.policies,
     )
     .await;
     let RoleReport {

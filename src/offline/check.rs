@@ -221,6 +221,7 @@ fn compare_role(desired: &DesiredRole, against: &[Against]) -> RolePlan {
         owned_managed: Vec::new(),
         other_policies: others.clone(),
         boundary: None,
+        has_baseline_tag: false,
     };
     let mut role = plan_role(desired, &observed, "(compared)", Removals::Allowed);
     let not_allowed = blocked_needs(None, &desired.requirements, &others, None);

@@ -126,9 +126,14 @@ pub(super) fn held_back(
     observed: &ObservedRole,
     holds: &[Hold],
 ) -> Option<HeldBack> {
+    let detached = plan
+        .detach_managed_policy
+        .is_some()
+        .then(|| held_baseline(holds));
     let held: Vec<HeldRemoval> = plan
         .removed
         .iter()
+        .chain(detached.iter().flatten())
         .filter_map(|permission| {
             let by: Vec<Hold> = holds
                 .iter()
@@ -159,6 +164,14 @@ pub(super) fn held_back(
     })
 }
 
+/// The baseline policy's grants that `holds` cover: what detaching it would take away that a hold keeps.
+fn held_baseline(holds: &[Hold]) -> Vec<Permission> {
+    super::baseline::baseline_grants()
+        .into_iter()
+        .filter(|p| holds.iter().any(|h| h.covers(p)))
+        .collect()
+}
+
 /// The desired role plus every grant the owned policies already have that a hold covers (it may still be
 /// needed), so that the write adds what is missing, removes what no hold covers and keeps the rest.
 fn keeping(desired: &DesiredRole, observed: &ObservedRole, holds: &[Hold]) -> DesiredRole {
@@ -169,6 +182,7 @@ fn keeping(desired: &DesiredRole, observed: &ObservedRole, holds: &[Hold]) -> De
             observed
                 .owned_managed
                 .iter()
+                .filter(|m| m.is_attached)
                 .filter_map(|m| m.document.as_ref()),
         )
         .filter_map(|raw| PolicyDocument::parse(raw).ok())
@@ -189,6 +203,10 @@ fn keeping(desired: &DesiredRole, observed: &ObservedRole, holds: &[Hold]) -> De
             })
         });
     let mut keeping = desired.clone();
+    // Nor is the baseline's managed policy detached while a hold covers what it grants.
+    if keeping.managed_policy_arn.is_none() && !held_baseline(holds).is_empty() {
+        keeping.managed_policy_arn = super::baseline::attached_by_execrole(observed);
+    }
     let requirements: Vec<_> = desired.requirements.iter().cloned().chain(kept).collect();
     keeping.requirements = crate::derive::merge_requirements(requirements.iter());
     keeping

@@ -5,79 +5,33 @@
 //! It never talks to AWS and never decides *when* to write; the controller does that. Comparison is by meaning
 //! (`policy::diff`), so a policy that IAM re-encoded, re-ordered or re-cased is not drift.
 
+mod baseline;
 mod effect;
 mod hold;
 mod render;
+mod spill;
 
 use serde::Serialize;
 
 use crate::derive::{Finding, Reason, Requirement};
 use crate::model::RoleKey;
-use crate::policy::{self, Grant, INLINE_LIMIT, MANAGED_LIMIT, Permission, PolicyDocument};
+use crate::policy::{self, Grant, INLINE_LIMIT, Permission, PolicyDocument};
 
+pub use baseline::{BASELINE_TAG, BaselineTag, is_baseline_policy_arn};
 pub use effect::{Blocked, BlockedBy, OtherPolicy, OverGrant, blocked_needs, over_grants};
 pub use hold::{HeldBack, HeldRemoval, Hold, Removals};
 pub use render::{finding_json, render_json, render_text, role_details_text};
+pub use spill::{
+    MAX_POLICY_VERSIONS, ManagedChange, OWNER_TAG, OwnedManagedPolicy, OwnedVersion, ROLE_TAG,
+    is_spill_policy_name, spill_policy_name, spill_policy_role, version_number,
+    versions_to_make_room,
+};
 
 /// IAM's limit on the total size of a role's inline policies (characters, whitespace not counted).
 pub const INLINE_POLICY_LIMIT: usize = INLINE_LIMIT;
 
 /// IAM's default quota of managed policies attached to one role.
 pub const MAX_ATTACHED_POLICIES: usize = 10;
-
-/// The tag that marks a customer managed policy as owned by execrole (with the name prefix).
-pub const OWNER_TAG: (&str, &str) = ("managed-by", "execrole");
-
-/// The name of the `n`-th (1-based) spill policy of a role: `<inline name>-<role>-<n>`.
-pub fn spill_policy_name(policy_name: &str, role: &str, n: usize) -> String {
-    format!("{policy_name}-{role}-{n}")
-}
-
-/// Whether a managed policy name is one of the role's spill policies by name (the tag must also say so).
-pub fn is_spill_policy_name(policy_name: &str, role: &str, name: &str) -> bool {
-    name.strip_prefix(&format!("{policy_name}-{role}-"))
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// A customer managed policy the controller owns for a role (a spill policy), as observed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnedManagedPolicy {
-    /// The policy name.
-    pub name: String,
-    /// The policy ARN.
-    pub arn: String,
-    /// The default version's document as IAM returned it.
-    pub document: Option<String>,
-}
-
-/// A write to a spill policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "change", rename_all = "snake_case")]
-pub enum ManagedChange {
-    /// Create the policy and attach it.
-    Create {
-        /// Policy name.
-        name: String,
-        /// Minified document.
-        document: String,
-    },
-    /// Add a new default version.
-    Update {
-        /// Policy name.
-        name: String,
-        /// Policy ARN.
-        arn: String,
-        /// Minified document.
-        document: String,
-    },
-    /// Detach and delete it.
-    Delete {
-        /// Policy name.
-        name: String,
-        /// Policy ARN.
-        arn: String,
-    },
-}
 
 /// What one role should hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +86,8 @@ pub struct ObservedRole {
     pub other_policies: Vec<OtherPolicy>,
     /// The permissions boundary, when the role has one.
     pub boundary: Option<PolicyDocument>,
+    /// Whether the role carries `execrole:baseline-attached=true` (execrole attached the baseline's policy).
+    pub has_baseline_tag: bool,
 }
 
 /// The single write that repairs a role.
@@ -206,6 +162,11 @@ pub struct RolePlan {
     pub findings: Vec<Finding>,
     /// The managed policy to attach (`managed-policy` baseline), when it is not attached yet.
     pub attach_managed_policy: Option<String>,
+    /// The baseline's managed policy to detach: execrole attached it (the role is tagged so) and the baseline is
+    /// `least-privilege` now.
+    pub detach_managed_policy: Option<String>,
+    /// The write to the role's `execrole:baseline-attached` tag, after the attachment's.
+    pub baseline_tag: Option<BaselineTag>,
     /// The trust policy to write (minified), when trust is managed and has drifted.
     pub trust_update: Option<String>,
     /// Writes to spill policies (customer managed policies the controller owns), in apply order.
@@ -226,6 +187,8 @@ impl RolePlan {
     pub fn has_changes(&self) -> bool {
         self.change != Change::None
             || self.attach_managed_policy.is_some()
+            || self.detach_managed_policy.is_some()
+            || self.baseline_tag.is_some()
             || self.trust_update.is_some()
             || !self.managed.is_empty()
     }
@@ -236,6 +199,7 @@ impl RolePlan {
             || !self.removed_other.is_empty()
             || self.change == Change::Delete
             || self.unreadable_owned_policy.is_some()
+            || self.detach_managed_policy.is_some()
     }
 
     /// The plan whose writes apply executes: this one, or the one that keeps the held-back grants when removals
@@ -287,6 +251,8 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
         unreadable_owned_policy: None,
         findings: desired.findings.clone(),
         attach_managed_policy: None,
+        detach_managed_policy: None,
+        baseline_tag: None,
         trust_update: None,
         managed: Vec::new(),
         too_large: None,
@@ -307,9 +273,10 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
             Some(PolicyDocument::default())
         }
     };
-    // Everything we own (the inline policy and the spill policies) is compared with what is needed.
+    // Everything we own that grants (the inline policy and the attached spill policies) is compared with what is
+    // needed; an unattached spill policy grants nothing.
     let mut owned_all = observed_doc.clone().unwrap_or_default();
-    let owned_managed: Vec<(&OwnedManagedPolicy, Option<PolicyDocument>)> = observed
+    let owned_managed: Vec<spill::Owned<'_>> = observed
         .owned_managed
         .iter()
         .map(|m| {
@@ -321,7 +288,7 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
             )
         })
         .collect();
-    for (_, doc) in &owned_managed {
+    for (_, doc) in owned_managed.iter().filter(|(m, _)| m.is_attached) {
         owned_all
             .statements
             .extend(doc.iter().flat_map(|d| d.statements.iter().cloned()));
@@ -367,11 +334,10 @@ fn effects(
         &observed.other_policies,
         desired.managed_policy_arn.as_deref(),
     );
-    plan.attach_managed_policy = desired
-        .managed_policy_arn
-        .as_ref()
-        .filter(|arn| !observed.attached_policies.contains(arn))
-        .cloned();
+    let baseline = baseline::baseline_writes(desired.managed_policy_arn.as_deref(), observed);
+    plan.attach_managed_policy = baseline.attach;
+    plan.detach_managed_policy = baseline.detach;
+    plan.baseline_tag = baseline.tag;
     if let Some(trust) = &desired.trust_policy {
         let current = observed
             .trust_policy
@@ -390,7 +356,7 @@ fn writes(
     desired: &DesiredRole,
     observed: &ObservedRole,
     observed_doc: Option<&PolicyDocument>,
-    owned_managed: &[(&OwnedManagedPolicy, Option<PolicyDocument>)],
+    owned_managed: &[spill::Owned<'_>],
     desired_doc: Option<&PolicyDocument>,
 ) {
     let unreadable = plan.unreadable_owned_policy.is_some();
@@ -408,16 +374,7 @@ fn writes(
     } else {
         Change::None
     };
-    let delete_all_managed = || -> Vec<ManagedChange> {
-        observed
-            .owned_managed
-            .iter()
-            .map(|m| ManagedChange::Delete {
-                name: m.name.clone(),
-                arn: m.arn.clone(),
-            })
-            .collect()
-    };
+    let delete_all_managed = || spill::delete_all(owned_managed);
     let budget = INLINE_LIMIT.saturating_sub(observed.foreign_inline_size);
     match desired_doc {
         None => {
@@ -428,7 +385,14 @@ fn writes(
             plan.change = inline_change(doc);
             plan.managed = delete_all_managed();
         }
-        Some(doc) => match spill(doc, desired, owned_managed, observed, &plan.policy_name) {
+        Some(doc) => match spill::spill(
+            doc,
+            &desired.key.name,
+            desired.managed_policy_arn.as_deref(),
+            owned_managed,
+            observed,
+            &plan.policy_name,
+        ) {
             Ok(managed) => {
                 plan.managed = managed;
                 plan.change = delete_inline;
@@ -436,78 +400,6 @@ fn writes(
             Err(why) => plan.too_large = Some(why),
         },
     }
-}
-
-/// Lay a policy too large for the inline budget out over spill policies: create or update one per piece, delete
-/// the ones left over. Creates and updates come first, so no permission is missing in between.
-fn spill(
-    doc: &PolicyDocument,
-    desired: &DesiredRole,
-    owned: &[(&OwnedManagedPolicy, Option<PolicyDocument>)],
-    observed: &ObservedRole,
-    policy_name: &str,
-) -> Result<Vec<ManagedChange>, String> {
-    let size = policy::iam_size(doc);
-    let pieces = policy::split(doc, MANAGED_LIMIT).ok_or_else(|| {
-        format!("one statement alone is larger than IAM's {MANAGED_LIMIT}-character limit for a managed policy")
-    })?;
-    let foreign_attached = observed
-        .attached_policies
-        .iter()
-        .filter(|arn| !owned.iter().any(|(m, _)| &m.arn == *arn))
-        .count()
-        + usize::from(
-            desired
-                .managed_policy_arn
-                .as_ref()
-                .is_some_and(|a| !observed.attached_policies.contains(a)),
-        );
-    if pieces.len() + foreign_attached > MAX_ATTACHED_POLICIES {
-        return Err(format!(
-            "the role needs {size} characters of policy: {} managed policies of at most {MANAGED_LIMIT} characters, \
-             but only {} more can be attached (IAM allows {MAX_ATTACHED_POLICIES} per role by default)",
-            pieces.len(),
-            MAX_ATTACHED_POLICIES.saturating_sub(foreign_attached)
-        ));
-    }
-    let mut changes = Vec::new();
-    let mut names = Vec::new();
-    for (i, piece) in pieces.iter().enumerate() {
-        let name = spill_policy_name(policy_name, &desired.key.name, i + 1);
-        if name.len() > 128 {
-            return Err(format!(
-                "the spill policy name `{name}` is longer than IAM's 128 characters"
-            ));
-        }
-        match owned.iter().find(|(m, _)| m.name == name) {
-            None => changes.push(ManagedChange::Create {
-                name: name.clone(),
-                document: piece.to_json(),
-            }),
-            Some((m, current)) => {
-                if !current
-                    .as_ref()
-                    .is_some_and(|c| policy::is_equivalent(c, piece))
-                {
-                    changes.push(ManagedChange::Update {
-                        name: name.clone(),
-                        arn: m.arn.clone(),
-                        document: piece.to_json(),
-                    });
-                }
-            }
-        }
-        names.push(name);
-    }
-    for (m, _) in owned {
-        if !names.contains(&m.name) {
-            changes.push(ManagedChange::Delete {
-                name: m.name.clone(),
-                arn: m.arn.clone(),
-            });
-        }
-    }
-    Ok(changes)
 }
 
 /// The additions, each with the reasons of the requirement it came from.

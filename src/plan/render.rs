@@ -185,24 +185,7 @@ fn role_warnings(out: &mut String, role: &RolePlan) {
 /// The writes besides the inline policy: spill policies, the managed-policy attachment, the trust policy.
 fn role_other_writes(out: &mut String, role: &RolePlan) {
     for change in &role.managed {
-        let _ = match change {
-            super::ManagedChange::Create { name, document } => writeln!(
-                out,
-                "    + spill policy {name} will be created and attached ({} characters)",
-                document.len()
-            ),
-            super::ManagedChange::Update { name, document, .. } => writeln!(
-                out,
-                "    ~ spill policy {name} gets a new version ({} characters)",
-                document.len()
-            ),
-            super::ManagedChange::Delete { name, .. } => {
-                writeln!(
-                    out,
-                    "    - spill policy {name} will be detached and deleted"
-                )
-            }
-        };
+        let _ = writeln!(out, "    {}", spill_change_text(change));
     }
     if let Some(arn) = &role.attach_managed_policy {
         let _ = writeln!(
@@ -210,8 +193,66 @@ fn role_other_writes(out: &mut String, role: &RolePlan) {
             "    + attach managed policy {arn}   (baseline managed-policy)"
         );
     }
+    if let Some(arn) = &role.detach_managed_policy {
+        let _ = writeln!(
+            out,
+            "    - detach managed policy {arn}   (attached by execrole: the role is tagged {}; baseline least-privilege)",
+            super::BASELINE_TAG.0
+        );
+    }
+    match role.baseline_tag {
+        Some(super::BaselineTag::Add) => {
+            let _ = writeln!(
+                out,
+                "    + tag the role {}={}",
+                super::BASELINE_TAG.0,
+                super::BASELINE_TAG.1
+            );
+        }
+        Some(super::BaselineTag::Remove) => {
+            let _ = writeln!(out, "    - untag the role {}", super::BASELINE_TAG.0);
+        }
+        None => {}
+    }
     if let Some(trust) = &role.trust_update {
         let _ = writeln!(out, "    ~ trust policy will be rewritten: {trust}");
+    }
+}
+
+/// One spill-policy write, as a plan line.
+fn spill_change_text(change: &super::ManagedChange) -> String {
+    use super::ManagedChange;
+    match change {
+        ManagedChange::Create { name, document } => format!(
+            "+ spill policy {name} will be created and attached ({} characters)",
+            document.len()
+        ),
+        ManagedChange::Update { name, document, .. } => format!(
+            "~ spill policy {name} gets a new version ({} characters)",
+            document.len()
+        ),
+        ManagedChange::SetDefault {
+            name, version_id, ..
+        } => format!(
+            "~ spill policy {name}: its newer version {version_id} already holds the document and becomes the default"
+        ),
+        ManagedChange::PruneVersions {
+            name, version_ids, ..
+        } => format!(
+            "- spill policy {name}: versions newer than the default ({}) will be deleted",
+            version_ids.join(", ")
+        ),
+        ManagedChange::Attach { name, .. } => format!(
+            "+ spill policy {name} exists unattached (an interrupted write) and will be attached"
+        ),
+        ManagedChange::Delete {
+            name,
+            is_attached: true,
+            ..
+        } => format!("- spill policy {name} will be detached and deleted"),
+        ManagedChange::Delete { name, .. } => {
+            format!("- spill policy {name} exists unattached and is not needed: it will be deleted")
+        }
     }
 }
 
@@ -236,8 +277,11 @@ fn permission_text(p: &Permission) -> String {
 ///                "removed": [ { "action", "resource", "conditions" } ], "removed_other": [ "<statement json>" ],
 ///                "policy": <desired policy document or null>, "policy_size": n, "policy_size_limit": 10240,
 ///                "other_inline_policies": [..], "unreadable_owned_policy": "<error>" | null,
-///                "attach_managed_policy": "<arn>" | null, "trust_policy_update": <document> | null,
-///                "spill_policies": [ { "change": "create|update|delete", "name", "arn"?, "document"? } ],
+///                "attach_managed_policy": "<arn>" | null, "detach_managed_policy": "<arn>" | null,
+///                "baseline_tag": "add|remove" | null, "trust_policy_update": <document> | null,
+///                "spill_policies": [ { "change": "create|update|set_default|prune_versions|attach|delete",
+///                                      "name", "arn"?, "document"?, "version_id"?, "version_ids"?,
+///                                      "is_attached"? } ],
 ///                "too_large": "<why>" | null,
 ///                "blocked": [ { "action", "resource", "why": "explicit_deny|boundary|unknown" } ],
 ///                "over_granted_elsewhere": [ { "source", "allows" } ],
@@ -294,6 +338,8 @@ fn role_json(role: &RolePlan) -> Value {
         "other_inline_policies": role.other_inline_policies,
         "unreadable_owned_policy": role.unreadable_owned_policy,
         "attach_managed_policy": role.attach_managed_policy,
+        "detach_managed_policy": role.detach_managed_policy,
+        "baseline_tag": role.baseline_tag,
         "spill_policies": role.managed,
         "too_large": role.too_large,
         "blocked": role.blocked,

@@ -46,6 +46,7 @@ fn observed(policy: Option<&str>) -> ObservedRole {
         owned_managed: vec![],
         other_policies: vec![],
         boundary: None,
+        has_baseline_tag: false,
     }
 }
 
@@ -349,6 +350,8 @@ fn shrinking_back_under_the_budget_deletes_the_spill_policies_after_writing_inli
         name: "execrole-app-exec-1".into(),
         arn: "arn:aws:iam::123456789012:policy/execrole-app-exec-1".into(),
         document: Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:BatchGetImage","Resource":"*"}]}"#.into()),
+        is_attached: true,
+        versions: vec![],
     };
     let mut o = observed(None);
     o.attached_policies = vec![owned.arn.clone()];

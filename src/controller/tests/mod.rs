@@ -475,6 +475,15 @@ impl IamApi for FakeIam {
     async fn update_assume_role_policy(&self, role: &str, _document: &str) -> Result<(), AwsError> {
         self.enter("UpdateAssumeRolePolicy", role, None)
     }
+
+    /// No customer managed policies here; the call is recorded (with the path as its policy).
+    async fn list_local_policies(
+        &self,
+        path_prefix: &str,
+    ) -> Result<Vec<crate::aws::ListedPolicy>, AwsError> {
+        self.enter("ListPolicies", "", Some(path_prefix))?;
+        Ok(Vec::new())
+    }
 }
 
 /// Look-ups in an account where no secret, parameter or key exists; its registry has `rules`, and every

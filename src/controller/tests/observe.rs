@@ -301,3 +301,42 @@ async fn another_accounts_cache_rules_are_not_looked_up_and_hold_back_no_removal
         "the stale grant is pruned: {grants:#?}"
     );
 }
+
+#[tokio::test]
+async fn spill_policies_are_listed_once_per_account_and_pass_not_per_role() {
+    let ecs = FakeEcs::default()
+        .with(task_definition(
+            &td_arn("web", 1),
+            "web-exec",
+            vec![ecr_container("web")],
+        ))
+        .with(task_definition(
+            &td_arn("api", 1),
+            "api-exec",
+            vec![ecr_container("api")],
+        ))
+        .with(task_definition(
+            &td_arn("job", 1),
+            "job-exec",
+            vec![ecr_container("job")],
+        ));
+    let iam = FakeIam::default()
+        .role("web-exec", &[])
+        .role("api-exec", &[])
+        .role("job-exec", &[]);
+    let w = World::new(CONFIG, ecs, iam).await;
+
+    for pass in 1..=2 {
+        let report = w.pass(Mode::DryRun).await;
+        assert!(report.is_success(), "{report:?}");
+        assert_eq!(report.plan.roles.len(), 3);
+        let listings: Vec<Call> = w
+            .iam
+            .calls()
+            .into_iter()
+            .filter(|c| c.operation == "ListPolicies")
+            .collect();
+        assert_eq!(listings.len(), pass, "pass {pass}: {listings:?}");
+        assert_eq!(listings[0].policy.as_deref(), Some("/execrole/"));
+    }
+}
