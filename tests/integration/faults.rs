@@ -441,7 +441,6 @@ async fn unattached_owned_policies(iam: &aws_sdk_iam::Client) -> Vec<String> {
 }
 
 #[tokio::test]
-#[ignore = "issue 13 item 2: orphaned spill policy is not adopted yet"]
 async fn a_spill_policy_whose_create_answer_was_lost_is_adopted_on_the_next_pass() {
     let moto = Moto::start();
     let (iam, ecs) = (moto.iam().await, moto.ecs(REGION).await);

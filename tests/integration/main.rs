@@ -15,4 +15,5 @@ mod proxy;
 mod reconcile;
 mod runtime;
 mod services;
+mod spill;
 mod support;
