@@ -393,11 +393,12 @@ pub(crate) async fn converge(
     report
 }
 
-/// Whether the reconcile created or deleted a spill policy, or tried to: the account's spill listing is stale then
-/// (a create whose attach failed leaves a policy the next reconcile must find).
+/// Whether a spill policy write failed while creating or deleting: a policy may now exist unattached that the
+/// account's listing (made before) does not show, and the role's retry must list again to adopt it. A write that
+/// succeeded leaves nothing to find (a created policy is attached; a deleted one is gone and skipped), so the
+/// listing stays shared for the rest of the pass.
 fn changed_spill_listing(report: &RoleReport) -> bool {
-    let tried = report.writes > 0 || matches!(report.error, Some(ReconcileError::WriteFailed(_)));
-    tried
+    matches!(report.error, Some(ReconcileError::WriteFailed(_)))
         && report.plan.as_ref().is_some_and(|p| {
             p.write().managed.iter().any(|c| {
                 matches!(

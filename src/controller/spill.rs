@@ -45,8 +45,8 @@ impl SpillCandidates {
 type ListingKey = (String, String, String);
 
 /// The spill-path listing of each account, made by the first reconcile that needs it after the account's sweep
-/// and shared by the rest; forgotten when the account is swept again or a spill policy of it was created or
-/// deleted (so the next reconcile lists again).
+/// and shared by the rest; forgotten when the account is swept again or a spill write of it failed half-way (so
+/// the role's retry lists again and finds what the failed write left).
 #[derive(Default)]
 pub(crate) struct SpillListings {
     listings: Mutex<HashMap<ListingKey, Arc<OnceCell<Arc<SpillCandidates>>>>>,
@@ -182,4 +182,44 @@ async fn owned_spill_policy(
         is_attached,
         versions,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(name: &str, path: &str) -> ListedPolicy {
+        ListedPolicy {
+            name: name.into(),
+            arn: format!("arn:aws:iam::123456789012:policy{path}{name}"),
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn candidates_are_grouped_by_the_role_their_name_gives_and_other_names_are_left_out() {
+        let candidates = SpillCandidates::from_listing(
+            vec![
+                listed("execrole-web-exec-1", "/execrole/"),
+                listed("execrole-web-exec-2", "/execrole/"),
+                listed("execrole-web-1-1", "/execrole/"),
+                listed("team-policy", "/execrole/"),
+                listed("execrole-web-exec", "/execrole/"),
+            ],
+            "execrole",
+        );
+        let names = |role: &str| -> Vec<String> {
+            candidates
+                .for_role(role)
+                .iter()
+                .map(|p| p.name.clone())
+                .collect()
+        };
+        assert_eq!(
+            names("web-exec"),
+            ["execrole-web-exec-1", "execrole-web-exec-2"]
+        );
+        assert_eq!(names("web-1"), ["execrole-web-1-1"]);
+        assert!(names("web").is_empty() && names("team").is_empty());
+    }
 }

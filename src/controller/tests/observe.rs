@@ -340,3 +340,36 @@ async fn spill_policies_are_listed_once_per_account_and_pass_not_per_role() {
         assert_eq!(listings[0].policy.as_deref(), Some("/execrole/"));
     }
 }
+
+#[tokio::test]
+async fn a_forgotten_spill_listing_is_made_again_and_a_failed_one_is_not_kept() {
+    let iam = FakeIam::default();
+    let listings = super::spill::SpillListings::default();
+    let list = || listings.candidates(ACCOUNT, &iam, "/execrole/", OWNED);
+    list().await.unwrap();
+    list().await.unwrap();
+    assert_eq!(iam.count("ListPolicies"), 1);
+    listings.forget(OTHER_ACCOUNT);
+    list().await.unwrap();
+    assert_eq!(iam.count("ListPolicies"), 1, "another account's listing");
+    listings.forget(ACCOUNT);
+    list().await.unwrap();
+    assert_eq!(iam.count("ListPolicies"), 2);
+    // Another path (a reloaded config) is another listing.
+    listings
+        .candidates(ACCOUNT, &iam, "/platform/", OWNED)
+        .await
+        .unwrap();
+    assert_eq!(iam.count("ListPolicies"), 3);
+
+    let failing = FakeIam::default().fail("ListPolicies", "", denied("iam", "ListPolicies"));
+    let listings = super::spill::SpillListings::default();
+    for _ in 0..2 {
+        let err = listings
+            .candidates(ACCOUNT, &failing, "/execrole/", OWNED)
+            .await
+            .unwrap_err();
+        assert_eq!(err.operation, "ListPolicies");
+    }
+    assert_eq!(failing.count("ListPolicies"), 2, "a failure is tried again");
+}
