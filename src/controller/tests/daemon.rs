@@ -680,3 +680,52 @@ async fn events_do_not_postpone_the_periodic_resync() {
         "retried at each 100 s resync over 600 s: {reads:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_spill_policy_left_unattached_by_a_failed_attach_is_adopted_by_the_retry() {
+    // A team's inline policy takes nearly all of the 10,240-character inline budget, so the role's needs spill.
+    let big: Vec<(String, String)> = (0..97)
+        .map(|i| {
+            let bucket = format!("arn:aws:s3:::team-bucket-with-a-long-name-{i:03}/*");
+            ("s3:GetObject".to_string(), bucket)
+        })
+        .collect();
+    let team = policy_text(&big);
+    let iam = FakeIam::default()
+        .role("app-exec", &[("team-big", &team)])
+        .fail(
+            "AttachRolePolicy",
+            "app-exec",
+            throttled("AttachRolePolicy"),
+        );
+    let w = World::new(DAEMON, web(), iam).await;
+    with_daemon(&w, async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(w.iam.count("CreatePolicy"), 1, "{:?}", w.iam.calls());
+        assert!(w.iam.count("AttachRolePolicy") >= 1);
+        w.iam.heal("AttachRolePolicy", "app-exec");
+        // The backoff retry (well before the next resync at about 100 s) lists again and attaches the orphan.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await;
+
+    let calls = w.iam.calls();
+    assert_eq!(
+        w.iam.count("CreatePolicy"),
+        1,
+        "never created twice: {calls:?}"
+    );
+    assert_eq!(
+        w.iam.count("ListPolicies"),
+        2,
+        "listed again after the failure"
+    );
+    let managed = w.iam.managed.lock().unwrap();
+    let (arn, spilled) = managed.iter().next().expect("the spill policy");
+    assert_eq!(
+        arn,
+        &format!("arn:aws:iam::{ACCOUNT}:policy/execrole/execrole-app-exec-1")
+    );
+    assert!(spilled.attached_to.contains("app-exec"));
+    assert_eq!(grants_of(&spilled.document), grant_set(&needs_of("web")));
+}

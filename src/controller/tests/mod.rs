@@ -311,10 +311,21 @@ const WRITES: [&str; 4] = [
     "UpdateAssumeRolePolicy",
 ];
 
-/// One account's IAM: role → inline policies (name → document text as put).
+/// A customer managed policy in `FakeIam`: one version (`v1`), its path, tags and the roles it is attached to.
+#[derive(Debug, Clone, Default)]
+struct FakeManaged {
+    name: String,
+    path: String,
+    document: String,
+    tags: Vec<(String, String)>,
+    attached_to: BTreeSet<String>,
+}
+
+/// One account's IAM: role → inline policies (name → document text as put), and customer managed policies by ARN.
 #[derive(Default)]
 struct FakeIam {
     roles: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    managed: Mutex<BTreeMap<String, FakeManaged>>,
     calls: Mutex<Vec<Call>>,
     errors: Mutex<BTreeMap<(&'static str, String), AwsError>>,
 }
@@ -337,6 +348,14 @@ impl FakeIam {
             .unwrap()
             .insert((operation, role.to_string()), error);
         self
+    }
+
+    /// Stop failing `operation` for `role`.
+    fn heal(&self, operation: &'static str, role: &str) {
+        self.errors
+            .lock()
+            .unwrap()
+            .remove(&(operation, role.to_string()));
     }
 
     fn policy(&self, role: &str, name: &str) -> Option<String> {
@@ -462,27 +481,117 @@ impl IamApi for FakeIam {
 
     async fn list_attached_role_policies(&self, role: &str) -> Result<Vec<String>, AwsError> {
         self.enter("ListAttachedRolePolicies", role, None)?;
-        match self.roles.lock().unwrap().contains_key(role) {
-            true => Ok(Vec::new()),
-            false => Err(Self::no_such_role("ListAttachedRolePolicies", role)),
+        if !self.roles.lock().unwrap().contains_key(role) {
+            return Err(Self::no_such_role("ListAttachedRolePolicies", role));
         }
+        let managed = self.managed.lock().unwrap();
+        Ok(managed
+            .iter()
+            .filter(|(_, m)| m.attached_to.contains(role))
+            .map(|(arn, _)| arn.clone())
+            .collect())
     }
 
     async fn attach_role_policy(&self, role: &str, policy_arn: &str) -> Result<(), AwsError> {
-        self.enter("AttachRolePolicy", role, Some(policy_arn))
+        self.enter("AttachRolePolicy", role, Some(policy_arn))?;
+        if let Some(m) = self.managed.lock().unwrap().get_mut(policy_arn) {
+            m.attached_to.insert(role.to_string());
+        }
+        Ok(())
     }
 
     async fn update_assume_role_policy(&self, role: &str, _document: &str) -> Result<(), AwsError> {
         self.enter("UpdateAssumeRolePolicy", role, None)
     }
 
-    /// No customer managed policies here; the call is recorded (with the path as its policy).
+    /// The call is recorded with the path as its policy.
     async fn list_local_policies(
         &self,
         path_prefix: &str,
     ) -> Result<Vec<crate::aws::ListedPolicy>, AwsError> {
         self.enter("ListPolicies", "", Some(path_prefix))?;
-        Ok(Vec::new())
+        let managed = self.managed.lock().unwrap();
+        Ok(managed
+            .iter()
+            .filter(|(_, m)| m.path.starts_with(path_prefix))
+            .map(|(arn, m)| crate::aws::ListedPolicy {
+                name: m.name.clone(),
+                arn: arn.clone(),
+                path: m.path.clone(),
+            })
+            .collect())
+    }
+
+    async fn create_policy(
+        &self,
+        name: &str,
+        path: &str,
+        document: &str,
+        tags: &[(String, String)],
+    ) -> Result<String, AwsError> {
+        self.enter("CreatePolicy", "", Some(name))?;
+        let mut managed = self.managed.lock().unwrap();
+        if managed.values().any(|m| m.name == name) {
+            let error = format!("A policy called {name} already exists.");
+            return Err(AwsError::new(
+                "iam",
+                "CreatePolicy",
+                ErrorKind::InvalidInput,
+                error,
+            ));
+        }
+        let arn = format!("arn:aws:iam::{ACCOUNT}:policy{path}{name}");
+        let policy = FakeManaged {
+            name: name.to_string(),
+            path: path.to_string(),
+            document: document.to_string(),
+            tags: tags.to_vec(),
+            attached_to: BTreeSet::new(),
+        };
+        managed.insert(arn.clone(), policy);
+        Ok(arn)
+    }
+
+    async fn get_policy(
+        &self,
+        arn: &str,
+    ) -> Result<Option<crate::aws::ManagedPolicyInfo>, AwsError> {
+        self.enter("GetPolicy", "", Some(arn))?;
+        Ok(self
+            .managed
+            .lock()
+            .unwrap()
+            .get(arn)
+            .map(|m| crate::aws::ManagedPolicyInfo {
+                arn: arn.to_string(),
+                default_version_id: "v1".into(),
+                tags: m.tags.clone(),
+            }))
+    }
+
+    async fn list_policy_versions(
+        &self,
+        arn: &str,
+    ) -> Result<Vec<crate::aws::PolicyVersionInfo>, AwsError> {
+        self.enter("ListPolicyVersions", "", Some(arn))?;
+        Ok(vec![crate::aws::PolicyVersionInfo {
+            version_id: "v1".into(),
+            is_default: true,
+        }])
+    }
+
+    async fn get_policy_version(
+        &self,
+        arn: &str,
+        _version_id: &str,
+    ) -> Result<Option<String>, AwsError> {
+        self.enter("GetPolicyVersion", "", Some(arn))?;
+        Ok(self
+            .managed
+            .lock()
+            .unwrap()
+            .get(arn)
+            .map(|m| m.document.clone()))
     }
 }
 
