@@ -4,13 +4,13 @@
 //!
 //! A scope is as narrow as derivation itself: a pull-through-cache rule can only bring back the two import
 //! actions under its own namespace of its own registry, a key only `kms:Decrypt` on keys of its Region and
-//! account. Not here: deciding whether a fact is unresolved (the rule files) or what to keep (`plan`).
+//! account. A grant is matched as IAM patterns (`*`, `?`, any case of action), so a wider grant that could grant
+//! what the fact brings back (`kms:Decrypt` on `*`, `ecr:*`) is covered too. Not here: deciding whether a fact is unresolved (the rule files) or what to keep (`plan`).
 
 use serde::Serialize;
 
 use super::ecr::PULL_THROUGH_ACTIONS;
-use crate::model::Arn;
-use crate::policy::Permission;
+use crate::policy::{Permission, patterns_overlap};
 
 /// The grants an unresolved fact could change; removals of them are held back until it resolves.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -52,31 +52,40 @@ const GET_SECRET_VALUE: &str = "secretsmanager:GetSecretValue";
 const DECRYPT: &str = "kms:Decrypt";
 
 impl HoldScope {
-    /// Whether resolving the fact could make a role need `permission` (whatever its conditions).
+    /// Whether resolving the fact could make a role need `permission` (whatever its conditions): whether its
+    /// action and resource, as patterns (a human may have written `kms:Decrypt` on `*` or `ecr:*`), could grant
+    /// some action on some resource that the fact could bring back.
     pub fn covers(&self, permission: &Permission) -> bool {
-        let action = |name: &str| permission.action.eq_ignore_ascii_case(name);
+        let action = permission.action.to_ascii_lowercase();
+        self.reach().iter().any(|(actions, resource)| {
+            actions
+                .iter()
+                .any(|a| patterns_overlap(&action, &a.to_ascii_lowercase()))
+                && patterns_overlap(&permission.resource, resource)
+        })
+    }
+
+    /// What the fact could bring back: actions and a resource pattern each.
+    fn reach(&self) -> Vec<(&'static [&'static str], String)> {
         match self {
             HoldScope::PullThroughCache {
                 partition,
                 region,
                 account,
                 prefix,
-            } => {
-                let namespace =
-                    format!("arn:{partition}:ecr:{region}:{account}:repository/{prefix}/");
-                PULL_THROUGH_ACTIONS.iter().any(|a| action(a))
-                    && permission.resource.starts_with(&namespace)
-            }
-            HoldScope::Secret { arn, region } => {
-                let secret = action(GET_SECRET_VALUE)
-                    && (permission.resource == *arn
-                        || permission.resource == format!("{arn}-??????"));
-                secret || (action(DECRYPT) && is_key_in(&permission.resource, region, None))
-            }
+            } => vec![(
+                &PULL_THROUGH_ACTIONS,
+                format!("arn:{partition}:ecr:{region}:{account}:repository/{prefix}/*"),
+            )],
+            HoldScope::Secret { arn, region } => vec![
+                (&[GET_SECRET_VALUE], arn.clone()),
+                (&[GET_SECRET_VALUE], format!("{arn}-??????")),
+                (&[DECRYPT], key_pattern(region, None)),
+            ],
             HoldScope::Decrypt { region, account } => {
-                action(DECRYPT) && is_key_in(&permission.resource, region, account.as_deref())
+                vec![(&[DECRYPT], key_pattern(region, account.as_deref()))]
             }
-            HoldScope::CredSpecSecret => action(GET_SECRET_VALUE) || action(DECRYPT),
+            HoldScope::CredSpecSecret => vec![(&[GET_SECRET_VALUE, DECRYPT], "*".to_string())],
         }
     }
 
@@ -110,14 +119,9 @@ impl HoldScope {
     }
 }
 
-/// Whether `resource` is a KMS key ARN in `region` (and `account`, when given).
-fn is_key_in(resource: &str, region: &str, account: Option<&str>) -> bool {
-    Arn::parse(resource).is_ok_and(|arn| {
-        arn.service == "kms"
-            && arn.region == region
-            && account.is_none_or(|a| arn.account == a)
-            && arn.resource.starts_with("key/")
-    })
+/// The ARNs of the keys in `region` (of `account`, when given), in any partition.
+fn key_pattern(region: &str, account: Option<&str>) -> String {
+    format!("arn:*:kms:{region}:{}:key/*", account.unwrap_or("*"))
 }
 
 #[cfg(test)]
@@ -145,7 +149,6 @@ mod tests {
             "arn:aws:ecr:us-east-1:123456789012:repository/docker-hubx/*",
             "arn:aws:ecr:us-west-2:123456789012:repository/docker-hub/*",
             "arn:aws:ecr:us-east-1:222222222222:repository/docker-hub/*",
-            "*",
         ] {
             assert!(
                 !scope.covers(&Permission::new("ecr:BatchImportUpstreamImage", outside)),
@@ -167,7 +170,6 @@ mod tests {
         assert!(of_account.covers(&decrypt(key)));
         assert!(!of_account.covers(&decrypt(other_account)));
         assert!(!of_account.covers(&decrypt(other_region)));
-        assert!(!of_account.covers(&decrypt("*")));
         assert!(!of_account.covers(&Permission::new("kms:Encrypt", key)));
         let secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db";
         let secret = HoldScope::Secret {
@@ -185,5 +187,76 @@ mod tests {
             HoldScope::CredSpecSecret.covers(&get("arn:aws:secretsmanager:eu-west-1:1:secret:x"))
         );
         assert!(!HoldScope::CredSpecSecret.covers(&Permission::new("s3:GetObject", "*")));
+    }
+
+    #[test]
+    fn a_wildcard_grant_is_covered_when_it_could_grant_what_the_fact_could_bring_back() {
+        let decrypt = |r: &str| Permission::new("kms:Decrypt", r);
+        let key = HoldScope::Decrypt {
+            region: "us-east-1".into(),
+            account: Some("123456789012".into()),
+        };
+        for covered in [
+            decrypt("*"),
+            decrypt("arn:aws:kms:*:123456789012:key/*"),
+            decrypt("arn:aws:kms:us-east-1:123456789012:*"),
+            Permission::new("kms:*", "arn:aws:kms:us-east-1:123456789012:key/1111"),
+            Permission::new("KMS:Decr*", "*"),
+            Permission::new("*", "*"),
+        ] {
+            assert!(key.covers(&covered), "{covered:?}");
+        }
+        for outside in [
+            decrypt("arn:aws:kms:eu-west-1:*:key/*"),
+            decrypt("arn:aws:kms:us-east-1:222222222222:key/*"),
+            Permission::new("kms:Encrypt*", "*"),
+            Permission::new("ssm:*", "*"),
+        ] {
+            assert!(!key.covers(&outside), "{outside:?}");
+        }
+        let cache = pull_through();
+        for covered in [
+            Permission::new("ecr:BatchImportUpstreamImage", "*"),
+            Permission::new("ecr:*", "arn:aws:ecr:us-east-1:123456789012:repository/*"),
+            Permission::new(
+                "ecr:Create*",
+                "arn:aws:ecr:us-east-1:123456789012:repository/docker-hub*",
+            ),
+            Permission::new(
+                "ecr:BatchImportUpstreamImage",
+                "arn:aws:ecr:*:*:repository/docker-hub/library/nginx",
+            ),
+        ] {
+            assert!(cache.covers(&covered), "{covered:?}");
+        }
+        for outside in [
+            Permission::new("ecr:BatchGet*", "*"),
+            Permission::new(
+                "ecr:*",
+                "arn:aws:ecr:us-east-1:123456789012:repository/quay/*",
+            ),
+            Permission::new("ecr:*", "arn:aws:ecr:us-west-2:123456789012:repository/*"),
+        ] {
+            assert!(!cache.covers(&outside), "{outside:?}");
+        }
+        let secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db";
+        let secret = HoldScope::Secret {
+            arn: secret_arn.into(),
+            region: "us-east-1".into(),
+        };
+        for covered in [
+            Permission::new("secretsmanager:GetSecretValue", "*"),
+            Permission::new("secretsmanager:*", format!("{secret_arn}*")),
+            Permission::new(
+                "secretsmanager:GetSecretValue",
+                format!("{secret_arn}-AbC123"),
+            ),
+            decrypt("*"),
+        ] {
+            assert!(secret.covers(&covered), "{covered:?}");
+        }
+        let other = "arn:aws:secretsmanager:us-east-1:123456789012:secret:other-*";
+        assert!(!secret.covers(&Permission::new("secretsmanager:GetSecretValue", other)));
+        assert!(HoldScope::CredSpecSecret.covers(&Permission::new("secretsmanager:*", "*")));
     }
 }

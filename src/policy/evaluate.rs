@@ -26,6 +26,7 @@ use super::document::{PolicyDocument, Statement};
 use compiled::CompiledStatement;
 
 pub use compiled::Evaluator;
+pub use pattern::patterns_overlap;
 
 /// A request to evaluate: an action (`service:Name`), a resource ARN, and the request context
 /// (condition keys, lower-cased key → values). A key absent from the context is "not present";

@@ -21,6 +21,6 @@ pub use document::{
     PolicyDocument, Statement,
 };
 pub use error::PolicyError;
-pub use evaluate::{Decision, Evaluator, Request, evaluate, statement_matches};
+pub use evaluate::{Decision, Evaluator, Request, evaluate, patterns_overlap, statement_matches};
 pub use limits::{INLINE_LIMIT, MANAGED_LIMIT, split};
 pub use normalize::{Grant, Normalized, PolicyDiff, diff, grants, is_equivalent, normalize};

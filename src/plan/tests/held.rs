@@ -233,3 +233,30 @@ fn the_plan_says_which_removals_were_held_back_and_by_which_finding() {
         Some(2)
     );
 }
+
+#[test]
+fn a_wildcard_grant_that_could_cover_what_an_unresolved_fact_needs_is_kept() {
+    // A human-written owned policy (say, adopted by pointing `policy_name` at it): tasks decrypt through
+    // `kms:Decrypt` on `*` and import upstream images through `ecr:*`. While the key and the cache rules are
+    // unknown, those grants may be the only ones that let the tasks start, so they are held back; a wildcard
+    // that cannot reach the fact's scope is still removed.
+    let d = desired(vec![requirement("ecr:BatchGetImage", REPO)]);
+    let any_repository = "arn:aws:ecr:us-east-1:123456789012:repository/*";
+    let o = observed(Some(&owned(&[
+        ("ecr:BatchGetImage", REPO),
+        ("kms:Decrypt", "*"),
+        ("ecr:*", any_repository),
+        ("ssm:*", "*"),
+    ])));
+    let holds = vec![key_hold(), pull_through_hold()];
+    let plan = plan_role(&d, &o, "execrole", Removals::HeldBack(holds));
+    assert!(!plan.is_write_withheld());
+    assert_eq!(
+        written(&plan),
+        BTreeSet::from([
+            grant("ecr:BatchGetImage", REPO),
+            grant("kms:Decrypt", "*"),
+            grant("ecr:*", any_repository),
+        ])
+    );
+}

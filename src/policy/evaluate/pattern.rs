@@ -116,6 +116,50 @@ impl Pattern {
     }
 }
 
+/// Whether some value matches both IAM patterns (`*`, `?` and unresolved policy variables as wildcards). Two ARN
+/// patterns (six `:`-separated components each) overlap when each pair of components does, as a real ARN has no
+/// `:` before its resource; any other pattern is taken as a whole string.
+pub fn patterns_overlap(a: &str, b: &str) -> bool {
+    let (a, b) = (Pattern::new(a, true, true), Pattern::new(b, true, true));
+    let (a_parts, b_parts) = (a.arn_parts(), b.arn_parts());
+    if a_parts.len() == 6 && b_parts.len() == 6 && !a.has_variable && !b.has_variable {
+        return a_parts
+            .iter()
+            .zip(&b_parts)
+            .all(|(x, y)| tokens_overlap(x, y));
+    }
+    tokens_overlap(&a.tokens, &b.tokens)
+}
+
+/// A walk over pairs of positions, one in each pattern, where a `*` may match nothing or one more character.
+fn tokens_overlap(a: &[Token], b: &[Token]) -> bool {
+    let mut seen = vec![false; (a.len() + 1) * (b.len() + 1)];
+    let mut todo = vec![(0, 0)];
+    let step = |t: &Token, k: usize| if *t == Token::AnyMany { k } else { k + 1 };
+    while let Some((i, j)) = todo.pop() {
+        if std::mem::replace(&mut seen[i * (b.len() + 1) + j], true) {
+            continue;
+        }
+        let (x, y) = (a.get(i), b.get(j));
+        match (x, y) {
+            (None, None) => return true,
+            (Some(Token::AnyMany), _) => todo.push((i + 1, j)),
+            _ => {}
+        }
+        if y == Some(&Token::AnyMany) {
+            todo.push((i, j + 1));
+        }
+        if let (Some(x), Some(y)) = (x, y) {
+            let clash = matches!((x, y), (Token::Char(p), Token::Char(q)) if p != q);
+            let both_stars = *x == Token::AnyMany && *y == Token::AnyMany;
+            if !clash && !both_stars {
+                todo.push((step(x, i), step(y, j)));
+            }
+        }
+    }
+    false
+}
+
 /// Classic linear-space glob match with backtracking to the last `*`, over the value's characters (positions
 /// are byte offsets, so nothing is allocated).
 fn glob(tokens: &[Token], value: &str) -> bool {
@@ -145,7 +189,33 @@ fn glob(tokens: &[Token], value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::Pattern;
+    use super::{Pattern, patterns_overlap};
+
+    #[test]
+    #[rustfmt::skip]
+    fn two_patterns_overlap_when_some_string_matches_both() {
+        let cases = [
+            ("*", "arn:aws:kms:us-east-1:1:key/*", true),
+            ("arn:aws:kms:*:1:key/*", "arn:*:kms:us-east-1:1:key/*", true),
+            ("arn:aws:kms:eu-west-1:1:key/*", "arn:*:kms:us-east-1:*:key/*", false),
+            ("arn:aws:kms:us-*", "arn:*:kms:us-east-1:*:key/*", true),
+            ("arn:aws:kms:us-east-1:1:*", "arn:*:kms:us-east-1:*:key/*", true),
+            ("arn:aws:secretsmanager:us-east-1:1:secret:db:*", "arn:aws:secretsmanager:us-east-1:1:secret:db", false),
+            ("secret:db-??????", "secret:db-abcdef", true),
+            ("secret:db-??????", "secret:db-abcdef-??????", false),
+            ("repository/docker-hub*", "repository/docker-hub/*", true),
+            ("repository/docker-hubx/*", "repository/docker-hub/*", false),
+            ("a?c", "*b*", true),
+            ("abc", "abd", false),
+            ("${aws:username}", "alice", true),
+            ("", "*", true),
+            ("", "?", false),
+        ];
+        for (a, b, expected) in cases {
+            assert_eq!(patterns_overlap(a, b), expected, "{a} / {b}");
+            assert_eq!(patterns_overlap(b, a), expected, "{b} / {a}");
+        }
+    }
 
     #[test]
     #[rustfmt::skip]
