@@ -114,7 +114,7 @@ pub struct HeldBack {
     /// The write apply executes instead of the full delta (additions, and removals outside the holds).
     pub write: Box<RolePlan>,
     /// Whether even that write would take away something the holds cannot vouch for (a statement that cannot be
-    /// expanded, an unreadable owned policy, a grant that cannot be kept): then nothing may be written.
+    /// expanded, an unreadable owned or spill policy, a grant that cannot be kept): then nothing may be written.
     pub withheld: bool,
 }
 
@@ -152,6 +152,7 @@ pub(super) fn held_back(
         &plan.policy_name,
     );
     let withheld = write.unreadable_owned_policy.is_some()
+        || has_unreadable_spill(observed)
         || !write.removed_other.is_empty()
         || write
             .removed
@@ -170,6 +171,20 @@ fn held_baseline(holds: &[Hold]) -> Vec<Permission> {
         .into_iter()
         .filter(|p| holds.iter().any(|h| h.covers(p)))
         .collect()
+}
+
+/// Whether an attached owned spill policy cannot be read: its grants are unknown, and every write replaces or
+/// deletes it.
+pub(super) fn has_unreadable_spill(observed: &ObservedRole) -> bool {
+    observed
+        .owned_managed
+        .iter()
+        .filter(|m| m.is_attached)
+        .any(|m| {
+            m.document
+                .as_deref()
+                .is_none_or(|d| PolicyDocument::parse(d).is_err())
+        })
 }
 
 /// The desired role plus every grant the owned policies already have that a hold covers (it may still be

@@ -225,7 +225,7 @@ pub fn plan_role(
 ) -> RolePlan {
     let mut plan = delta(desired, observed, policy_name);
     if let Removals::HeldBack(holds) = removals
-        && plan.removes()
+        && (plan.removes() || hold::has_unreadable_spill(observed))
     {
         plan.held_back = hold::held_back(&plan, desired, observed, &holds);
     }

@@ -260,3 +260,34 @@ fn a_wildcard_grant_that_could_cover_what_an_unresolved_fact_needs_is_kept() {
         ])
     );
 }
+
+#[test]
+fn a_spill_policy_that_cannot_be_read_withholds_the_write_under_any_hold() {
+    // Its grants are unknown: the write would delete (or overwrite) it and so remove what a hold may keep.
+    for document in [None, Some("not a policy".to_string())] {
+        let spill = OwnedManagedPolicy {
+            name: "execrole-app-exec-1".into(),
+            arn: "arn:aws:iam::123456789012:policy/execrole-app-exec-1".into(),
+            document: document.clone(),
+            is_attached: true,
+            versions: vec![],
+        };
+        let mut o = observed(Some(&owned(&[("ecr:BatchGetImage", REPO)])));
+        o.attached_policies = vec![spill.arn.clone()];
+        o.owned_managed = vec![spill];
+        let d = desired(vec![requirement("ecr:BatchGetImage", REPO)]);
+        for hold in [Hold::PartialObservation, key_hold()] {
+            let plan = plan_role(&d, &o, "execrole", Removals::HeldBack(vec![hold.clone()]));
+            assert!(
+                matches!(plan.managed.as_slice(), [ManagedChange::Delete { .. }]),
+                "{plan:?}"
+            );
+            assert!(plan.is_write_withheld(), "{document:?} {hold:?}: {plan:?}");
+        }
+        // Left unattached by an interrupted write, it grants nothing: deleting it takes nothing away.
+        o.owned_managed[0].is_attached = false;
+        o.attached_policies.clear();
+        let plan = plan_role(&d, &o, "execrole", Removals::HeldBack(vec![key_hold()]));
+        assert!(!plan.is_write_withheld(), "{document:?}: {plan:?}");
+    }
+}
