@@ -505,3 +505,34 @@ fn each_unresolved_fact_names_what_it_holds_back() {
         })]
     );
 }
+
+#[test]
+fn a_secret_holds_back_its_grant_in_every_valuefrom_form_and_decrypt_in_its_region() {
+    // A full or partial ARN, with or without a `:json-key:version-stage:version-id` suffix, holds the secret's
+    // own ARN (both forms) and kms:Decrypt on keys of the secret's Region, wherever the task runs.
+    let partial = "arn:aws:secretsmanager:eu-west-1:222222222222:secret:db";
+    let cases = [
+        (
+            format!("{SECRET}:password:AWSCURRENT:"),
+            SECRET,
+            "us-east-1",
+        ),
+        (format!("{partial}:password::"), partial, "eu-west-1"),
+        (partial.to_string(), partial, "eu-west-1"),
+    ];
+    for (value_from, arn, region) in cases {
+        let d = derive_secret(&value_from, &[]);
+        let holds: Vec<_> = d.findings.iter().filter_map(|f| f.holds.clone()).collect();
+        let scope = HoldScope::Secret {
+            arn: arn.into(),
+            region: region.into(),
+        };
+        assert_eq!(holds, vec![scope.clone()], "{value_from}");
+        for resource in [arn.to_string(), format!("{arn}-??????")] {
+            let get = Permission::new("secretsmanager:GetSecretValue", resource);
+            assert!(scope.covers(&get), "{value_from}: {get:?}");
+        }
+        let key = format!("arn:aws:kms:{region}:333333333333:key/k");
+        assert!(scope.covers(&Permission::new("kms:Decrypt", key)));
+    }
+}
