@@ -64,19 +64,26 @@ fn errors_suffix(plan: &Plan) -> String {
     }
 }
 
+/// The heading says what apply writes: the full delta, or when removals are held back the write that keeps them
+/// (the lines below still show the full delta).
 fn role_text(out: &mut String, role: &RolePlan) {
-    let (symbol, verb) = match (&role.change, role.role_exists) {
+    let write = role.write();
+    let (symbol, verb) = match (&write.change, role.role_exists) {
         (_, false) => ("!", "does not exist; nothing can be written"),
-        _ if role.too_large.is_some() => (
+        _ if role.is_write_withheld() => (
+            "!",
+            "removals are held back and the write cannot keep them; nothing is written",
+        ),
+        _ if write.too_large.is_some() => (
             "!",
             "needs more than IAM's size limits allow; nothing is written",
         ),
-        (Change::Delete, true) if !role.managed.is_empty() => (
+        (Change::Delete, true) if !write.managed.is_empty() => (
             "~",
             "needs more than fits inline: moves into spill policies",
         ),
-        (_, true) if !role.managed.is_empty() => ("~", "spill policies will be updated"),
-        (Change::None, true) if role.has_changes() => {
+        (_, true) if !write.managed.is_empty() => ("~", "spill policies will be updated"),
+        (Change::None, true) if write.has_changes() => {
             ("~", "inline policy up to date; other changes below")
         }
         (Change::None, true) => ("=", "up to date"),

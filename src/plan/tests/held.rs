@@ -291,3 +291,27 @@ fn a_spill_policy_that_cannot_be_read_withholds_the_write_under_any_hold() {
         assert!(!plan.is_write_withheld(), "{document:?}: {plan:?}");
     }
 }
+
+#[test]
+fn the_text_heading_says_what_apply_writes_when_removals_are_held_back() {
+    // Nothing is needed any more but the held-back kms:Decrypt: the full delta deletes the inline policy, the
+    // write that apply executes keeps it unchanged.
+    let o = observed(Some(&owned(&[
+        ("ssm:GetParameters", PARAMETER),
+        ("kms:Decrypt", KEY),
+    ])));
+    let plan = plan_role(
+        &desired(vec![]),
+        &o,
+        "execrole",
+        Removals::HeldBack(vec![key_hold()]),
+    );
+    assert_eq!(plan.change, Change::Delete);
+    assert!(matches!(plan.write().change, Change::Update { .. }));
+    let text = render_text(&Plan {
+        roles: vec![plan],
+        ..Plan::default()
+    });
+    assert!(!text.contains("will be deleted"), "{text}");
+    assert!(text.contains("inline policy will be updated"), "{text}");
+}
