@@ -86,6 +86,9 @@ fn role_text(out: &mut String, role: &RolePlan) {
         (Change::None, true) if write.has_changes() => {
             ("~", "inline policy up to date; other changes below")
         }
+        (Change::None, true) if role.held_back.is_some() => {
+            ("=", "nothing to write; the removals below are held back")
+        }
         (Change::None, true) => ("=", "up to date"),
         (Change::Create { .. }, true) => ("+", "inline policy will be created"),
         (Change::Update { .. }, true) => ("~", "inline policy will be updated"),

@@ -314,4 +314,21 @@ fn the_text_heading_says_what_apply_writes_when_removals_are_held_back() {
     });
     assert!(!text.contains("will be deleted"), "{text}");
     assert!(text.contains("inline policy will be updated"), "{text}");
+    // Only the held-back grant is left: the write changes nothing, the removal stays pending.
+    let o = observed(Some(&owned(&[("kms:Decrypt", KEY)])));
+    let plan = plan_role(
+        &desired(vec![]),
+        &o,
+        "execrole",
+        Removals::HeldBack(vec![key_hold()]),
+    );
+    assert_eq!(plan.write().change, Change::None);
+    let text = render_text(&Plan {
+        roles: vec![plan],
+        ..Plan::default()
+    });
+    assert!(
+        text.contains("= role 123456789012/app-exec policy execrole: nothing to write; the removals below are held back"),
+        "{text}"
+    );
 }
