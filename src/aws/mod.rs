@@ -92,6 +92,8 @@ pub struct RoleInfo {
 pub struct ManagedPolicyInfo {
     /// The policy ARN.
     pub arn: String,
+    /// The policy id (`ANPA…`): a policy deleted and created again under the same ARN gets a new one.
+    pub id: String,
     /// The default version's id (`v3`).
     pub default_version_id: String,
     /// The policy's tags.

@@ -557,6 +557,7 @@ impl IamApi for SdkIam {
         Ok(absent_as_none(result)?.and_then(|out| {
             out.policy().map(|p| ManagedPolicyInfo {
                 arn: p.arn().unwrap_or(arn).to_string(),
+                id: p.policy_id().unwrap_or_default().to_string(),
                 default_version_id: p.default_version_id().unwrap_or_default().to_string(),
                 tags: p
                     .tags()

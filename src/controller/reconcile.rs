@@ -272,23 +272,33 @@ pub struct PolicyCache {
     documents: std::sync::Mutex<
         std::collections::HashMap<(String, String), crate::policy::PolicyDocument>,
     >,
-    texts: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
+    texts: std::sync::Mutex<std::collections::HashMap<(String, String, String), String>>,
 }
 
 impl PolicyCache {
-    /// A version's document as IAM returned it, or `None` when it is gone: read once per (ARN, version).
+    /// A version's document as IAM returned it, or `None` when it is gone: read once per (ARN, policy id,
+    /// version). The policy id tells a policy deleted and created again under the same ARN (whose versions start
+    /// again at `v1`) from the one read before; without an id nothing is cached.
     pub(crate) async fn version_text(
         &self,
         iam: &dyn IamApi,
-        arn: &str,
+        policy: &crate::aws::ManagedPolicyInfo,
         version_id: &str,
     ) -> Result<Option<String>, AwsError> {
-        let key = (arn.to_string(), version_id.to_string());
-        if let Some(text) = self.texts.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        let arn = policy.arn.as_str();
+        let key = (arn.to_string(), policy.id.clone(), version_id.to_string());
+        let cacheable = !policy.id.is_empty();
+        if let Some(text) = self
+            .texts
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+            .filter(|_| cacheable)
+        {
             return Ok(Some(text));
         }
         let text = iam.get_policy_version(arn, version_id).await?;
-        if let (Some(text), Ok(mut c)) = (&text, self.texts.lock()) {
+        if let (Some(text), Ok(mut c), true) = (&text, self.texts.lock(), cacheable) {
             c.insert(key, text.clone());
         }
         Ok(text)

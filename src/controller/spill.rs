@@ -161,7 +161,9 @@ async fn owned_spill_policy(
         // needed document there); older versions are history and are not read.
         let is_newer = plan::version_number(&version.version_id) > default;
         let document = if version.is_default || is_newer {
-            cache.version_text(iam, &arn, &version.version_id).await?
+            cache
+                .version_text(iam, &policy, &version.version_id)
+                .await?
         } else {
             None
         };

@@ -314,6 +314,8 @@ const WRITES: [&str; 4] = [
 /// A customer managed policy in `FakeIam`: one version (`v1`), its path, tags and the roles it is attached to.
 #[derive(Debug, Clone, Default)]
 struct FakeManaged {
+    /// The policy id (`ANPA…`): a policy deleted and created again under the same ARN gets a new one.
+    id: String,
     name: String,
     path: String,
     document: String,
@@ -542,6 +544,7 @@ impl IamApi for FakeIam {
         }
         let arn = format!("arn:aws:iam::{ACCOUNT}:policy{path}{name}");
         let policy = FakeManaged {
+            id: format!("ANPA{}", managed.len() + 1),
             name: name.to_string(),
             path: path.to_string(),
             document: document.to_string(),
@@ -564,6 +567,7 @@ impl IamApi for FakeIam {
             .get(arn)
             .map(|m| crate::aws::ManagedPolicyInfo {
                 arn: arn.to_string(),
+                id: m.id.clone(),
                 default_version_id: "v1".into(),
                 tags: m.tags.clone(),
             }))
@@ -754,4 +758,5 @@ fn outcomes(pairs: &[(Outcome, usize)]) -> BTreeMap<Outcome, usize> {
 mod daemon;
 mod grace;
 mod observe;
+mod owned_spill;
 mod pass;
