@@ -94,6 +94,8 @@ pub struct ManagedPolicyInfo {
     pub arn: String,
     /// The policy id (`ANPA…`): a policy deleted and created again under the same ARN gets a new one.
     pub id: String,
+    /// How many users, groups and roles it is attached to, when IAM said.
+    pub attachment_count: Option<u32>,
     /// The default version's id (`v3`).
     pub default_version_id: String,
     /// The policy's tags.

@@ -558,6 +558,7 @@ impl IamApi for SdkIam {
             out.policy().map(|p| ManagedPolicyInfo {
                 arn: p.arn().unwrap_or(arn).to_string(),
                 id: p.policy_id().unwrap_or_default().to_string(),
+                attachment_count: p.attachment_count().and_then(|n| u32::try_from(n).ok()),
                 default_version_id: p.default_version_id().unwrap_or_default().to_string(),
                 tags: p
                     .tags()

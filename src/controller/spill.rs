@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 use super::reconcile::PolicyCache;
-use crate::aws::{AwsError, IamApi, ListedPolicy};
+use crate::aws::{AwsError, IamApi, ListedPolicy, ManagedPolicyInfo};
 use crate::plan::{self, OwnedManagedPolicy, OwnedVersion};
 
 /// The customer managed policies under the spill path whose names are spill names, by the role they name.
@@ -90,7 +90,8 @@ impl SpillListings {
 
 /// The spill policies `role` owns: its attached policies with a spill name of the role (any path), and the
 /// `candidates` named for it (attached or not), each kept only when it still exists and carries the owner tag (and,
-/// when it has one, a role tag naming this role). `attached` is the role's attached policy ARNs.
+/// when it has one, a role tag naming this role; one not attached to the role must have that tag and be attached
+/// nowhere else). `attached` is the role's attached policy ARNs.
 pub(crate) async fn owned_spill_policies(
     iam: &dyn IamApi,
     role: &str,
@@ -147,6 +148,9 @@ async fn owned_spill_policy(
         tracing::warn!(role, policy_arn = %arn, tagged_role = %other, "a spill policy is tagged for another role; left alone");
         return Ok(None);
     }
+    if !is_attached && !is_adoptable(role, &arn, &policy) {
+        return Ok(None);
+    }
     let listed = iam.list_policy_versions(&arn).await?;
     let default_id = listed
         .iter()
@@ -184,6 +188,26 @@ async fn owned_spill_policy(
         is_attached,
         versions,
     }))
+}
+
+/// Whether an owned spill policy that is not attached to `role` may be adopted by it (attached, rewritten or
+/// deleted): only when its role tag names `role` (execrole always writes that tag, so a policy without one is not
+/// one it created for the role) and it is attached nowhere (adopting one attached to another role would change
+/// that role's permissions).
+fn is_adoptable(role: &str, arn: &str, policy: &ManagedPolicyInfo) -> bool {
+    let tagged_for_role = policy
+        .tags
+        .iter()
+        .any(|(k, v)| k == plan::ROLE_TAG && v == role);
+    if !tagged_for_role {
+        tracing::warn!(role, policy_arn = %arn, "an unattached spill policy has no role tag naming this role; left alone");
+        return false;
+    }
+    if policy.attachment_count != Some(0) {
+        tracing::warn!(role, policy_arn = %arn, attachments = ?policy.attachment_count, "a spill policy named for this role is attached elsewhere, not to it; left alone");
+        return false;
+    }
+    true
 }
 
 #[cfg(test)]

@@ -568,6 +568,7 @@ impl IamApi for FakeIam {
             .map(|m| crate::aws::ManagedPolicyInfo {
                 arn: arn.to_string(),
                 id: m.id.clone(),
+                attachment_count: u32::try_from(m.attached_to.len()).ok(),
                 default_version_id: "v1".into(),
                 tags: m.tags.clone(),
             }))

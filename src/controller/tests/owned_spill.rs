@@ -39,6 +39,14 @@ fn put(
     );
 }
 
+fn listed(n: usize) -> crate::aws::ListedPolicy {
+    crate::aws::ListedPolicy {
+        name: format!("execrole-{ROLE}-{n}"),
+        arn: spill_arn(n),
+        path: "/execrole/".into(),
+    }
+}
+
 #[tokio::test]
 async fn a_policy_deleted_and_created_again_is_read_again_not_taken_from_the_cache() {
     let iam = FakeIam::default().role(ROLE, &[]);
@@ -61,4 +69,63 @@ async fn a_policy_deleted_and_created_again_is_read_again_not_taken_from_the_cac
         Some(new.as_str()),
         "the re-created policy's v1 is not the deleted one's"
     );
+}
+
+#[tokio::test]
+async fn an_unattached_candidate_is_adopted_only_when_tagged_for_this_role_and_attached_nowhere() {
+    let doc = policy_text(&needs_of("web"));
+    type Case<'a> = (Vec<(String, String)>, &'a [&'a str], bool);
+    let cases: [Case; 4] = [
+        (owner_tags(Some(ROLE)), &[], true),
+        // No role tag: execrole always writes it, so this is not one it created for this role.
+        (owner_tags(None), &[], false),
+        (owner_tags(Some("api-exec")), &[], false),
+        // Attached to another role: adopting it would rewrite that role's permissions.
+        (owner_tags(Some(ROLE)), &["api-exec"], false),
+    ];
+    for (tags, attached_to, adopted) in cases {
+        let iam = FakeIam::default().role(ROLE, &[]).role("api-exec", &[]);
+        put(&iam, 1, "ANPA1", &doc, tags.clone(), attached_to);
+        let owned = owned_spill_policies(
+            &iam,
+            ROLE,
+            OWNED,
+            &[],
+            &[listed(1)],
+            &PolicyCache::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            owned.len(),
+            usize::from(adopted),
+            "{tags:?} attached to {attached_to:?}: {owned:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_attached_spill_policy_without_a_role_tag_stays_recognised() {
+    // Attached to its role under its name, with the owner tag: recognised as before, role tag or not.
+    let iam = FakeIam::default().role(ROLE, &[]);
+    put(
+        &iam,
+        1,
+        "ANPA1",
+        &policy_text(&needs_of("web")),
+        owner_tags(None),
+        &[ROLE],
+    );
+    let owned = owned_spill_policies(
+        &iam,
+        ROLE,
+        OWNED,
+        &[spill_arn(1)],
+        &[listed(1)],
+        &PolicyCache::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(owned.len(), 1, "{owned:?}");
+    assert!(owned[0].is_attached);
 }
