@@ -314,3 +314,57 @@ async fn least_privilege_detaches_the_baseline_only_where_execrole_attached_it()
         "a human's attachment is reported, never changed:\n{output}"
     );
 }
+
+#[tokio::test]
+async fn a_spill_policy_named_for_the_role_but_attached_to_another_is_never_rewritten_or_attached()
+{
+    let moto = Moto::start();
+    let (iam, ecs) = (moto.iam().await, moto.ecs(REGION).await);
+    seed_spilling_role(&iam, &ecs).await;
+    create_role(&iam, "other-role").await;
+    // An owned-looking spill policy of app-exec that a human attached to another role instead.
+    let created = iam
+        .create_policy()
+        .policy_name("execrole-app-exec-1")
+        .path("/execrole/")
+        .policy_document(STALE)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("managed-by")
+                .value("execrole")
+                .build()
+                .unwrap(),
+        )
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("execrole:role")
+                .value("app-exec")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let arn = created.policy().unwrap().arn().unwrap().to_string();
+    iam.attach_role_policy()
+        .role_name("other-role")
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), "enforce", "");
+
+    let (code, output) = run_once(&moto, &config);
+    assert_ne!(
+        code, 0,
+        "the name is taken, so app-exec cannot converge:\n{output}"
+    );
+    assert_eq!(
+        versions(&iam, &arn).await,
+        vec![("v1".to_string(), true)],
+        "{output}"
+    );
+    assert_eq!(attached(&iam, "other-role").await, vec![arn.clone()]);
+    assert!(!attached(&iam, "app-exec").await.contains(&arn), "{output}");
+}
