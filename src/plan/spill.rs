@@ -7,10 +7,12 @@
 //! It never talks to IAM: the controller finds the policies (by IAM path, name and owner tag) and writes the
 //! changes in the order given.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use super::{MAX_ATTACHED_POLICIES, ObservedRole};
-use crate::policy::{self, MANAGED_LIMIT, PolicyDocument};
+use crate::policy::{self, Grant, MANAGED_LIMIT, PolicyDocument};
 
 /// The tag that marks a customer managed policy as owned by execrole (with the name prefix).
 pub const OWNER_TAG: (&str, &str) = ("managed-by", "execrole");
@@ -197,7 +199,8 @@ fn delete(m: &OwnedManagedPolicy) -> ManagedChange {
 }
 
 /// Lay a policy too large for the inline budget out over spill policies: create, heal, update or adopt one per
-/// piece, delete the ones left over. Creates and updates come first, so no permission is missing in between.
+/// piece, delete the ones left over. Creates and updates come first, so no permission is missing in between, and
+/// among them a piece that receives statements goes before the piece that gives them up (`safe_order`).
 pub(super) fn spill(
     doc: &PolicyDocument,
     role: &str,
@@ -226,7 +229,7 @@ pub(super) fn spill(
             MAX_ATTACHED_POLICIES.saturating_sub(foreign_attached)
         ));
     }
-    let mut changes = Vec::new();
+    let mut groups = Vec::new();
     let mut names = Vec::new();
     for (i, piece) in pieces.iter().enumerate() {
         let name = spill_policy_name(policy_name, role, i + 1);
@@ -235,15 +238,28 @@ pub(super) fn spill(
                 "the spill policy name `{name}` is longer than IAM's 128 characters"
             ));
         }
-        match owned.iter().find(|(m, _)| m.name == name) {
-            None => changes.push(ManagedChange::Create {
-                name: name.clone(),
-                document: piece.to_json(),
-            }),
-            Some((m, current)) => changes.extend(piece_changes(m, current.as_ref(), piece)),
-        }
+        let (before, changes) = match owned.iter().find(|(m, _)| m.name == name) {
+            None => {
+                let create = ManagedChange::Create {
+                    name: name.clone(),
+                    document: piece.to_json(),
+                };
+                (BTreeSet::new(), vec![create])
+            }
+            Some((m, current)) => {
+                let held = current.as_ref().filter(|_| m.is_attached);
+                let before = held.map(policy::grants).unwrap_or_default();
+                (before, piece_changes(m, current.as_ref(), piece))
+            }
+        };
+        groups.push(PieceWrites {
+            before,
+            after: policy::grants(piece),
+            changes,
+        });
         names.push(name);
     }
+    let mut changes = safe_order(groups);
     changes.extend(
         owned
             .iter()
@@ -251,6 +267,41 @@ pub(super) fn spill(
             .map(|(m, _)| delete(m)),
     );
     Ok(changes)
+}
+
+/// One piece's writes, with the grants its policy gives the role before and after them.
+struct PieceWrites {
+    before: BTreeSet<Grant>,
+    after: BTreeSet<Grant>,
+    changes: Vec<ManagedChange>,
+}
+
+/// The pieces' writes in an order that never takes a needed grant away before another piece gives it: when a
+/// need grows or goes early in the layout, statements move to the next or the previous piece, and the piece that
+/// receives them is written first. Each step writes the first pending piece whose dropped needs another piece
+/// holds at that moment (the first pending piece when none can, as a cycle allows no safe order).
+fn safe_order(groups: Vec<PieceWrites>) -> Vec<ManagedChange> {
+    let needed: BTreeSet<&Grant> = groups.iter().flat_map(|g| &g.after).collect();
+    let mut held: Vec<&BTreeSet<Grant>> = groups.iter().map(|g| &g.before).collect();
+    let mut pending: Vec<usize> = (0..groups.len()).collect();
+    let mut changes = Vec::new();
+    while !pending.is_empty() {
+        let drops_nothing_needed = |i: usize| {
+            groups[i]
+                .before
+                .difference(&groups[i].after)
+                .filter(|g| needed.contains(g))
+                .all(|g| (0..held.len()).any(|j| j != i && held[j].contains(g)))
+        };
+        let at = pending
+            .iter()
+            .position(|&i| drops_nothing_needed(i))
+            .unwrap_or(0);
+        let i = pending.remove(at);
+        held[i] = &groups[i].after;
+        changes.extend(groups[i].changes.iter().cloned());
+    }
+    changes
 }
 
 /// The writes that make an owned spill policy hold `piece` as its default, newest version, and attach it.
@@ -304,8 +355,6 @@ fn piece_changes(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
     use crate::derive::{Reason, Requirement};
     use crate::model::RoleKey;
@@ -624,5 +673,96 @@ mod tests {
         let p = plan(&d, &observed(vec![owned(1, STALE, false, &[])]));
         assert!(matches!(p.change, Change::Create { .. }));
         assert!(p.managed.iter().all(|c| c.is_delete()));
+    }
+
+    /// Apply `changes` one by one to the owned policies' default documents and fail when, after any write, a
+    /// needed grant the role held before is held by none of them.
+    fn assert_no_needed_grant_goes_missing(
+        d: &DesiredRole,
+        owned: &[OwnedManagedPolicy],
+        changes: &[ManagedChange],
+    ) {
+        let needed = policy::grants(&d.policy().expect("needs"));
+        let mut held: std::collections::BTreeMap<String, PolicyDocument> = owned
+            .iter()
+            .filter(|m| m.is_attached)
+            .map(|m| {
+                let doc = PolicyDocument::parse(m.document.as_deref().unwrap()).unwrap();
+                (m.arn.clone(), doc)
+            })
+            .collect();
+        let holding = |held: &std::collections::BTreeMap<String, PolicyDocument>| {
+            held.values()
+                .flat_map(policy::grants)
+                .filter(|g| needed.contains(g))
+                .collect::<BTreeSet<_>>()
+        };
+        let before = holding(&held);
+        for (step, change) in changes.iter().enumerate() {
+            if let ManagedChange::Update { arn, document, .. } = change {
+                held.insert(arn.clone(), PolicyDocument::parse(document).unwrap());
+            }
+            let now = holding(&held);
+            let missing: Vec<_> = before.difference(&now).collect();
+            assert!(
+                missing.is_empty(),
+                "after write {step} ({change:?}): {missing:?} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn statements_moving_between_pieces_are_granted_by_their_new_piece_before_the_old_one_drops_them()
+     {
+        let d = desired(120);
+        let pieces: Vec<PolicyDocument> = pieces(&d)
+            .iter()
+            .map(|p| PolicyDocument::parse(p).unwrap())
+            .collect();
+        assert!(
+            pieces.len() >= 2,
+            "the test role spills into two pieces at least"
+        );
+        let with = |doc: &PolicyDocument, statements: Vec<crate::policy::Statement>| {
+            let mut doc = doc.clone();
+            doc.statements.extend(statements);
+            doc.to_json()
+        };
+        let without_first = |doc: &PolicyDocument| {
+            let mut doc = doc.clone();
+            doc.statements.remove(0);
+            doc.to_json()
+        };
+        let without_last = |doc: &PolicyDocument| {
+            let mut doc = doc.clone();
+            doc.statements.pop();
+            doc.to_json()
+        };
+        let rest = |from: usize| -> Vec<OwnedManagedPolicy> {
+            pieces[from..]
+                .iter()
+                .enumerate()
+                .map(|(i, doc)| owned(from + i + 1, &doc.to_json(), true, &[]))
+                .collect()
+        };
+        // A need grew early: the first statement of piece 2 is still in policy 1 and moves right.
+        let first_of_2 = pieces[1].statements[0].clone();
+        let mut right = vec![
+            owned(1, &with(&pieces[0], vec![first_of_2]), true, &[]),
+            owned(2, &without_first(&pieces[1]), true, &[]),
+        ];
+        right.extend(rest(2));
+        // A need went away early: the last statement of piece 1 is still in policy 2 and moves left.
+        let last_of_1 = pieces[0].statements.last().unwrap().clone();
+        let mut left = vec![
+            owned(1, &without_last(&pieces[0]), true, &[]),
+            owned(2, &with(&pieces[1], vec![last_of_1]), true, &[]),
+        ];
+        left.extend(rest(2));
+        for owned in [right, left] {
+            let p = plan(&d, &observed(owned.clone()));
+            assert_eq!(p.managed.len(), 2, "{:?}", p.managed);
+            assert_no_needed_grant_goes_missing(&d, &owned, &p.managed);
+        }
     }
 }
