@@ -108,7 +108,7 @@ metrics! {
     /// `execrole_aws_retries_total{service,operation}`.
     aws_retries: IntCounterVec = IntCounterVec::new(opts("execrole_aws_retries_total", "AWS API requests retried after a retryable error, by service and operation."), &["service", "operation"]);
     /// `execrole_rate_limit_waits_total{service}`.
-    rate_limit_waits: IntCounterVec = IntCounterVec::new(opts("execrole_rate_limit_waits_total", "AWS API request attempts that waited for the client-side rate limit of their service (the account's token bucket was empty), by service. The sts series stays 0: the SDK's AssumeRole credential provider does not draw from these limits."), &["service"]);
+    rate_limit_waits: IntCounterVec = IntCounterVec::new(opts("execrole_rate_limit_waits_total", "AWS API request attempts that waited for the client-side rate limit of their service (the token bucket of the account, or of the account and Region for every service but IAM, was empty), by service. The sts series stays 0: the SDK's AssumeRole credential provider does not draw from these limits."), &["service"]);
     /// `execrole_rate_limit_wait_seconds_total{service}`.
     rate_limit_wait_seconds: CounterVec = CounterVec::new(opts("execrole_rate_limit_wait_seconds_total", "Time AWS API request attempts spent waiting for the client-side rate limit, by service (sts stays 0)."), &["service"]);
     /// `execrole_task_definition_cache_hits_total`.
@@ -141,6 +141,8 @@ metrics! {
     work_queue_retries: IntCounterVec = IntCounterVec::new(opts("execrole_work_queue_retries_total", "Roles requeued after a failed or held-back reconcile, by reason (backoff: retryable error; resync: terminal error; capped: blast-radius cap; settle: re-check after a write)."), &["reason"]);
     /// `execrole_config_reloads_total{result}`.
     config_reloads: IntCounterVec = IntCounterVec::new(opts("execrole_config_reloads_total", "Config reloads, by result (applied, unchanged, invalid, read_failed)."), &["result"]);
+    /// `execrole_observe_fallbacks_total{reason}`.
+    observe_fallbacks: IntCounterVec = IntCounterVec::new(opts("execrole_observe_fallbacks_total", "Bulk IAM reads (GetAccountAuthorizationDetails) that failed with observe: auto, so the account's roles were read one by one, by reason (access_denied: for good until a reload; throttling, server, ...: this time)."), &["reason"]);
     /// `execrole_events_received_total{result}`.
     events_received: IntCounterVec = IntCounterVec::new(opts("execrole_events_received_total", "Messages received from the events queue, by result (acted, ignored, invalid)."), &["result"]);
 }

@@ -23,6 +23,10 @@ pub const RATE_LIMITED_SERVICES: [&str; 8] = [
     "sqs",
 ];
 
+/// The services whose quotas are the account's in every Region (one bucket per account); every other service's
+/// quotas are per account and Region (one bucket per account, Region and service).
+pub const GLOBAL_SERVICES: [&str; 1] = ["iam"];
+
 /// A token bucket: a steady rate of requests and the burst allowed on top of it after a quiet spell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RateLimit {
@@ -50,16 +54,16 @@ impl RateLimit {
     }
 }
 
-/// The client-side rate limits of one account, per service.
+/// The client-side rate limits of one account (and Region, for regional services), per service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RateLimits {
-    /// IAM (5/s, burst 10 by default; reads and writes share one bucket per account): its control-plane quotas are
-    /// low and shared with every deployment tool.
+    /// IAM (5/s, burst 10 by default; reads and writes share one bucket per account, IAM being global): its
+    /// control-plane quotas are low and shared with every deployment tool.
     pub iam: RateLimit,
-    /// ECS (10/s, burst 20 by default), per account.
+    /// ECS (10/s, burst 20 by default), per account and Region.
     pub ecs: RateLimit,
     /// Each other service (Secrets Manager, SSM, KMS, ECR, STS, SQS), each with its own bucket at this rate per
-    /// account (10/s, burst 20 by default).
+    /// account and Region (10/s, burst 20 by default).
     pub other: RateLimit,
 }
 

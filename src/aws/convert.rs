@@ -1,9 +1,14 @@
-//! SDK task definitions → our model. The mapping mirrors `model::TaskDefinition::from_value` so that the API and
-//! a JSON file give the same derivation: empty strings mean absent, enum values keep their wire names.
+//! SDK types → our model: task definitions (the mapping mirrors `model::TaskDefinition::from_value` so that the API
+//! and a JSON file give the same derivation: empty strings mean absent, enum values keep their wire names), and the
+//! roles and customer managed policies of `GetAccountAuthorizationDetails` (documents kept URL-encoded, as the
+//! per-role reads keep them).
 
 use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types as ecs;
+use aws_sdk_iam::types as iam;
+
+use super::{LocalPolicy, LocalPolicyVersion, RoleDetail, RoleInfo};
 
 use crate::model::{
     ContainerDefinition, EnvironmentFile, FirelensConfiguration, LogConfiguration, SecretEntry,
@@ -91,4 +96,68 @@ fn text(value: Option<&str>) -> Option<String> {
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_string)
+}
+
+/// Key and value of IAM tags.
+pub(crate) fn tags(list: &[iam::Tag]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+/// One role of `GetAccountAuthorizationDetails`; `None` without a name (IAM always sends one).
+pub(crate) fn role_detail(role: &iam::RoleDetail) -> Option<RoleDetail> {
+    let name = role.role_name()?.to_string();
+    Some(RoleDetail {
+        info: RoleInfo {
+            arn: role.arn().unwrap_or_default().to_string(),
+            assume_role_policy: role.assume_role_policy_document().map(str::to_string),
+            permissions_boundary: role
+                .permissions_boundary()
+                .and_then(|b| b.permissions_boundary_arn())
+                .map(str::to_string),
+            path: role.path().unwrap_or("/").to_string(),
+            tags: tags(role.tags()),
+        },
+        inline_policies: role
+            .role_policy_list()
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.policy_name()?.to_string(),
+                    p.policy_document()?.to_string(),
+                ))
+            })
+            .collect(),
+        attached_policies: role
+            .attached_managed_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn())
+            .map(str::to_string)
+            .collect(),
+        name,
+    })
+}
+
+/// One customer managed policy of `GetAccountAuthorizationDetails`; `None` without an ARN.
+pub(crate) fn local_policy(policy: &iam::ManagedPolicyDetail) -> Option<LocalPolicy> {
+    Some(LocalPolicy {
+        arn: policy.arn()?.to_string(),
+        name: policy.policy_name().unwrap_or_default().to_string(),
+        path: policy.path().unwrap_or("/").to_string(),
+        policy_id: policy.policy_id().unwrap_or_default().to_string(),
+        default_version_id: policy.default_version_id().unwrap_or_default().to_string(),
+        attachment_count: policy.attachment_count().unwrap_or(0).max(0) as usize,
+        versions: policy
+            .policy_version_list()
+            .iter()
+            .filter_map(|v| {
+                Some(LocalPolicyVersion {
+                    version_id: v.version_id()?.to_string(),
+                    is_default: v.is_default_version(),
+                    document: v.document().map(str::to_string),
+                })
+            })
+            .collect(),
+    })
 }

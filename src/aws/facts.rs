@@ -1,6 +1,7 @@
 //! The look-ups behind [`FactsApi`]: `secretsmanager:DescribeSecret`, `ssm:DescribeParameters`, `kms:DescribeKey`
 //! and `ecr:DescribePullThroughCacheRules`, each in the Region the fact lives in. Metadata only: nothing here can
-//! read a secret value (no `GetSecretValue`, no `GetParameter`).
+//! read a secret value (no `GetSecretValue`, no `GetParameter`). Each Region's requests draw from that Region's rate
+//! limits.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -44,6 +45,8 @@ pub struct SdkFacts {
 
 #[derive(Clone)]
 struct Clients {
+    /// The account's caller, drawing from the Region's rate limits.
+    caller: Caller,
     secrets: aws_sdk_secretsmanager::Client,
     ssm: aws_sdk_ssm::Client,
     kms: aws_sdk_kms::Client,
@@ -61,8 +64,10 @@ impl SdkFacts {
 
     fn clients(&self, region: &str) -> Clients {
         let build = || {
+            let caller = self.caller.in_region(region);
             let region = Region::new(region.to_string());
             Clients {
+                caller,
                 secrets: aws_sdk_secretsmanager::Client::from_conf(
                     aws_sdk_secretsmanager::config::Builder::from(&self.config)
                         .region(region.clone())
@@ -100,9 +105,13 @@ impl FactsApi for SdkFacts {
         secret_id: &str,
     ) -> Result<Option<SecretFacts>, AwsError> {
         const OP: &str = "DescribeSecret";
-        let client = self.clients(region).secrets;
+        let Clients {
+            caller,
+            secrets: client,
+            ..
+        } = self.clients(region);
         let out = absent_as_none(
-            send(&self.caller, "secretsmanager", OP, || {
+            send(&caller, "secretsmanager", OP, || {
                 client.describe_secret().secret_id(secret_id).send()
             })
             .await,
@@ -121,14 +130,18 @@ impl FactsApi for SdkFacts {
         name: &str,
     ) -> Result<Option<ParameterFacts>, AwsError> {
         const OP: &str = "DescribeParameters";
-        let client = self.clients(region).ssm;
+        let Clients {
+            caller,
+            ssm: client,
+            ..
+        } = self.clients(region);
         let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
             .key("Name")
             .option("Equals")
             .values(name)
             .build()
             .map_err(|e| AwsError::new("ssm", OP, ErrorKind::InvalidInput, e.to_string()))?;
-        let out = send(&self.caller, "ssm", OP, || {
+        let out = send(&caller, "ssm", OP, || {
             client
                 .describe_parameters()
                 .parameter_filters(filter.clone())
@@ -150,9 +163,13 @@ impl FactsApi for SdkFacts {
 
     async fn describe_key(&self, region: &str, key_id: &str) -> Result<Option<KeyFacts>, AwsError> {
         const OP: &str = "DescribeKey";
-        let client = self.clients(region).kms;
+        let Clients {
+            caller,
+            kms: client,
+            ..
+        } = self.clients(region);
         let out = absent_as_none(
-            send(&self.caller, "kms", OP, || {
+            send(&caller, "kms", OP, || {
                 client.describe_key().key_id(key_id).send()
             })
             .await,
@@ -176,9 +193,10 @@ impl FactsApi for SdkFacts {
         region: &str,
     ) -> Result<Vec<PullThroughRule>, AwsError> {
         const OP: &str = "DescribePullThroughCacheRules";
-        let client = &self.clients(region).ecr;
+        let Clients { caller, ecr, .. } = self.clients(region);
+        let (caller, client) = (&caller, &ecr);
         all_pages("ecr", OP, |token| async move {
-            let out = send(&self.caller, "ecr", OP, || {
+            let out = send(caller, "ecr", OP, || {
                 client
                     .describe_pull_through_cache_rules()
                     .set_next_token(token.clone())

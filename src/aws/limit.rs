@@ -1,5 +1,6 @@
-//! Client-side rate limits: a token bucket per AWS service for one account, drawn from before every request attempt
-//! (retries included), so the controller stays under API quotas that it shares with everything else in the account.
+//! Client-side rate limits: a token bucket per AWS service for one account (and per Region for regional services, whose
+//! quotas AWS counts per account and Region), drawn from before every request attempt (retries included), so the
+//! controller stays under API quotas that it shares with everything else in the account.
 //! It owns the buckets, their rates and the waiting for a permit. It does not retry or classify errors
 //! (`retry`), nor own the limits' type and defaults (`crate::settings`), and it does not decide which clients share a bucket: the client factory builds one [`Limiters`] per
 //! account and hands it to every client of that account.
@@ -10,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::Clock;
@@ -19,7 +21,7 @@ use governor::{Quota, RateLimiter};
 
 use super::retry::TokioClock;
 use crate::metrics::Metrics;
-use crate::settings::{RATE_LIMITED_SERVICES, RateLimit, RateLimits};
+use crate::settings::{GLOBAL_SERVICES, RATE_LIMITED_SERVICES, RateLimit, RateLimits};
 
 /// The bucket quota of a limit.
 fn quota(limit: RateLimit) -> Quota {
@@ -36,17 +38,49 @@ impl Clock for TokioClock {
     }
 }
 
-/// The token buckets of one account: one per service in [`RATE_LIMITED_SERVICES`], and one shared by any other
-/// label. Share it (in an `Arc`) between every client of the account, in every Region: the quotas are the account's.
-pub struct Limiters {
-    buckets: BTreeMap<&'static str, Bucket>,
+/// One bucket per service in [`RATE_LIMITED_SERVICES`], and one shared by any other label.
+struct Buckets {
+    by_service: BTreeMap<&'static str, Bucket>,
     unlisted: Bucket,
+}
+
+impl Buckets {
+    /// Full buckets at these limits.
+    fn new(limits: &RateLimits) -> Buckets {
+        let bucket = |limit: RateLimit| RateLimiter::direct_with_clock(quota(limit), TokioClock);
+        Buckets {
+            by_service: RATE_LIMITED_SERVICES
+                .iter()
+                .map(|&service| (service, bucket(limits.for_service(service))))
+                .collect(),
+            unlisted: bucket(limits.other),
+        }
+    }
+
+    fn bucket(&self, service: &str) -> &Bucket {
+        self.by_service.get(service).unwrap_or(&self.unlisted)
+    }
+}
+
+/// The token buckets of one account: for global services ([`GLOBAL_SERVICES`]: IAM) one per service for the
+/// account, for regional services one per service and Region (built on first use), as AWS counts their quotas, so
+/// that an account watched in N Regions gets each Region's full rate. Share it (in an `Arc`) between every client
+/// of the account.
+pub struct Limiters {
+    limits: RateLimits,
+    /// Global services, and requests that name no Region.
+    account: Arc<Buckets>,
+    /// Regional services, per Region.
+    regions: Mutex<BTreeMap<String, Arc<Buckets>>>,
 }
 
 impl fmt::Debug for Limiters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Limiters")
-            .field("services", &self.buckets.keys().collect::<Vec<_>>())
+            .field(
+                "services",
+                &self.account.by_service.keys().collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -60,25 +94,34 @@ impl Default for Limiters {
 impl Limiters {
     /// Full buckets at these limits.
     pub fn new(limits: &RateLimits) -> Limiters {
-        let bucket = |limit: RateLimit| RateLimiter::direct_with_clock(quota(limit), TokioClock);
         Limiters {
-            buckets: RATE_LIMITED_SERVICES
-                .iter()
-                .map(|&service| (service, bucket(limits.for_service(service))))
-                .collect(),
-            unlisted: bucket(limits.other),
+            limits: *limits,
+            account: Arc::new(Buckets::new(limits)),
+            regions: Mutex::default(),
         }
     }
 
-    fn bucket(&self, service: &str) -> &Bucket {
-        self.buckets.get(service).unwrap_or(&self.unlisted)
+    /// The buckets a request to `service` in `region` draws from.
+    fn buckets(&self, service: &str, region: Option<&str>) -> Arc<Buckets> {
+        match region.filter(|_| !GLOBAL_SERVICES.contains(&service)) {
+            Some(region) => {
+                // The map is only ever inserted into, so it is whole even if a holder of the lock panicked.
+                let mut regions = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+                regions
+                    .entry(region.to_string())
+                    .or_insert_with(|| Arc::new(Buckets::new(&self.limits)))
+                    .clone()
+            }
+            None => self.account.clone(),
+        }
     }
 
     /// Take a permit for one request to `service`: at once when the bucket has one; otherwise count a wait in
     /// `execrole_rate_limit_waits_total`, sleep until a permit is due, and add the time waited to
     /// `execrole_rate_limit_wait_seconds_total`. Dropping the future while it waits takes nothing.
-    pub async fn acquire(&self, service: &'static str, metrics: &Metrics) {
-        let bucket = self.bucket(service);
+    pub async fn acquire(&self, service: &'static str, region: Option<&str>, metrics: &Metrics) {
+        let buckets = self.buckets(service, region);
+        let bucket = buckets.bucket(service);
         let Err(mut not_until) = bucket.check() else {
             return;
         };
@@ -132,7 +175,7 @@ mod tests {
     ) -> Duration {
         let started = Instant::now();
         for _ in 0..n {
-            limiters.acquire(service, metrics).await;
+            limiters.acquire(service, None, metrics).await;
         }
         started.elapsed()
     }
@@ -254,7 +297,7 @@ mod tests {
         // Three requests wait on the empty bucket at once: at 2 a second they pass half a second apart.
         let started = Instant::now();
         let finished = futures::future::join_all((0..3).map(|_| async {
-            limiters.acquire("kms", &metrics).await;
+            limiters.acquire("kms", None, &metrics).await;
             started.elapsed()
         }))
         .await;
@@ -269,6 +312,30 @@ mod tests {
             ]
         );
         assert_eq!(metrics.rate_limit_waits("kms"), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn regional_services_have_buckets_per_region_and_iam_one_per_account() {
+        let metrics = Metrics::new();
+        let limiters = Limiters::new(&limits());
+        let take_in = |service: &'static str, region: &'static str, n: u32| {
+            let (limiters, metrics) = (&limiters, &metrics);
+            async move {
+                let started = Instant::now();
+                for _ in 0..n {
+                    limiters.acquire(service, Some(region), metrics).await;
+                }
+                started.elapsed()
+            }
+        };
+        // ECS (burst 3): emptying us-east-1's bucket leaves eu-west-1's full.
+        assert_eq!(take_in("ecs", "us-east-1", 3).await, Duration::ZERO);
+        assert_eq!(take_in("ecs", "eu-west-1", 3).await, Duration::ZERO);
+        assert!(take_in("ecs", "us-east-1", 1).await > Duration::ZERO);
+        // IAM (burst 10) is global: one bucket whatever Region a request names.
+        assert_eq!(take_in("iam", "us-east-1", 10).await, Duration::ZERO);
+        assert!(take_in("iam", "eu-west-1", 1).await > Duration::ZERO);
+        assert_eq!(metrics.rate_limit_waits("iam"), 1);
     }
 
     #[tokio::test]

@@ -1,11 +1,12 @@
 //! The imperative shell's edge: narrow traits that speak our model (`EcsApi`, `IamApi`, `EventQueue`), the AWS
 //! SDK adapters behind them, error classification (retryable or terminal), retries with exponential backoff, and
-//! client-side rate limits per account and service.
+//! client-side rate limits per account, Region and service.
 //!
 //! SDK types never leave this module. The controller talks only to the traits, so it is tested with in-memory
 //! fakes; the adapters are tested against the local AWS emulator. Every request is counted and timed in
 //! [`crate::metrics::Metrics`] here, at the seam.
 
+mod authorization;
 mod convert;
 mod error;
 mod facts;
@@ -17,6 +18,10 @@ mod sqs;
 
 use async_trait::async_trait;
 
+pub use authorization::{
+    AccountAuthorization, AuthorizationItem, AuthorizationPage, LocalPolicy, LocalPolicyVersion,
+    RoleDetail,
+};
 pub use error::{AwsError, ErrorKind};
 pub use facts::{FactsApi, SdkFacts};
 pub use limit::Limiters;
@@ -236,6 +241,20 @@ pub trait IamApi: Send + Sync {
     /// Delete a managed policy (all its non-default versions must be deleted first).
     async fn delete_policy(&self, _arn: &str) -> Result<(), AwsError> {
         unsupported("DeletePolicy")
+    }
+
+    /// One page of `GetAccountAuthorizationDetails` (Filter `Role` and `LocalManagedPolicy`) after `marker`.
+    async fn account_authorization_page(
+        &self,
+        _marker: Option<String>,
+    ) -> Result<AuthorizationPage, AwsError> {
+        unsupported("GetAccountAuthorizationDetails")
+    }
+
+    /// Every role and customer managed policy of the account in one snapshot: all pages of
+    /// [`IamApi::account_authorization_page`] through [`all_pages`].
+    async fn account_authorization(&self) -> Result<AccountAuthorization, AwsError> {
+        authorization::account_authorization(|marker| self.account_authorization_page(marker)).await
     }
 }
 

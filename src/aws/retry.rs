@@ -73,8 +73,10 @@ pub struct Caller {
     pub retry: BackoffSettings,
     /// Where every attempt, retry and rate-limit wait is counted.
     pub metrics: Arc<Metrics>,
-    /// The account's token buckets, one per service.
+    /// The account's token buckets, one per service (and Region, for regional services).
     pub limiters: Arc<Limiters>,
+    /// The Region its requests go to, `None` for global services (IAM): picks the Region's buckets.
+    pub region: Option<String>,
 }
 
 impl Caller {
@@ -84,6 +86,15 @@ impl Caller {
             retry,
             metrics,
             limiters,
+            region: None,
+        }
+    }
+
+    /// The same caller for requests to `region`: regional services draw from that Region's buckets.
+    pub fn in_region(&self, region: &str) -> Caller {
+        Caller {
+            region: Some(region.to_string()),
+            ..self.clone()
         }
     }
 }
@@ -104,7 +115,10 @@ where
     let metrics = caller.metrics.as_ref();
     let mut backoff = request_backoff(&caller.retry);
     loop {
-        caller.limiters.acquire(service, metrics).await;
+        caller
+            .limiters
+            .acquire(service, caller.region.as_deref(), metrics)
+            .await;
         let started = tokio::time::Instant::now();
         let result = attempt().await;
         let outcome = result

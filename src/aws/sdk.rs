@@ -1,7 +1,8 @@
 //! The AWS SDK adapters behind [`EcsApi`] and [`IamApi`], and the factory that builds them per target: the
 //! standard credential chain (environment, profile, web identity, container credentials; `AWS_ENDPOINT_URL`
 //! honoured), optionally `sts:AssumeRole` into the target account, one ECS client per Region, one IAM client per
-//! account, and one set of rate limiters per account shared by all of them and by the look-ups.
+//! account, and one set of rate limiters per account shared by all of them and by the look-ups (regional services
+//! draw from the buckets of their Region, IAM from the account's).
 //!
 //! The base configuration names the SDK app `execrole` ([`crate::events::APP_NAME`]), so every request's user
 //! agent, and CloudTrail's `userAgent` for it, carries `app/execrole`: that is how event-driven convergence knows
@@ -30,9 +31,9 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
 use super::{
-    AwsError, BackoffSettings, Caller, EcsApi, ErrorKind, FactsApi, IamApi, Limiters, ListedPolicy,
-    ManagedPolicyInfo, PolicyVersionInfo, RateLimits, RoleInfo, SdkFacts, TaskDefinitionPage,
-    absent_as_none, all_pages, convert, send,
+    AuthorizationItem, AuthorizationPage, AwsError, BackoffSettings, Caller, EcsApi, ErrorKind,
+    FactsApi, IamApi, Limiters, ListedPolicy, ManagedPolicyInfo, PolicyVersionInfo, RateLimits,
+    RoleInfo, SdkFacts, TaskDefinitionPage, absent_as_none, all_pages, convert, send,
 };
 use crate::config::Target;
 use crate::metrics::Metrics;
@@ -165,7 +166,7 @@ impl ClientFactory {
                     .build();
                 let api: Arc<dyn EcsApi> = Arc::new(SdkEcs {
                     client: aws_sdk_ecs::Client::from_conf(conf),
-                    caller: caller.clone(),
+                    caller: caller.in_region(region),
                 });
                 (region.clone(), api)
             })
@@ -199,7 +200,8 @@ impl ClientFactory {
             self.retry,
             self.metrics.clone(),
             self.limiters(queue_account(queue_url).unwrap_or(queue_url)),
-        );
+        )
+        .in_region(region);
         Arc::new(super::SdkEventQueue::new(
             aws_sdk_sqs::Client::from_conf(conf),
             queue_url,
@@ -419,11 +421,7 @@ impl IamApi for SdkIam {
                     .and_then(|b| b.permissions_boundary_arn())
                     .map(str::to_string),
                 path: r.path().to_string(),
-                tags: r
-                    .tags()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect(),
+                tags: convert::tags(r.tags()),
             })
         }))
     }
@@ -560,11 +558,7 @@ impl IamApi for SdkIam {
                 id: p.policy_id().unwrap_or_default().to_string(),
                 attachment_count: p.attachment_count().and_then(|n| u32::try_from(n).ok()),
                 default_version_id: p.default_version_id().unwrap_or_default().to_string(),
-                tags: p
-                    .tags()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect(),
+                tags: convert::tags(p.tags()),
             })
         }))
     }
@@ -772,6 +766,41 @@ impl IamApi for SdkIam {
         .await
         .map(|_| ())
     }
+
+    async fn account_authorization_page(
+        &self,
+        marker: Option<String>,
+    ) -> Result<AuthorizationPage, AwsError> {
+        use aws_sdk_iam::types::EntityType;
+        const OP: &str = "GetAccountAuthorizationDetails";
+        let out = send(&self.caller, "iam", OP, || {
+            self.client
+                .get_account_authorization_details()
+                .filter(EntityType::Role)
+                .filter(EntityType::LocalManagedPolicy)
+                .max_items(AUTHORIZATION_PAGE_SIZE)
+                .set_marker(marker.clone())
+                .send()
+        })
+        .await?;
+        let mut items: Vec<AuthorizationItem> = out
+            .role_detail_list()
+            .iter()
+            .filter_map(convert::role_detail)
+            .map(AuthorizationItem::Role)
+            .collect();
+        items.extend(
+            out.policies()
+                .iter()
+                .filter_map(convert::local_policy)
+                .map(AuthorizationItem::Policy),
+        );
+        let marker = out
+            .marker()
+            .filter(|_| out.is_truncated())
+            .map(str::to_string);
+        Ok(AuthorizationPage { items, marker })
+    }
 }
 
 /// Tags in the SDK's shape (a tag IAM would refuse, with an empty key, is left out).
@@ -786,6 +815,9 @@ fn sdk_tags(tags: &[(String, String)]) -> Vec<aws_sdk_iam::types::Tag> {
         })
         .collect()
 }
+
+/// Items per `GetAccountAuthorizationDetails` page: IAM's maximum, so an account costs the fewest requests.
+const AUTHORIZATION_PAGE_SIZE: i32 = 1000;
 
 #[cfg(test)]
 mod tests {

@@ -30,6 +30,21 @@ pub enum Mode {
     Enforce,
 }
 
+/// How the controller reads IAM to observe roles (`observe`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObserveMode {
+    /// Read in bulk when that costs fewer requests than per-role reads (estimated from the last pass); per role
+    /// when bulk reads are denied. The default.
+    #[default]
+    Auto,
+    /// Read each account's IAM in bulk (`GetAccountAuthorizationDetails`): no per-role read.
+    Bulk,
+    /// Read each role with its own requests (`GetRole`, `ListRolePolicies`, `GetRolePolicy`,
+    /// `ListAttachedRolePolicies`).
+    PerRole,
+}
+
 /// The log output format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -194,8 +209,10 @@ pub struct Config {
     pub events: Option<Events>,
     /// Config hot reload.
     pub reload: Reload,
-    /// How many roles are reconciled at once.
+    /// How many roles are reconciled at once, per account.
     pub concurrency: usize,
+    /// How roles are read from IAM: `auto`, `bulk` or `per-role`.
+    pub observe: ObserveMode,
     /// Retry settings for retryable AWS errors.
     pub backoff: BackoffSettings,
     /// The HTTP listen address for `/metrics`, `/healthz` and `/readyz`.

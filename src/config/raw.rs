@@ -32,6 +32,8 @@ pub(crate) struct RawConfig {
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
     #[serde(default)]
+    pub observe: super::ObserveMode,
+    #[serde(default)]
     pub backoff: RawBackoff,
     #[serde(default)]
     pub http: RawHttp,

@@ -141,6 +141,25 @@ fn the_spill_path_follows_iams_path_rules() {
 }
 
 #[test]
+fn observe_defaults_to_auto_and_takes_each_mode() {
+    use crate::config::ObserveMode;
+    assert_eq!(load(MINIMAL).unwrap().observe, ObserveMode::Auto);
+    for (text, mode) in [
+        ("auto", ObserveMode::Auto),
+        ("bulk", ObserveMode::Bulk),
+        ("per-role", ObserveMode::PerRole),
+    ] {
+        let config = load(&format!("{MINIMAL}observe: {text}\n")).unwrap();
+        assert_eq!(config.observe, mode, "{text}");
+        assert!(
+            config
+                .to_effective_yaml()
+                .contains(&format!("observe: {text}"))
+        );
+    }
+}
+
+#[test]
 fn errors_name_the_file_the_key_path_and_the_line() {
     let cases = [
         (
@@ -148,6 +167,12 @@ fn errors_name_the_file_the_key_path_and_the_line() {
             "execrole.yaml:1",
             "mode",
             "unknown variant",
+        ),
+        (
+            "observe: per_role\n",
+            "execrole.yaml:1",
+            "observe",
+            "unknown variant `per_role`, expected one of `auto`, `bulk`, `per-role`",
         ),
         (
             "targets:\n  - account: \"123456789012\"\n    regions: [us-east-1]\n    colour: blue\n",

@@ -65,6 +65,7 @@ pub(super) fn from_raw(file: &Path, text: &str, raw: RawConfig) -> Result<Config
         events,
         reload,
         concurrency: raw.concurrency,
+        observe: raw.observe,
         backoff,
         http_listen: raw.http.listen,
         log_format: raw.logging.format,

@@ -1,6 +1,7 @@
 //! What every reconcile runs with: the `Context` (kube-rs's name), passed by reference to `reconcile`,
 //! `error_policy`, the sweeps and the loops. It holds the configuration in force with the clients it asked for
-//! (`Runtime`, replaced as a whole on reload), the store of per-role records, the scheduler (work queue), the
+//! (`Runtime`, replaced as a whole on reload), the store of per-role records, the scheduler (a work queue per
+//! account), the snapshots of each account's IAM, the
 //! write budget, the caches, metrics and readiness (`Health`); `ClientSource` says where clients come from.
 //! Per-role state lives in the store only.
 
@@ -11,8 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::lookups::FactCache;
-use super::queue::WorkQueue;
-use super::reconcile::PolicyCache;
+use super::observe::PolicyCache;
+use super::queue::WorkQueues;
+use super::snapshots::Snapshots;
 use super::spill::SpillListings;
 use super::store::Store;
 use super::watcher::Watcher;
@@ -133,10 +135,12 @@ pub(crate) struct Context {
     pub(crate) policies: PolicyCache,
     /// The spill-path listing of each account, once per sweep.
     pub(crate) spill_listings: SpillListings,
+    /// Each account's latest snapshot of its IAM, and the choice between bulk and per-role reads.
+    pub(crate) snapshots: Snapshots,
     /// One record per managed role and per watched account.
     pub(crate) store: Store,
-    /// The scheduler: which role runs next, and when.
-    pub(crate) queue: WorkQueue<RoleKey>,
+    /// The scheduler: which role of each account runs next, and when.
+    pub(crate) queues: WorkQueues<RoleKey>,
     /// The blast-radius cap outside `pass`.
     pub(crate) budget: WriteBudget,
     /// The metrics registry.
@@ -150,13 +154,14 @@ impl Context {
     pub(crate) fn new(runtime: Runtime, metrics: Arc<Metrics>, health: Arc<Health>) -> Context {
         Context {
             facts: FactCache::new(runtime.config.lookup_cache_ttl),
+            policies: PolicyCache::new(runtime.config.lookup_cache_ttl),
             runtime: RwLock::new(Arc::new(runtime)),
             force_dry_run: AtomicBool::new(false),
             watcher: Watcher::default(),
-            policies: PolicyCache::default(),
             spill_listings: SpillListings::default(),
+            snapshots: Snapshots::default(),
             store: Store::default(),
-            queue: WorkQueue::new(),
+            queues: WorkQueues::default(),
             budget: WriteBudget::new(),
             metrics,
             health,

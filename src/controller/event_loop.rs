@@ -106,6 +106,8 @@ fn handle_event(ctx: &Context, rt: &Runtime, body: &str, own: &OwnWrites, trigge
             EventEffect::Role(key) => {
                 if ctx.store.is_managed(&key) {
                     tracing::info!(role = %key, "role changed outside execrole; reconciling now");
+                    // A snapshot read before this event no longer holds for the role.
+                    ctx.store.require_fresh(&key, ctx.snapshots.now());
                     enqueue(ctx, key, Instant::now());
                     acted = true;
                 }

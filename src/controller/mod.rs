@@ -16,11 +16,13 @@
 mod context;
 mod event_loop;
 pub(crate) mod lookups;
+mod observe;
 mod queue;
 mod reconcile;
 mod reload;
 mod role;
 mod runtime;
+mod snapshots;
 mod spill;
 mod store;
 mod watcher;
@@ -36,8 +38,9 @@ use tokio_util::sync::CancellationToken;
 use context::Context;
 pub(crate) use context::Runtime;
 pub use context::{ClientSource, Health, TargetClients};
-pub use queue::WorkQueue;
-pub use reconcile::{ApplyRules, Outcome, PolicyCache, ReconcileError, RoleReport};
+pub use observe::PolicyCache;
+pub use queue::{WorkQueue, WorkQueues};
+pub use reconcile::{ApplyRules, Outcome, ReconcileError, RoleReport};
 pub use reload::ReloadOutcome;
 
 use crate::config::{Config, Mode, Target};
@@ -162,57 +165,34 @@ impl Controller {
     }
 }
 
-/// One full pass: sweep every target, then reconcile every role in `mode` with bounded concurrency, and
-/// wait for all of it. `run --once`, `plan` and tests use it; the daemon runs the same steps through the
-/// work queue.
+/// One full pass: every target at its own pace (sweep, then reconcile its roles in `mode` with its own bounded
+/// concurrency), and wait for all of it. `run --once`, `plan` and tests use it; the daemon runs the same steps
+/// through the work queues.
 async fn pass(ctx: &Context, mode: Mode, shutdown: &CancellationToken) -> PassReport {
     let started = tokio::time::Instant::now();
     let rt = ctx.runtime();
     let mut report = PassReport::default();
-    let mut keys: Vec<RoleKey> = Vec::new();
-    for index in 0..rt.targets.len() {
-        let sweep = sweep_target(ctx, &rt, index).await;
-        report.observe_errors.extend(
-            sweep
-                .errors
-                .iter()
-                .map(|e| format!("account {}: {e}", sweep.account)),
-        );
-        report.plan.findings.extend(sweep.loose.iter().cloned());
-        keys.extend(sweep.roles.iter().map(|r| r.desired.key.clone()));
-        publish(ctx, &rt, sweep);
-    }
-    let role_count = keys.len();
     let roles_written = AtomicUsize::new(0);
-    let roles_written = &roles_written;
-    let rt = &rt;
-    let reports: Vec<(RoleKey, LastReconcile, Option<ReconcileError>)> =
-        futures::stream::iter(keys)
-            .filter(|_| std::future::ready(!shutdown.is_cancelled()))
-            .map(|key| async move {
-                let role = RoleRun {
-                    key,
-                    mode,
-                    roles_written,
-                };
-                let result = role::reconcile(&role, ctx).await;
-                let last = ctx.store.take_last(&role.key)?;
-                Some((role.key, last, result.err()))
-            })
-            .buffer_unordered(rt.config.concurrency)
-            .filter_map(std::future::ready)
-            .collect()
+    let run = PassRun {
+        mode,
+        shutdown,
+        roles_written: &roles_written,
+    };
+    let targets =
+        futures::future::join_all((0..rt.targets.len()).map(|i| pass_target(ctx, &rt, i, &run)))
             .await;
-    report.interrupted = reports.len() < role_count;
     let mut role_plans: Vec<RolePlan> = Vec::new();
-    for (key, role, error) in reports {
-        *report.outcomes.entry(role.outcome).or_default() += 1;
-        report.writes += role.writes;
-        if let Some(error) = &error {
-            report.plan.errors.push((key.clone(), error.to_string()));
-        }
-        if let Some(plan) = role.plan {
-            role_plans.push(plan);
+    for target in targets {
+        report.observe_errors.extend(target.observe_errors);
+        report.plan.findings.extend(target.loose);
+        report.interrupted |= target.reports.len() < target.role_count;
+        for (key, role, error) in target.reports {
+            *report.outcomes.entry(role.outcome).or_default() += 1;
+            report.writes += role.writes;
+            if let Some(error) = &error {
+                report.plan.errors.push((key.clone(), error.to_string()));
+            }
+            role_plans.extend(role.plan);
         }
     }
     role_plans.sort_by(|a, b| a.key.cmp(&b.key));
@@ -222,6 +202,85 @@ async fn pass(ctx: &Context, mode: Mode, shutdown: &CancellationToken) -> PassRe
     report.duration = started.elapsed();
     record_pass(ctx, &report);
     report
+}
+
+/// What every target of one pass shares: the mode, shutdown, and the blast-radius cap's counter.
+struct PassRun<'a> {
+    mode: Mode,
+    shutdown: &'a CancellationToken,
+    roles_written: &'a AtomicUsize,
+}
+
+/// What one target's part of a pass did.
+struct TargetPass {
+    observe_errors: Vec<String>,
+    loose: Vec<Finding>,
+    role_count: usize,
+    reports: Vec<(RoleKey, LastReconcile, Option<ReconcileError>)>,
+}
+
+/// One target's part of a pass: sweep it, publish, prepare the observation of its roles, and reconcile them
+/// with `concurrency` at once (its own workers, whatever the other targets are doing).
+async fn pass_target(ctx: &Context, rt: &Runtime, index: usize, run: &PassRun<'_>) -> TargetPass {
+    let sweep = sweep_target(ctx, rt, index).await;
+    let observe_errors = sweep
+        .errors
+        .iter()
+        .map(|e| format!("account {}: {e}", sweep.account))
+        .collect();
+    let loose = sweep.loose.clone();
+    let keys: Vec<RoleKey> = sweep.roles.iter().map(|r| r.desired.key.clone()).collect();
+    publish(ctx, rt, sweep);
+    if !run.shutdown.is_cancelled() {
+        prepare_observation(ctx, rt, index, &keys).await;
+    }
+    let role_count = keys.len();
+    let reports = futures::stream::iter(keys)
+        .filter(|_| std::future::ready(!run.shutdown.is_cancelled()))
+        .map(|key| async move {
+            let role = RoleRun {
+                key,
+                mode: run.mode,
+                roles_written: run.roles_written,
+            };
+            let result = role::reconcile(&role, ctx).await;
+            let last = ctx.store.take_last(&role.key)?;
+            Some((role.key, last, result.err()))
+        })
+        .buffer_unordered(rt.config.concurrency)
+        .filter_map(std::future::ready)
+        .collect()
+        .await;
+    TargetPass {
+        observe_errors,
+        loose,
+        role_count,
+        reports,
+    }
+}
+
+/// Before the roles `keys` of a target are reconciled: mark that they need IAM state read from now on, and read
+/// the account's snapshot when the `observe` setting says so (`snapshots`).
+async fn prepare_observation(ctx: &Context, rt: &Runtime, index: usize, keys: &[RoleKey]) {
+    if keys.is_empty() {
+        return;
+    }
+    let (target, clients) = &rt.targets[index];
+    let marked = ctx.snapshots.now();
+    for key in keys {
+        ctx.store.require_fresh(key, marked);
+    }
+    let per_role_cost = ctx.store.per_role_cost(keys);
+    ctx.snapshots
+        .prepare(
+            rt.config.observe,
+            &target.account,
+            clients.iam.as_ref(),
+            per_role_cost,
+            marked,
+            &ctx.metrics,
+        )
+        .await;
 }
 
 /// Observe one target: list, describe what is new, derive, and group by role.
@@ -274,7 +333,7 @@ fn publish(ctx: &Context, rt: &Runtime, sweep: Sweep) -> Vec<RoleKey> {
     // The reconciles of this sweep list the account's spill policies afresh (once, shared).
     ctx.spill_listings.forget(&sweep.account);
     for key in &published.gone {
-        ctx.queue.remove(key);
+        ctx.queues.of(&key.account).remove(key);
         tracing::info!(role = %key, "no in-scope task definition names the role any more; it is no longer managed");
     }
     record_state(ctx, rt);

@@ -4,6 +4,9 @@
 //! runs twice at once. A hold (the settle window after a write) pushes every later request for the key past the
 //! hold's end. Concurrency is bounded by the number of workers that call [`WorkQueue::next`].
 //!
+//! [`WorkQueues`] keeps one queue per lane (the controller's lanes are accounts), so that each lane's workers take
+//! only its keys and a slow lane never holds up the others.
+//!
 //! It knows nothing of roles, AWS or backoff policy: the controller decides when to add a key again. All time is
 //! `tokio::time`, so tests pause and advance the clock.
 
@@ -172,6 +175,49 @@ impl<K: Ord + Clone> WorkQueue<K> {
     /// When `key` is due, if it is waiting.
     pub fn due_at(&self, key: &K) -> Option<Instant> {
         self.lock().waiting.get(key).copied()
+    }
+}
+
+/// One [`WorkQueue`] per lane, built on first use.
+#[derive(Debug)]
+pub struct WorkQueues<K> {
+    lanes: Mutex<BTreeMap<String, std::sync::Arc<WorkQueue<K>>>>,
+}
+
+impl<K: Ord + Clone> Default for WorkQueues<K> {
+    fn default() -> Self {
+        WorkQueues {
+            lanes: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl<K: Ord + Clone> WorkQueues<K> {
+    /// The queue of `lane`.
+    pub fn of(&self, lane: &str) -> std::sync::Arc<WorkQueue<K>> {
+        // Every update under this lock is one insert: a poisoned lock still holds consistent data.
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        lanes.entry(lane.to_string()).or_default().clone()
+    }
+
+    fn all(&self) -> Vec<std::sync::Arc<WorkQueue<K>>> {
+        let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        lanes.values().cloned().collect()
+    }
+
+    /// How many keys wait in every lane.
+    pub fn len(&self) -> usize {
+        self.all().iter().map(|q| q.len()).sum()
+    }
+
+    /// Whether no key waits in any lane.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many keys are in flight in every lane.
+    pub fn in_flight(&self) -> usize {
+        self.all().iter().map(|q| q.in_flight()).sum()
     }
 }
 

@@ -1,11 +1,13 @@
-//! The steps of reconciling one execution role (`converge`): `desired` (given), `observed` (read from IAM),
-//! `delta` (`plan::plan_role`), then apply only when the delta is not empty, the mode is `enforce`, and applying is
-//! safe. Only what execrole owns is ever written: the inline policy, its spill policies, the baseline's attachment
-//! (with its role tag) and the trust policy when managed; other policies are read at most, never changed.
+//! The steps of reconciling one execution role (`converge`): `desired` (given), `observed` (read from IAM by
+//! `observe`, per role or from the account's snapshot), `delta` (`plan::plan_role`), then apply only when the
+//! delta is not empty, the mode is `enforce`, and applying is safe. Only what execrole owns is ever written: the
+//! inline policy, its spill policies, the baseline's attachment (with its role tag) and the trust policy when
+//! managed; other policies are read at most, never changed.
 
 use std::time::Instant;
 
-use super::spill::{SpillListings, owned_spill_policies};
+use super::observe::{PolicyCache, Source, observe};
+use super::spill::SpillListings;
 use crate::aws::{AwsError, IamApi};
 use crate::config::Mode;
 use crate::metrics::Metrics;
@@ -95,6 +97,22 @@ pub struct RoleReport {
     pub writes: usize,
     /// Whether a write was held back by the blast-radius cap (the role waits for the next window).
     pub capped: bool,
+    /// Requests a per-role read of the role makes (0 when it could not be observed).
+    pub per_role_cost: usize,
+}
+
+impl RoleReport {
+    /// A report of `outcome` with no plan, error or write.
+    fn new(outcome: Outcome) -> RoleReport {
+        RoleReport {
+            plan: None,
+            outcome,
+            error: None,
+            writes: 0,
+            capped: false,
+            per_role_cost: 0,
+        }
+    }
 }
 
 /// What a reconcile may do beyond observing.
@@ -124,260 +142,28 @@ pub(crate) struct Ownership<'a> {
     pub(crate) documents: &'a PolicyCache,
 }
 
-/// Read what IAM holds for the role: the role (with its trust policy and tags), its inline policies (the owned
-/// one's document, and the others' sizes, which share IAM's inline limit), its attached policies, and the spill
-/// policies it owns, attached or not (`spill::owned_spill_policies`).
-async fn observe(
-    iam: &dyn IamApi,
-    key: &crate::model::RoleKey,
-    owned: &Ownership<'_>,
-    selection: &crate::config::RoleSelection,
-) -> Result<Option<ObservedRole>, AwsError> {
-    let (role, policy_name, cache) = (key.name.as_str(), owned.policy_name, owned.documents);
-    let info = iam.get_role(role).await?;
-    let selected = match &info {
-        Some(info) => selection.selects(&info.path, &info.tags),
-        None => selection.selects_all(),
-    };
-    if !selected {
-        return Ok(None);
-    }
-    let Some(info) = info else {
-        return Ok(Some(ObservedRole {
-            exists: false,
-            owned_policy: None,
-            other_inline_policies: Vec::new(),
-            attached_policies: Vec::new(),
-            trust_policy: None,
-            foreign_inline_size: 0,
-            owned_managed: Vec::new(),
-            other_policies: Vec::new(),
-            boundary: None,
-            has_baseline_tag: false,
-        }));
-    };
-    let names = iam.list_role_policies(role).await?;
-    let inline = observe_inline(iam, role, policy_name, &names).await?;
-    let attached_policies = iam.list_attached_role_policies(role).await?;
-    let others = observe_attached(iam, role, policy_name, &attached_policies, cache).await?;
-    let candidates = owned
-        .listings
-        .candidates(&key.account, iam, owned.spill_path, policy_name)
-        .await?;
-    let owned_managed = owned_spill_policies(
-        iam,
-        role,
-        policy_name,
-        &attached_policies,
-        candidates.for_role(role),
-        cache,
-    )
-    .await?;
-    let mut other_policies = inline.others;
-    other_policies.extend(others);
-    let owned_policy = inline.owned;
-    let foreign_inline_size = inline.foreign_size;
-    let (tag, value) = plan::BASELINE_TAG;
-    let has_baseline_tag = info.tags.iter().any(|(k, v)| k == tag && v == value);
-    let boundary = match &info.permissions_boundary {
-        Some(arn) => managed_document(iam, arn, cache).await?,
-        None => None,
-    };
-    Ok(Some(ObservedRole {
-        exists: true,
-        other_policies,
-        boundary,
-        owned_policy,
-        other_inline_policies: names.into_iter().filter(|n| n != policy_name).collect(),
-        attached_policies,
-        trust_policy: info.assume_role_policy,
-        foreign_inline_size,
-        owned_managed,
-        has_baseline_tag,
-    }))
-}
-
-/// What the role's inline policies hold.
-struct InlinePolicies {
-    /// The owned policy's document as IAM returned it.
-    owned: Option<String>,
-    /// The others' size as IAM counts it (they share the inline limit).
-    foreign_size: usize,
-    /// The others, parsed, for evaluation by effect.
-    others: Vec<plan::OtherPolicy>,
-}
-
-/// Read the role's inline policies: the owned one's document, and the others' sizes and documents.
-async fn observe_inline(
-    iam: &dyn IamApi,
-    role: &str,
-    policy_name: &str,
-    names: &[String],
-) -> Result<InlinePolicies, AwsError> {
-    let mut inline = InlinePolicies {
-        owned: None,
-        foreign_size: 0,
-        others: Vec::new(),
-    };
-    for name in names {
-        let document = iam.get_role_policy(role, name).await?;
-        if name == policy_name {
-            inline.owned = document;
-        } else if let Some(raw) = document {
-            inline.foreign_size += inline_size(&raw);
-            match crate::policy::PolicyDocument::parse(&raw) {
-                Ok(document) => inline.others.push(plan::OtherPolicy {
-                    source: format!("inline:{name}"),
-                    document,
-                }),
-                Err(err) => {
-                    tracing::warn!(role, policy = %name, error = %err, "another inline policy cannot be read; it is not evaluated")
-                }
-            }
-        }
-    }
-    Ok(inline)
-}
-
-/// Read the documents of the role's attached policies other than its spill policies (those are read by
-/// `spill::owned_spill_policies`), for evaluation by effect.
-async fn observe_attached(
-    iam: &dyn IamApi,
-    role: &str,
-    policy_name: &str,
-    arns: &[String],
-    cache: &PolicyCache,
-) -> Result<Vec<plan::OtherPolicy>, AwsError> {
-    let mut others = Vec::new();
-    for arn in arns {
-        let name = arn.rsplit('/').next().unwrap_or_default();
-        if plan::is_spill_policy_name(policy_name, role, name) {
-            continue;
-        }
-        if let Some(document) = managed_document(iam, arn, cache).await? {
-            others.push(plan::OtherPolicy {
-                source: arn.clone(),
-                document,
-            });
-        }
-    }
-    Ok(others)
-}
-
-/// Managed policy versions are immutable: their documents are cached by (ARN, version id), so each pass costs one
-/// `GetPolicy` per attached policy and a `GetPolicyVersion` only when the default version changed. Other policies'
-/// documents are kept parsed (for evaluation), spill policies' as IAM returned them (for the plan).
-#[derive(Default)]
-pub struct PolicyCache {
-    documents: std::sync::Mutex<
-        std::collections::HashMap<(String, String), crate::policy::PolicyDocument>,
-    >,
-    texts: std::sync::Mutex<std::collections::HashMap<(String, String, String), String>>,
-}
-
-impl PolicyCache {
-    /// A version's document as IAM returned it, or `None` when it is gone: read once per (ARN, policy id,
-    /// version). The policy id tells a policy deleted and created again under the same ARN (whose versions start
-    /// again at `v1`) from the one read before; without an id nothing is cached.
-    pub(crate) async fn version_text(
-        &self,
-        iam: &dyn IamApi,
-        policy: &crate::aws::ManagedPolicyInfo,
-        version_id: &str,
-    ) -> Result<Option<String>, AwsError> {
-        let arn = policy.arn.as_str();
-        let key = (arn.to_string(), policy.id.clone(), version_id.to_string());
-        let cacheable = !policy.id.is_empty();
-        if let Some(text) = self
-            .texts
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&key).cloned())
-            .filter(|_| cacheable)
-        {
-            return Ok(Some(text));
-        }
-        let text = iam.get_policy_version(arn, version_id).await?;
-        if let (Some(text), Ok(mut c), true) = (&text, self.texts.lock(), cacheable) {
-            c.insert(key, text.clone());
-        }
-        Ok(text)
-    }
-}
-
-/// The default version's document of a managed policy, or `None` when it is gone or unreadable.
-async fn managed_document(
-    iam: &dyn IamApi,
-    arn: &str,
-    cache: &PolicyCache,
-) -> Result<Option<crate::policy::PolicyDocument>, AwsError> {
-    let Some(policy) = iam.get_policy(arn).await? else {
-        return Ok(None);
-    };
-    let key = (arn.to_string(), policy.default_version_id.clone());
-    if let Some(document) = cache
-        .documents
-        .lock()
-        .ok()
-        .and_then(|c| c.get(&key).cloned())
-    {
-        return Ok(Some(document));
-    }
-    let Some(raw) = iam
-        .get_policy_version(arn, &policy.default_version_id)
-        .await?
-    else {
-        return Ok(None);
-    };
-    match crate::policy::PolicyDocument::parse(&raw) {
-        Ok(document) => {
-            if let Ok(mut c) = cache.documents.lock() {
-                c.insert(key, document.clone());
-            }
-            Ok(Some(document))
-        }
-        Err(err) => {
-            tracing::warn!(policy_arn = %arn, error = %err, "an attached policy cannot be read; it is not evaluated");
-            Ok(None)
-        }
-    }
-}
-
-/// An inline policy's size as IAM counts it: its minified JSON, or its text without whitespace if unparseable.
-fn inline_size(raw: &str) -> usize {
-    match crate::policy::PolicyDocument::parse(raw) {
-        Ok(doc) => crate::policy::iam_size(&doc),
-        Err(_) => raw.chars().filter(|c| !c.is_whitespace()).count(),
-    }
-}
-
-/// Observe one role, plan its delta and apply it under `rules`; counts the reconcile and its duration.
+/// Observe one role from `source`, plan its delta and apply it under `rules`; counts the reconcile and its
+/// duration.
 pub(crate) async fn converge(
     desired: &DesiredRole,
     iam: &dyn IamApi,
+    source: Source<'_>,
     owned: &Ownership<'_>,
     rules: ApplyRules<'_>,
     metrics: &Metrics,
 ) -> RoleReport {
     let started = Instant::now();
     let selection = &rules.safety.role_selection;
-    let report = match observe(iam, &desired.key, owned, selection).await {
+    let observed = observe(iam, source, &desired.key, owned, selection).await;
+    let per_role_cost = observed.as_ref().map_or(0, |o| o.per_role_cost);
+    let mut report = match observed.map(|o| o.role) {
         Err(error) => RoleReport {
-            plan: None,
-            outcome: Outcome::Error,
             error: Some(ReconcileError::ObserveFailed(error)),
-            writes: 0,
-            capped: false,
+            ..RoleReport::new(Outcome::Error)
         },
         Ok(None) => {
             tracing::debug!(role = %desired.key, "role outside safety.role_selection; not managed");
-            RoleReport {
-                plan: None,
-                outcome: Outcome::NotSelected,
-                error: None,
-                writes: 0,
-                capped: false,
-            }
+            RoleReport::new(Outcome::NotSelected)
         }
         Ok(Some(observed)) => {
             let delta = plan::plan_role(
@@ -393,6 +179,7 @@ pub(crate) async fn converge(
             report
         }
     };
+    report.per_role_cost = per_role_cost;
     metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
@@ -417,6 +204,18 @@ fn changed_spill_listing(report: &RoleReport) -> bool {
                 )
             })
         })
+}
+
+/// A reconcile that could not observe the role at all (its account's bulk read failed); counted like any.
+pub(crate) fn unobserved(error: AwsError, metrics: &Metrics) -> RoleReport {
+    metrics
+        .reconciles
+        .with_label_values(&[Outcome::Error.as_str()])
+        .inc();
+    RoleReport {
+        error: Some(ReconcileError::ObserveFailed(error)),
+        ..RoleReport::new(Outcome::Error)
+    }
 }
 
 /// Execute a plan: decide whether it may be written now, then write it in order. When the planner held removals
@@ -465,6 +264,7 @@ async fn apply(
         error,
         writes,
         capped,
+        per_role_cost: 0,
     }
 }
 

@@ -7,9 +7,12 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use super::context::Context;
-use super::reconcile::{ApplyRules, Outcome, Ownership, ReconcileError, RoleReport, converge};
-use super::store::LastReconcile;
-use crate::config::Mode;
+use super::observe::Source;
+use super::reconcile::{
+    ApplyRules, Outcome, Ownership, ReconcileError, RoleReport, converge, unobserved,
+};
+use super::store::{LastReconcile, PublishedRole};
+use crate::config::{Config, Mode};
 use crate::model::RoleKey;
 
 /// What to do with a role after its reconcile: everything the worker needs, no reason strings.
@@ -53,7 +56,9 @@ pub(crate) struct RoleRun<'a> {
 }
 
 /// Bring one role to its desired state: take the `desired` state the last sweep published, read what IAM holds
-/// (`observed`), plan the `delta` and apply it (`converge`). Then say when the role runs next:
+/// (`observed`: from the account's snapshot when one was read after the role's last known change, otherwise per
+/// role), plan the `delta` and apply it (`converge`). A write marks the role, so that the snapshot read before it
+/// is never used for it again. Then say when the role runs next:
 /// * no longer managed (before or after): nothing until it is published again;
 /// * the blast-radius cap held the write back: when the next write window opens;
 /// * it wrote: after the settle window, and not before;
@@ -72,26 +77,14 @@ pub(crate) async fn reconcile(role: &RoleRun<'_>, ctx: &Context) -> Result<Actio
         safety: &rt.config.safety,
         roles_written: role.roles_written,
     };
-    let owned = Ownership {
-        policy_name: &rt.config.inline_policy_name,
-        spill_path: &rt.config.spill_path,
-        listings: &ctx.spill_listings,
-        documents: &ctx.policies,
-    };
-    let report = converge(
-        &published.desired,
-        published.iam.as_ref(),
-        &owned,
-        rules,
-        &ctx.metrics,
-    )
-    .await;
+    let report = observe_and_converge(key, &published, rules, &rt.config, ctx).await;
     let RoleReport {
         plan,
         outcome,
         error,
         writes,
         capped,
+        ..
     } = report;
     if let Some(doc) = plan.as_ref().and_then(|p| p.desired.as_ref()) {
         let ratio = crate::policy::iam_size(doc) as f64 / crate::plan::INLINE_POLICY_LIMIT as f64;
@@ -120,6 +113,49 @@ pub(crate) async fn reconcile(role: &RoleRun<'_>, ctx: &Context) -> Result<Actio
         Outcome::Applied => Action::Settle(rt.config.settle_window),
         _ => Action::AwaitChange,
     })
+}
+
+/// Read the role from the account's snapshot when one was read after the role's last known change, otherwise per
+/// role (or, with `observe: bulk`, from a new snapshot), and converge it. Keeps what a per-role read of it costs,
+/// and marks a role that wrote, so that IAM state read before its writes, or inside the settle window after them,
+/// is never used for it.
+async fn observe_and_converge(
+    key: &RoleKey,
+    published: &PublishedRole,
+    rules: ApplyRules<'_>,
+    config: &Config,
+    ctx: &Context,
+) -> RoleReport {
+    let iam = published.iam.as_ref();
+    let fresh_after = ctx.store.fresh_after(key, || ctx.snapshots.now());
+    let snapshots = &ctx.snapshots;
+    let snapshot = snapshots
+        .for_role(config.observe, &key.account, fresh_after, iam, &ctx.metrics)
+        .await;
+    let owned = Ownership {
+        policy_name: &config.inline_policy_name,
+        spill_path: &config.spill_path,
+        listings: &ctx.spill_listings,
+        documents: &ctx.policies,
+    };
+    let report = match &snapshot {
+        Ok(snapshot) => {
+            let source = snapshot
+                .as_deref()
+                .map_or(Source::PerRole, Source::Snapshot);
+            let desired = &published.desired;
+            converge(desired, iam, source, &owned, rules, &ctx.metrics).await
+        }
+        Err(error) => unobserved(error.clone(), &ctx.metrics),
+    };
+    if report.per_role_cost > 0 {
+        ctx.store.record_per_role_cost(key, report.per_role_cost);
+    }
+    if report.writes > 0 || matches!(report.error, Some(ReconcileError::WriteFailed(_))) {
+        let settles_at = tokio::time::Instant::now() + config.settle_window;
+        ctx.store.written(key, snapshots.now(), settles_at);
+    }
+    report
 }
 
 /// The one mapping from a failed reconcile to the role's next run (kube-rs's `error_policy`): a retryable

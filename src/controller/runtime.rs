@@ -16,7 +16,9 @@ use super::context::Context;
 use super::event_loop::event_loop;
 use super::reload::reload_loop;
 use super::role::{Action, RoleRun, error_policy, reconcile};
-use super::{Controller, Runtime, count_pass, lock, publish, record_drift, sweep_target};
+use super::{
+    Controller, Runtime, count_pass, lock, prepare_observation, publish, record_drift, sweep_target,
+};
 use crate::aws::{KeyBackoff, jittered};
 use crate::model::RoleKey;
 
@@ -49,7 +51,7 @@ impl Controller {
 
     /// Whether the daemon has nothing waiting or running (for tests and `--once`-like waits).
     pub fn is_idle(&self) -> bool {
-        self.ctx.queue.is_empty() && self.ctx.queue.in_flight() == 0
+        self.ctx.queues.is_empty() && self.ctx.queues.in_flight() == 0
     }
 
     /// Whether `run --dry-run` forced observe-only.
@@ -75,9 +77,12 @@ async fn run(
         for index in 0..rt.targets.len() {
             sweeps.push(sweep_loop(ctx, &rt, index, &generation, &triggers));
         }
-        let mut workers = Vec::with_capacity(rt.config.concurrency);
-        for _ in 0..rt.config.concurrency {
-            workers.push(worker(ctx, &generation));
+        // Each account has its own workers on its own queue: a slow or throttled account holds up only itself.
+        let mut workers = Vec::with_capacity(rt.config.concurrency * rt.targets.len());
+        for (target, _) in &rt.targets {
+            for _ in 0..rt.config.concurrency {
+                workers.push(worker(ctx, &target.account, &generation));
+            }
         }
         let sweeps = futures::future::join_all(sweeps);
         let workers = futures::future::join_all(workers);
@@ -127,6 +132,12 @@ async fn sweep_loop(
         let all: Vec<RoleKey> = sweep.roles.iter().map(|r| r.desired.key.clone()).collect();
         let changed = publish(ctx, rt, sweep);
         let queued = if periodic { all } else { changed };
+        // Reading the account's snapshot only reads, so a shutdown or a reload may drop it too.
+        tokio::select! {
+            biased;
+            _ = generation.cancelled() => break,
+            _ = prepare_observation(ctx, rt, index, &queued) => {}
+        }
         for key in &queued {
             enqueue(ctx, key.clone(), Instant::now());
         }
@@ -166,14 +177,15 @@ async fn sweep_loop(
     }
 }
 
-/// Take roles off the queue and reconcile them, one at a time, until the generation ends; the role in hand
-/// is always finished.
-async fn worker(ctx: &Context, generation: &CancellationToken) {
+/// Take roles of `account` off its queue and reconcile them, one at a time, until the generation ends; the role
+/// in hand is always finished.
+async fn worker(ctx: &Context, account: &str, generation: &CancellationToken) {
+    let queue = ctx.queues.of(account);
     loop {
         let key = tokio::select! {
             biased;
             _ = generation.cancelled() => break,
-            key = ctx.queue.next() => key,
+            key = queue.next() => key,
         };
         let Some(key) = key else { break };
         ctx.metrics.work_queue_in_flight.inc();
@@ -191,7 +203,7 @@ async fn worker(ctx: &Context, generation: &CancellationToken) {
             Err(error) => error_policy(&role.key, &error, ctx),
         };
         let key = role.key;
-        ctx.queue.done(&key);
+        queue.done(&key);
         ctx.metrics.work_queue_in_flight.dec();
         let at = match action {
             Action::AwaitChange => None,
@@ -204,7 +216,7 @@ async fn worker(ctx: &Context, generation: &CancellationToken) {
             }
             Action::Settle(after) => {
                 let at = Instant::now() + after;
-                ctx.queue.hold_until(key.clone(), at);
+                queue.hold_until(key.clone(), at);
                 Some(at)
             }
             Action::Backoff(after) => Some(Instant::now() + after),
@@ -224,7 +236,7 @@ async fn worker(ctx: &Context, generation: &CancellationToken) {
 /// Ask for a role to run at `at` (duplicates collapse; the earlier time wins).
 pub(crate) fn enqueue(ctx: &Context, key: RoleKey, at: Instant) {
     ctx.metrics.work_queue_adds.inc();
-    ctx.queue.add_at(key, at);
+    ctx.queues.of(&key.account).add_at(key, at);
     record_queue(ctx);
 }
 
@@ -234,6 +246,7 @@ fn forget_desired_state(ctx: &Context, rt: &Runtime) {
     let accounts: std::collections::BTreeSet<&str> =
         rt.targets.iter().map(|(t, _)| t.account.as_str()).collect();
     ctx.store.forget(&accounts);
+    ctx.snapshots.forget();
     let watched: std::collections::BTreeSet<(String, String)> = rt
         .targets
         .iter()
@@ -244,5 +257,5 @@ fn forget_desired_state(ctx: &Context, rt: &Runtime) {
 }
 
 pub(super) fn record_queue(ctx: &Context) {
-    ctx.metrics.work_queue_depth.set(ctx.queue.len() as i64);
+    ctx.metrics.work_queue_depth.set(ctx.queues.len() as i64);
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
-use super::reconcile::PolicyCache;
+use super::observe::PolicyCache;
 use crate::aws::{AwsError, IamApi, ListedPolicy, ManagedPolicyInfo};
 use crate::plan::{self, OwnedManagedPolicy, OwnedVersion};
 

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::Outcome;
+use super::snapshots::{Moment, UNKNOWN_PER_ROLE_COST};
 use crate::aws::{IamApi, KeyBackoff};
 use crate::config::BackoffSettings;
 use crate::derive::Finding;
@@ -99,6 +100,13 @@ pub(crate) struct RoleRecord {
     pub(crate) drift: DriftFlags,
     /// Its retry backoff, while its reconciles keep failing with retryable errors.
     pub(crate) backoff: Option<KeyBackoff>,
+    /// Its last known change (the sweep or event that queued it, its own last write): IAM state read before it
+    /// is stale for this role.
+    pub(crate) fresh_after: Option<Moment>,
+    /// Requests a per-role read of it makes, from its last observation.
+    pub(crate) per_role_cost: Option<usize>,
+    /// When the settle window after its last write ends, until its first run after that.
+    pub(crate) settles_at: Option<tokio::time::Instant>,
 }
 
 /// What the last sweep of one account saw.
@@ -175,6 +183,9 @@ impl Store {
                             last: None,
                             drift: DriftFlags::default(),
                             backoff: None,
+                            fresh_after: None,
+                            per_role_cost: None,
+                            settles_at: None,
                         },
                     );
                 }
@@ -206,6 +217,62 @@ impl Store {
     /// Take what the role's last reconcile did (for `pass`'s report); `None` when it was not reconciled.
     pub(crate) fn take_last(&self, key: &RoleKey) -> Option<LastReconcile> {
         lock(&self.roles).get_mut(key).and_then(|r| r.last.take())
+    }
+
+    /// Mark that the role needs IAM state read after `at` (it was queued by a sweep or an event, or it wrote).
+    pub(crate) fn require_fresh(&self, key: &RoleKey, at: Moment) {
+        if let Some(record) = lock(&self.roles).get_mut(key) {
+            record.fresh_after = Some(record.fresh_after.map_or(at, |old| old.max(at)));
+        }
+    }
+
+    /// The role wrote at `at`: IAM state read before is stale for it, and so is state read before its settle
+    /// window ends at `settles_at` (IAM is eventually consistent).
+    pub(crate) fn written(&self, key: &RoleKey, at: Moment, settles_at: tokio::time::Instant) {
+        self.require_fresh(key, at);
+        if let Some(record) = lock(&self.roles).get_mut(key) {
+            record.settles_at = Some(settles_at);
+        }
+    }
+
+    /// The role's last known change, when one was marked. A settle window that has ended since its last write
+    /// counts as a change `now` (its first run after the window), so that no state read inside the window is used.
+    pub(crate) fn fresh_after(
+        &self,
+        key: &RoleKey,
+        now: impl FnOnce() -> Moment,
+    ) -> Option<Moment> {
+        let mut roles = lock(&self.roles);
+        let record = roles.get_mut(key)?;
+        if record
+            .settles_at
+            .is_some_and(|at| at <= tokio::time::Instant::now())
+        {
+            record.settles_at = None;
+            record.fresh_after = Some(now());
+        }
+        record.fresh_after
+    }
+
+    /// Keep what a per-role read of the role costs (from an observation, whichever its source).
+    pub(crate) fn record_per_role_cost(&self, key: &RoleKey, cost: usize) {
+        if let Some(record) = lock(&self.roles).get_mut(key) {
+            record.per_role_cost = Some(cost);
+        }
+    }
+
+    /// What per-role reads of these roles would cost, from their last observations (a role never observed counts
+    /// [`UNKNOWN_PER_ROLE_COST`]).
+    pub(crate) fn per_role_cost(&self, keys: &[RoleKey]) -> usize {
+        let roles = lock(&self.roles);
+        keys.iter()
+            .map(|k| {
+                roles
+                    .get(k)
+                    .and_then(|r| r.per_role_cost)
+                    .unwrap_or(UNKNOWN_PER_ROLE_COST)
+            })
+            .sum()
     }
 
     /// How many managed roles are in drift of each kind.

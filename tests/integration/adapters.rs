@@ -122,11 +122,11 @@ async fn iam_errors_are_classified_as_terminal() {
 }
 
 #[tokio::test]
-async fn the_regions_of_one_account_share_its_rate_limits() {
+async fn each_region_of_an_account_has_its_own_ecs_rate_limit_and_iam_one_for_the_account() {
     let moto = Moto::start();
     let metrics = Arc::new(Metrics::new());
     // ECS: one request at once, then one a second (slow enough that a busy machine cannot refill the bucket
-    // between the two requests below); IAM keeps the default.
+    // between the requests below); IAM keeps the default.
     let limits = RateLimits {
         ecs: RateLimit {
             per_second: NonZeroU32::MIN,
@@ -140,20 +140,22 @@ async fn the_regions_of_one_account_share_its_rate_limits() {
         ..target()
     };
     let (regions, iam, _) = factory.clients(&two_regions).await;
-    // Both Regions ask at once, before either request is sent: one takes the permit, the other waits for the
-    // same account's bucket (whatever the requests' own durations).
-    let (first, second) = tokio::join!(
+    // Three requests at once, before any is sent: ECS quotas are per account and Region, so the second Region
+    // takes its own permit at once, and only the first Region's second request waits for its bucket.
+    let (first, again, other) = tokio::join!(
+        regions[0].1.list_task_definitions_page(None),
         regions[0].1.list_task_definitions_page(None),
         regions[1].1.list_task_definitions_page(None),
     );
     first.unwrap();
-    second.unwrap();
+    again.unwrap();
+    other.unwrap();
     assert_eq!(metrics.rate_limit_waits("ecs"), 1);
     // IAM has a bucket of its own.
     iam.get_role("missing").await.unwrap();
     assert_eq!(metrics.rate_limit_waits("iam"), 0);
     assert_eq!(
         metrics.aws_requests("ecs", "ListTaskDefinitions", "success"),
-        2
+        3
     );
 }

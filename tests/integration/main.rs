@@ -3,6 +3,7 @@
 
 mod adapters;
 mod binary;
+mod bulk;
 mod derive_cli;
 mod effect;
 mod events;

@@ -311,7 +311,8 @@ const WRITES: [&str; 4] = [
     "UpdateAssumeRolePolicy",
 ];
 
-/// A customer managed policy in `FakeIam`: one version (`v1`), its path, tags and the roles it is attached to.
+/// A managed policy in `FakeIam` (customer managed, or AWS managed by its ARN): one version (`v1`), its path, tags
+/// and the roles it is attached to.
 #[derive(Debug, Clone, Default)]
 struct FakeManaged {
     /// The policy id (`ANPA…`): a policy deleted and created again under the same ARN gets a new one.
@@ -323,13 +324,34 @@ struct FakeManaged {
     attached_to: BTreeSet<String>,
 }
 
-/// One account's IAM: role → inline policies (name → document text as put), and customer managed policies by ARN.
+/// One account's IAM: role → inline policies (name → document text as put), what else a role has, and managed
+/// policies by ARN. `GetAccountAuthorizationDetails` answers only when `bulk_page_size` is set.
 #[derive(Default)]
 struct FakeIam {
     roles: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     managed: Mutex<BTreeMap<String, FakeManaged>>,
     calls: Mutex<Vec<Call>>,
     errors: Mutex<BTreeMap<(&'static str, String), AwsError>>,
+    /// Path, tags, trust policy and boundary, for the roles that have them.
+    extras: Mutex<BTreeMap<String, RoleExtras>>,
+    /// Items per `GetAccountAuthorizationDetails` page; `None`: the call is not supported.
+    bulk_page_size: Option<usize>,
+    /// How long each `GetRole` takes (an account throttled or far away).
+    get_role_delay: std::time::Duration,
+}
+
+/// What a fake role has besides its inline policies and attachments.
+#[derive(Debug, Clone, Default)]
+struct RoleExtras {
+    path: String,
+    tags: Vec<(String, String)>,
+    trust: Option<String>,
+    boundary: Option<String>,
+}
+
+/// A document as IAM returns it: URL-encoded.
+fn url_encoded(document: &str) -> String {
+    percent_encoding::utf8_percent_encode(document, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 impl FakeIam {
@@ -342,6 +364,88 @@ impl FakeIam {
                 .collect(),
         );
         self
+    }
+
+    /// Answer `GetAccountAuthorizationDetails` with `page_size` items a page.
+    fn bulk(mut self, page_size: usize) -> Self {
+        self.bulk_page_size = Some(page_size);
+        self
+    }
+
+    fn extras(self, role: &str, extras: RoleExtras) -> Self {
+        self.extras.lock().unwrap().insert(role.to_string(), extras);
+        self
+    }
+
+    /// Add a managed policy (customer managed in this account, or AWS managed) by ARN.
+    fn managed(self, arn: &str, policy: FakeManaged) -> Self {
+        self.managed.lock().unwrap().insert(arn.to_string(), policy);
+        self
+    }
+
+    /// The role as `GetRole` answers it.
+    fn info(&self, role: &str) -> RoleInfo {
+        let extras = self.extras.lock().unwrap().get(role).cloned();
+        let extras = extras.unwrap_or_default();
+        RoleInfo {
+            arn: role_arn(role),
+            assume_role_policy: extras.trust.as_deref().map(url_encoded),
+            permissions_boundary: extras.boundary,
+            path: extras.path,
+            tags: extras.tags,
+        }
+    }
+
+    /// The ARNs of the role's attached policies, in `ListAttachedRolePolicies` order.
+    fn attached(&self, role: &str) -> Vec<String> {
+        let managed = self.managed.lock().unwrap();
+        managed
+            .iter()
+            .filter(|(_, m)| m.attached_to.contains(role))
+            .map(|(arn, _)| arn.clone())
+            .collect()
+    }
+
+    /// Every role and this account's managed policies, in the order the bulk read pages them.
+    fn authorization_items(&self) -> Vec<crate::aws::AuthorizationItem> {
+        use crate::aws::{AuthorizationItem, LocalPolicy, LocalPolicyVersion, RoleDetail};
+        let roles = self.roles.lock().unwrap().clone();
+        let mut items: Vec<AuthorizationItem> = roles
+            .iter()
+            .map(|(name, inline)| {
+                AuthorizationItem::Role(RoleDetail {
+                    name: name.clone(),
+                    info: self.info(name),
+                    inline_policies: inline
+                        .iter()
+                        .map(|(n, d)| (n.clone(), url_encoded(d)))
+                        .collect(),
+                    attached_policies: self.attached(name),
+                })
+            })
+            .collect();
+        let managed = self.managed.lock().unwrap();
+        for (arn, policy) in managed.iter().filter(|(arn, _)| arn.contains(ACCOUNT)) {
+            items.push(AuthorizationItem::Policy(LocalPolicy {
+                arn: arn.clone(),
+                name: policy.name.clone(),
+                path: policy.path.clone(),
+                policy_id: policy.id.clone(),
+                default_version_id: "v1".into(),
+                attachment_count: policy.attached_to.len(),
+                versions: vec![LocalPolicyVersion {
+                    version_id: "v1".into(),
+                    is_default: true,
+                    document: Some(url_encoded(&policy.document)),
+                }],
+            }));
+        }
+        items
+    }
+
+    /// Calls of these operations (the per-role reads, for instance).
+    fn count_of(&self, operations: &[&str]) -> usize {
+        operations.iter().map(|op| self.count(op)).sum()
     }
 
     fn fail(self, operation: &'static str, role: &str, error: AwsError) -> Self {
@@ -421,12 +525,12 @@ impl FakeIam {
 #[async_trait]
 impl IamApi for FakeIam {
     async fn get_role(&self, role: &str) -> Result<Option<RoleInfo>, AwsError> {
+        if !self.get_role_delay.is_zero() {
+            tokio::time::sleep(self.get_role_delay).await;
+        }
         self.enter("GetRole", role, None)?;
         let exists = self.roles.lock().unwrap().contains_key(role);
-        Ok(exists.then(|| RoleInfo {
-            arn: role_arn(role),
-            ..RoleInfo::default()
-        }))
+        Ok(exists.then(|| self.info(role)))
     }
 
     async fn list_role_policies(&self, role: &str) -> Result<Vec<String>, AwsError> {
@@ -445,9 +549,7 @@ impl IamApi for FakeIam {
             .get(role)
             .ok_or_else(|| Self::no_such_role("GetRolePolicy", role))?;
         // IAM returns documents URL-encoded.
-        Ok(policies.get(policy).map(|d| {
-            percent_encoding::utf8_percent_encode(d, percent_encoding::NON_ALPHANUMERIC).to_string()
-        }))
+        Ok(policies.get(policy).map(|d| url_encoded(d)))
     }
 
     async fn put_role_policy(
@@ -486,12 +588,7 @@ impl IamApi for FakeIam {
         if !self.roles.lock().unwrap().contains_key(role) {
             return Err(Self::no_such_role("ListAttachedRolePolicies", role));
         }
-        let managed = self.managed.lock().unwrap();
-        Ok(managed
-            .iter()
-            .filter(|(_, m)| m.attached_to.contains(role))
-            .map(|(arn, _)| arn.clone())
-            .collect())
+        Ok(self.attached(role))
     }
 
     async fn attach_role_policy(&self, role: &str, policy_arn: &str) -> Result<(), AwsError> {
@@ -596,7 +693,36 @@ impl IamApi for FakeIam {
             .lock()
             .unwrap()
             .get(arn)
-            .map(|m| m.document.clone()))
+            .map(|m| url_encoded(&m.document)))
+    }
+
+    async fn account_authorization_page(
+        &self,
+        marker: Option<String>,
+    ) -> Result<crate::aws::AuthorizationPage, AwsError> {
+        self.enter("GetAccountAuthorizationDetails", "", marker.as_deref())?;
+        let Some(size) = self.bulk_page_size else {
+            return Err(AwsError::new(
+                "iam",
+                "GetAccountAuthorizationDetails",
+                ErrorKind::Other,
+                "not supported by this fake",
+            ));
+        };
+        let items = self.authorization_items();
+        let page: usize = marker
+            .map(|m| {
+                m.strip_prefix("m-")
+                    .and_then(|n| n.parse().ok())
+                    .expect("a marker of this fake")
+            })
+            .unwrap_or(0);
+        let start = (page * size).min(items.len());
+        let end = (start + size).min(items.len());
+        Ok(crate::aws::AuthorizationPage {
+            items: items[start..end].to_vec(),
+            marker: (end < items.len()).then(|| format!("m-{}", page + 1)),
+        })
     }
 }
 
@@ -756,6 +882,8 @@ fn outcomes(pairs: &[(Outcome, usize)]) -> BTreeMap<Outcome, usize> {
     pairs.iter().copied().collect()
 }
 
+mod accounts;
+mod bulk;
 mod daemon;
 mod grace;
 mod observe;

@@ -1,0 +1,207 @@
+//! How each account's roles are observed (the `observe` setting): per role, or from the account's snapshot (every
+//! role and customer managed policy from `GetAccountAuthorizationDetails`, all pages). It keeps each account's
+//! latest snapshot read, whether bulk reads are denied there, and it chooses: `bulk` always reads in bulk,
+//! `per-role` never, `auto` reads in bulk when the snapshot's pages cost fewer requests than per-role reads of the
+//! roles queued would (estimated from their last observation), and falls back to per-role reads, with a warning
+//! once and `execrole_observe_fallbacks_total`, when the call is denied.
+//!
+//! Consistency: every role carries the [`Moment`] of its last known change (the sweep or event that queued it, or
+//! its own last write; see the store), and a snapshot is used for it only when its read began after that moment.
+//! A role written in this pass is therefore never judged again from the snapshot read before the write: it is read
+//! per role (`auto`) or from a new snapshot (`bulk`). It does not read roles itself (`observe`) nor schedule them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::aws::{AccountAuthorization, AwsError, IamApi};
+use crate::config::ObserveMode;
+use crate::metrics::Metrics;
+
+/// A point in the order of the events that decide whether a snapshot is recent enough: marks of roles that need
+/// fresh state, and the beginnings of snapshot reads. A counter, not a clock, so that two of them never tie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Moment(u64);
+
+/// A snapshot read (or its failure) and when it began.
+#[derive(Clone)]
+struct Read {
+    began: Moment,
+    result: Result<Arc<AccountAuthorization>, AwsError>,
+}
+
+/// What is known of bulk reads in one account.
+#[derive(Default)]
+struct Account {
+    /// The latest read.
+    latest: Mutex<Option<Read>>,
+    /// Held while a snapshot is read: one read at a time per account.
+    reading: tokio::sync::Mutex<()>,
+    /// `auto` met a terminal error (access denied): per-role reads until the next reload.
+    denied: AtomicBool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every update under these locks is a single insert or swap: a poisoned lock still holds consistent data.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Each account's latest snapshot and the choice between bulk and per-role reads.
+#[derive(Default)]
+pub(crate) struct Snapshots {
+    accounts: Mutex<HashMap<String, Arc<Account>>>,
+    clock: AtomicU64,
+}
+
+/// What a per-role read costs when a role was never observed: `GetRole`, `ListRolePolicies`,
+/// `ListAttachedRolePolicies` and one `GetRolePolicy`.
+pub(crate) const UNKNOWN_PER_ROLE_COST: usize = 4;
+
+impl Snapshots {
+    /// The next moment: later than every moment handed out before.
+    pub(crate) fn now(&self) -> Moment {
+        Moment(self.clock.fetch_add(1, Ordering::SeqCst))
+    }
+
+    fn account(&self, account: &str) -> Arc<Account> {
+        lock(&self.accounts)
+            .entry(account.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Forget every snapshot and denial (after a reload: credentials and permissions may have changed).
+    pub(crate) fn forget(&self) {
+        lock(&self.accounts).clear();
+    }
+
+    /// Before the roles of `account` queued at `marked` are reconciled: read a snapshot now when `mode` says so,
+    /// given what per-role reads of those roles would cost (`per_role_cost` requests).
+    pub(crate) async fn prepare(
+        &self,
+        mode: ObserveMode,
+        account: &str,
+        iam: &dyn IamApi,
+        per_role_cost: usize,
+        marked: Moment,
+        metrics: &Metrics,
+    ) {
+        let state = self.account(account);
+        let wanted = match mode {
+            ObserveMode::PerRole => false,
+            ObserveMode::Bulk => true,
+            ObserveMode::Auto => {
+                !state.denied.load(Ordering::SeqCst)
+                    && per_role_cost > 0
+                    && estimated_pages(&state) < per_role_cost
+            }
+        };
+        if wanted {
+            self.read_after(mode, account, &state, iam, marked, metrics)
+                .await;
+        }
+    }
+
+    /// The snapshot to observe a role of `account` from, `None` to read it per role. A snapshot counts only when
+    /// its read began after `fresh_after` (the role's last known change). `bulk` reads a new one when there is none
+    /// or the last one failed retryably (and fails the role with the read's error); `auto` then reads the role per
+    /// role.
+    pub(crate) async fn for_role(
+        &self,
+        mode: ObserveMode,
+        account: &str,
+        fresh_after: Option<Moment>,
+        iam: &dyn IamApi,
+        metrics: &Metrics,
+    ) -> Result<Option<Arc<AccountAuthorization>>, AwsError> {
+        let state = self.account(account);
+        let is_fresh = |read: &Read| fresh_after.is_none_or(|at| read.began > at);
+        let latest = lock(&state.latest).clone().filter(is_fresh);
+        match mode {
+            ObserveMode::PerRole => Ok(None),
+            ObserveMode::Auto => Ok(latest
+                .filter(|_| !state.denied.load(Ordering::SeqCst))
+                .and_then(|read| read.result.ok())),
+            ObserveMode::Bulk => {
+                let read = match latest {
+                    // A read that failed and may succeed if tried again is not reused by a retry: the retries
+                    // that come after it share one new read.
+                    Some(read) if read.result.as_ref().is_err_and(|e| e.is_retryable()) => {
+                        self.read_after(mode, account, &state, iam, read.began, metrics)
+                            .await
+                    }
+                    Some(read) => read,
+                    None => {
+                        let after = fresh_after.unwrap_or_else(|| self.now());
+                        self.read_after(mode, account, &state, iam, after, metrics)
+                            .await
+                    }
+                };
+                read.result.map(Some)
+            }
+        }
+    }
+
+    /// The latest read if it began after `after`, or a new one (one at a time per account).
+    async fn read_after(
+        &self,
+        mode: ObserveMode,
+        account: &str,
+        state: &Account,
+        iam: &dyn IamApi,
+        after: Moment,
+        metrics: &Metrics,
+    ) -> Read {
+        let _reading = state.reading.lock().await;
+        if let Some(read) = lock(&state.latest).clone().filter(|r| r.began > after) {
+            return read;
+        }
+        let began = self.now();
+        let result = iam.account_authorization().await.map(Arc::new);
+        match &result {
+            Ok(snapshot) => tracing::debug!(
+                account,
+                pages = snapshot.pages,
+                roles = snapshot.role_count(),
+                "read the account's IAM in bulk"
+            ),
+            Err(error) => fall_back(mode, account, state, error, metrics),
+        }
+        let read = Read { began, result };
+        *lock(&state.latest) = Some(read.clone());
+        read
+    }
+}
+
+/// Pages of the account's last snapshot, or one when none was read yet.
+fn estimated_pages(state: &Account) -> usize {
+    match lock(&state.latest).as_ref().map(|r| &r.result) {
+        Some(Ok(snapshot)) => snapshot.pages.max(1),
+        _ => 1,
+    }
+}
+
+/// A failed bulk read: `auto` reads per role instead (for good after a terminal error such as access denied,
+/// warned once; for this pass after a retryable one), and counts the fallback. `bulk` only warns: its roles fail
+/// with the error.
+fn fall_back(
+    mode: ObserveMode,
+    account: &str,
+    state: &Account,
+    error: &AwsError,
+    metrics: &Metrics,
+) {
+    if mode != ObserveMode::Auto {
+        tracing::warn!(account, error = %error, "reading the account's IAM in bulk failed; its roles cannot be observed until it succeeds (observe: bulk)");
+        return;
+    }
+    metrics
+        .observe_fallbacks
+        .with_label_values(&[error.reason()])
+        .inc();
+    if error.is_retryable() {
+        tracing::warn!(account, error = %error, "reading the account's IAM in bulk failed; its roles are read one by one this time");
+    } else if !state.denied.swap(true, Ordering::SeqCst) {
+        tracing::warn!(account, error = %error, "reading the account's IAM in bulk (iam:GetAccountAuthorizationDetails) is not possible; its roles are read one by one until the config is reloaded");
+    }
+}
