@@ -139,11 +139,17 @@ pub(crate) fn role_detail(role: &iam::RoleDetail) -> Option<RoleDetail> {
     })
 }
 
-/// One customer managed policy of `GetAccountAuthorizationDetails`; `None` without an ARN.
+/// One customer managed policy of `GetAccountAuthorizationDetails`; `None` without an ARN. The name is taken from
+/// the ARN when the answer has none (moto leaves `PolicyName` out here).
 pub(crate) fn local_policy(policy: &iam::ManagedPolicyDetail) -> Option<LocalPolicy> {
+    let arn = policy.arn()?;
+    let name = policy
+        .policy_name()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| arn.rsplit('/').next().unwrap_or_default());
     Some(LocalPolicy {
-        arn: policy.arn()?.to_string(),
-        name: policy.policy_name().unwrap_or_default().to_string(),
+        arn: arn.to_string(),
+        name: name.to_string(),
         path: policy.path().unwrap_or("/").to_string(),
         policy_id: policy.policy_id().unwrap_or_default().to_string(),
         default_version_id: policy.default_version_id().unwrap_or_default().to_string(),
@@ -160,4 +166,29 @@ pub(crate) fn local_policy(policy: &iam::ManagedPolicyDetail) -> Option<LocalPol
             })
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_policy_without_a_name_is_named_by_its_arn() {
+        let detail = iam::ManagedPolicyDetail::builder()
+            .arn("arn:aws:iam::123456789012:policy/execrole/execrole-app-exec-1")
+            .path("/execrole/")
+            .default_version_id("v2")
+            .policy_version_list(
+                iam::PolicyVersion::builder()
+                    .version_id("v2")
+                    .is_default_version(true)
+                    .document("%7B%7D")
+                    .build(),
+            )
+            .build();
+        let policy = local_policy(&detail).unwrap();
+        assert_eq!(policy.name, "execrole-app-exec-1");
+        assert_eq!(policy.path, "/execrole/");
+        assert_eq!(policy.default_document(), Some("%7B%7D"));
+    }
 }

@@ -159,6 +159,20 @@ fn cases() -> Vec<Case> {
             extra: "",
         },
         Case {
+            name: "an unattached spill policy of ours under the spill path",
+            iam: || {
+                let orphan = format!("arn:aws:iam::{ACCOUNT}:policy/execrole/{OWNED}-app-exec-1");
+                let tag = [crate::plan::OWNER_TAG];
+                FakeIam::default()
+                    .role("app-exec", &[(OWNED, &policy_text(&needs_of("web")[..3]))])
+                    .managed(
+                        &orphan,
+                        policy(&orphan, &tag, &policy_text(&needs_of("web")[3..]), &[]),
+                    )
+            },
+            extra: "",
+        },
+        Case {
             name: "a trust policy that is not the ECS one, managed",
             iam: || {
                 let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
@@ -257,12 +271,28 @@ async fn the_cases_cover_what_bulk_observation_must_read() {
             if !plan.managed.is_empty() || plan.added.len() < needs_of("web").len() {
                 seen.insert("spill or attached");
             }
+            // An unattached spill policy is found only through the spill path (listing or snapshot).
+            let unattached = |c: &crate::plan::ManagedChange| {
+                use crate::plan::ManagedChange::{Attach, Delete};
+                matches!(
+                    c,
+                    Attach { .. }
+                        | Delete {
+                            is_attached: false,
+                            ..
+                        }
+                )
+            };
+            if plan.managed.iter().any(unattached) {
+                seen.insert("unattached spill found");
+            }
         }
         if report.outcomes.contains_key(&Outcome::NotSelected) {
             seen.insert("not_selected");
         }
     }
     let want = [
+        "unattached spill found",
         "blocked",
         "not_selected",
         "over_granted",
