@@ -139,7 +139,7 @@ fn cases() -> Vec<Case> {
             iam: || {
                 let ours = local_arn(&format!("{OWNED}-app-exec-1"));
                 let theirs = local_arn(&format!("{OWNED}-app-exec-2"));
-                let tag = [crate::plan::OWNER_TAG];
+                let tag = [crate::plan::OWNER_TAG, (crate::plan::ROLE_TAG, "app-exec")];
                 FakeIam::default()
                     .role("app-exec", &[(OWNED, &policy_text(&needs_of("web")[..3]))])
                     .managed(
@@ -162,7 +162,7 @@ fn cases() -> Vec<Case> {
             name: "an unattached spill policy of ours under the spill path",
             iam: || {
                 let orphan = format!("arn:aws:iam::{ACCOUNT}:policy/execrole/{OWNED}-app-exec-1");
-                let tag = [crate::plan::OWNER_TAG];
+                let tag = [crate::plan::OWNER_TAG, (crate::plan::ROLE_TAG, "app-exec")];
                 FakeIam::default()
                     .role("app-exec", &[(OWNED, &policy_text(&needs_of("web")[..3]))])
                     .managed(
