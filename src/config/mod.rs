@@ -125,6 +125,27 @@ pub struct Events {
     pub wait_time: Duration,
 }
 
+/// Several replicas sharing the work through leases in a DynamoDB table (`coordination:`); absent, one process
+/// does everything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Coordination {
+    /// The lease table (partition key `lease`, a string); execrole never creates or deletes it.
+    pub dynamodb_table: String,
+    /// The table's Region; `None`: the SDK's Region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// A holder that cannot renew within this stops writing before it ends; renewals come every third of it.
+    #[serde(with = "crate::settings::duration_text")]
+    pub lease_duration: Duration,
+    /// Target accounts are hashed (rendezvous hashing of the account id) into this many shards, one lease each.
+    pub shards: u32,
+    /// This replica's name in the table; empty: hostname, pid and a random suffix, chosen at start.
+    pub replica_id: String,
+    /// The most the clocks of two replicas may differ: a holder stops writing this long before its lease ends.
+    #[serde(with = "crate::settings::duration_text")]
+    pub clock_skew_margin: Duration,
+}
+
 /// When a changed config file is picked up (SIGHUP always reloads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Reload {
@@ -236,6 +257,9 @@ pub struct Config {
     pub lookup_pull_through_cache: bool,
     /// Safety rails for `enforce` mode.
     pub safety: Safety,
+    /// Several replicas sharing the targets through leases, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coordination: Option<Coordination>,
 }
 
 /// Safety rails: limits on what one pass may write, and actions the controller never grants.

@@ -55,6 +55,32 @@ pub(crate) struct RawConfig {
     pub events: Option<RawEvents>,
     #[serde(default)]
     pub reload: RawReload,
+    #[serde(default)]
+    pub coordination: Option<RawCoordination>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCoordination {
+    pub dynamodb_table: String,
+    #[serde(default)]
+    pub region: Option<RegionName>,
+    #[serde(default = "default_lease_duration")]
+    pub lease_duration: DurationText,
+    #[serde(default = "default_shards")]
+    pub shards: u32,
+    #[serde(default)]
+    pub replica_id: String,
+    #[serde(default)]
+    pub clock_skew_margin: Option<DurationText>,
+}
+
+fn default_lease_duration() -> DurationText {
+    DurationText(Duration::from_secs(15))
+}
+
+fn default_shards() -> u32 {
+    4
 }
 
 #[derive(Debug, Deserialize)]

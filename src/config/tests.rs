@@ -435,3 +435,93 @@ fn a_config_text_over_the_size_limit_is_refused_before_parsing() {
         "{err}"
     );
 }
+
+#[test]
+fn coordination_is_absent_by_default_and_read_with_its_defaults() {
+    assert_eq!(load(MINIMAL).unwrap().coordination, None);
+    let config = load(&format!(
+        "{MINIMAL}coordination:\n  dynamodb_table: execrole-leases\n"
+    ))
+    .unwrap();
+    let c = config.coordination.unwrap();
+    assert_eq!(c.dynamodb_table, "execrole-leases");
+    assert_eq!(c.region, None);
+    assert_eq!(c.lease_duration, Duration::from_secs(15));
+    assert_eq!(c.shards, 4);
+    assert_eq!(c.replica_id, "");
+    assert_eq!(c.clock_skew_margin, Duration::from_secs(3));
+
+    let config = load(&format!(
+        "{MINIMAL}coordination:\n  dynamodb_table: t.x_1\n  region: eu-west-1\n  lease_duration: 30s\n  \
+         shards: 16\n  replica_id: a-1\n  clock_skew_margin: 5s\n"
+    ))
+    .unwrap();
+    let c = config.coordination.unwrap();
+    assert_eq!(c.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(c.lease_duration, Duration::from_secs(30));
+    assert_eq!(c.shards, 16);
+    assert_eq!(c.replica_id, "a-1");
+    assert_eq!(c.clock_skew_margin, Duration::from_secs(5));
+}
+
+#[test]
+fn bad_coordination_settings_are_errors_that_name_the_key_and_line() {
+    let table = "coordination:\n  dynamodb_table: leases\n";
+    let cases = [
+        (
+            format!("{MINIMAL}coordination:\n  region: eu-west-1\n"),
+            "execrole.yaml:5",
+            "coordination",
+            "missing field `dynamodb_table`",
+        ),
+        (
+            format!("{MINIMAL}coordination:\n  dynamodb_table: \"a b\"\n"),
+            "execrole.yaml:5",
+            "coordination.dynamodb_table",
+            "not a DynamoDB table name",
+        ),
+        (
+            format!("{MINIMAL}{table}  lease_duration: 500ms\n"),
+            "execrole.yaml:6",
+            "coordination.lease_duration",
+            "from 1s to 10m",
+        ),
+        (
+            format!("{MINIMAL}{table}  shards: 0\n"),
+            "execrole.yaml:6",
+            "coordination.shards",
+            "0 is not from 1 to 256",
+        ),
+        (
+            format!("{MINIMAL}{table}  replica_id: \"has space\"\n"),
+            "execrole.yaml:6",
+            "coordination.replica_id",
+            "printable characters without spaces",
+        ),
+        (
+            format!("{MINIMAL}{table}  lease_duration: 10s\n  clock_skew_margin: 5s\n"),
+            "execrole.yaml:7",
+            "coordination.clock_skew_margin",
+            "shorter than half of lease_duration (5s)",
+        ),
+        (
+            // serde_yaml places errors inside an optional section at the section's first key.
+            format!("{MINIMAL}{table}  region: moon\n"),
+            "execrole.yaml:5",
+            "coordination.region",
+            "not a Region name",
+        ),
+        (
+            format!("{MINIMAL}{table}  colour: blue\n"),
+            "execrole.yaml:6",
+            "coordination",
+            "unknown field `colour`",
+        ),
+    ];
+    for (text, location, path, message) in cases {
+        let shown = load(&text).unwrap_err().to_string();
+        assert!(shown.starts_with(location), "{text}\n=> {shown}");
+        assert!(shown.contains(&format!(": {path}")), "{text}\n=> {shown}");
+        assert!(shown.contains(message), "{text}\n=> {shown}");
+    }
+}

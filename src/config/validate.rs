@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::raw::{self, RawConfig};
 use super::{
-    BackoffSettings, Config, ConfigError, ContainerInsights, Events, RateLimit, RateLimits, Reload,
-    RoleSelection, Safety, Scope, Target, TrustPolicy, line_of_key,
+    BackoffSettings, Config, ConfigError, ContainerInsights, Coordination, Events, RateLimit,
+    RateLimits, Reload, RoleSelection, Safety, Scope, Target, TrustPolicy, line_of_key,
 };
 use crate::derive::VpcEndpointCondition;
 use crate::model::queue_region;
@@ -45,6 +45,7 @@ pub(super) fn from_raw(file: &Path, text: &str, raw: RawConfig) -> Result<Config
     let rate_limits = rate_limits(&at, &raw.rate_limits)?;
     let events = raw.events.map(|e| events(&at, e)).transpose()?;
     let reload = reload(&at, &raw.reload)?;
+    let coordination = raw.coordination.map(|c| coordination(&at, c)).transpose()?;
     logging(&at, &raw.logging)?;
     Ok(Config {
         source: file.to_path_buf(),
@@ -77,6 +78,7 @@ pub(super) fn from_raw(file: &Path, text: &str, raw: RawConfig) -> Result<Config
         lookup_cache_ttl: raw.lookups.cache_ttl.0,
         lookup_pull_through_cache: raw.lookups.pull_through_cache,
         safety,
+        coordination,
     })
 }
 
@@ -307,6 +309,67 @@ fn reload(at: &Source, raw: &raw::RawReload) -> Result<Reload, ConfigError> {
     Ok(Reload {
         watch_file: raw.watch_file,
         poll_interval: raw.poll_interval.0,
+    })
+}
+
+/// The longest lease: a replica that dies holds its shards this long, so more than a few minutes is a mistake.
+const MAX_LEASE_DURATION: Duration = Duration::from_secs(600);
+
+/// The most shards: each is one item renewed every third of a lease, so more shards cost requests, not speed.
+const MAX_SHARDS: u32 = 256;
+
+/// `coordination`: a DynamoDB table name, a lease of 1 s to 10 min, 1 to 256 shards, a replica id that fits a
+/// key, and a clock-skew margin (default a fifth of the lease) shorter than half the lease, so a holder that
+/// renews every third of the lease is never without a valid lease while it can renew.
+fn coordination(at: &Source, raw: raw::RawCoordination) -> Result<Coordination, ConfigError> {
+    let table = &raw.dynamodb_table;
+    let table_ok = (3..=255).contains(&table.len())
+        && table
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !table_ok {
+        return Err(at.invalid(
+            "coordination.dynamodb_table",
+            format!("`{table}` is not a DynamoDB table name (3-255 letters, digits and _.-)"),
+        ));
+    }
+    let lease = raw.lease_duration.0;
+    if lease < Duration::from_secs(1) || lease > MAX_LEASE_DURATION {
+        return Err(at.invalid(
+            "coordination.lease_duration",
+            "must be from 1s to 10m (a dead replica's shards wait this long for a new holder)",
+        ));
+    }
+    if raw.shards == 0 || raw.shards > MAX_SHARDS {
+        return Err(at.invalid(
+            "coordination.shards",
+            format!("{} is not from 1 to {MAX_SHARDS}", raw.shards),
+        ));
+    }
+    let id_ok = raw.replica_id.len() <= 128 && raw.replica_id.chars().all(|c| c.is_ascii_graphic());
+    if !id_ok {
+        return Err(at.invalid(
+            "coordination.replica_id",
+            "must be at most 128 printable characters without spaces (empty: hostname, pid and a random suffix)",
+        ));
+    }
+    let margin = raw.clock_skew_margin.map_or(lease / 5, |m| m.0);
+    if margin.is_zero() || margin >= lease / 2 {
+        return Err(at.invalid(
+            "coordination.clock_skew_margin",
+            format!(
+                "must be longer than 0s and shorter than half of lease_duration ({}): clocks are never exactly in step, and a holder needs time to renew",
+                humantime::format_duration(lease / 2)
+            ),
+        ));
+    }
+    Ok(Coordination {
+        dynamodb_table: raw.dynamodb_table,
+        region: raw.region.map(|r| r.0),
+        lease_duration: lease,
+        shards: raw.shards,
+        replica_id: raw.replica_id,
+        clock_skew_margin: margin,
     })
 }
 

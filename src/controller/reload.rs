@@ -106,6 +106,7 @@ fn warn_about_start_only_settings(old: &Config, new: &Config) {
             old.backoff.max_elapsed != new.backoff.max_elapsed,
         ),
         ("rate_limits", old.rate_limits != new.rate_limits),
+        ("coordination", old.coordination != new.coordination),
     ];
     for (key, changed) in start_only {
         if changed {
