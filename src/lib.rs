@@ -16,6 +16,7 @@
 //! * [`events`]: CloudTrail API-call events from EventBridge → what to sweep or reconcile now (pure).
 //! * [`aws`]: narrow traits over ECS and IAM, the SDK adapters behind them, error classification, retries,
 //!   client-side rate limits per account and service.
+//! * [`coordination`]: several replicas: shards of accounts, their leases in a DynamoDB table, fencing.
 //! * [`controller`]: passes, the describe cache, per-role reconcile and apply.
 //! * [`metrics`]: the Prometheus registry.
 //! * [`http`]: `/metrics`, `/healthz`, `/readyz`.
@@ -28,6 +29,7 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod coordination;
 pub mod derive;
 pub mod events;
 pub mod http;

@@ -38,6 +38,44 @@ impl AwsOutcome {
     }
 }
 
+/// What happened to a shard's lease: the `event` label of `execrole_lease_transitions_total`. The coordination
+/// shell decides; metrics only counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseEvent {
+    /// A free or expired lease was taken.
+    Acquired,
+    /// A held lease was renewed.
+    Renewed,
+    /// A request to the lease table failed (the lease runs on until it ends, then stops writes).
+    Failure,
+    /// A held lease ended without being given up: another replica took it, or it ran out.
+    Lost,
+    /// A held lease was given up (fair share, or shutdown).
+    Released,
+}
+
+impl LeaseEvent {
+    /// Every event, in label order.
+    pub const ALL: [LeaseEvent; 5] = [
+        LeaseEvent::Acquired,
+        LeaseEvent::Renewed,
+        LeaseEvent::Failure,
+        LeaseEvent::Lost,
+        LeaseEvent::Released,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseEvent::Acquired => "acquired",
+            LeaseEvent::Renewed => "renewed",
+            LeaseEvent::Failure => "failure",
+            LeaseEvent::Lost => "lost",
+            LeaseEvent::Released => "released",
+        }
+    }
+}
+
 /// Declares [`Metrics`] (one field per metric, with its doc) and `Metrics::register_all`, which builds each metric
 /// from its definition and registers it: a metric is written once, its field, type, name, help, labels and buckets
 /// in one entry.
@@ -145,6 +183,12 @@ metrics! {
     observe_fallbacks: IntCounterVec = IntCounterVec::new(opts("execrole_observe_fallbacks_total", "Bulk IAM reads (GetAccountAuthorizationDetails) that failed with observe: auto, so the account's roles were read one by one, by reason (access_denied: for good until a reload; throttling, server, ...: this time)."), &["reason"]);
     /// `execrole_events_received_total{result}`.
     events_received: IntCounterVec = IntCounterVec::new(opts("execrole_events_received_total", "Messages received from the events queue, by result (acted, ignored, invalid)."), &["result"]);
+    /// `execrole_shard_leases_held`.
+    shard_leases_held: IntGauge = IntGauge::new("execrole_shard_leases_held", "Shard leases this replica holds (coordination); 0 without coordination.");
+    /// `execrole_lease_transitions_total{event}`.
+    lease_transitions: IntCounterVec = IntCounterVec::new(opts("execrole_lease_transitions_total", "Shard lease events, by event (acquired, renewed, failure: a table request failed, lost: ended without being given up, released)."), &["event"]);
+    /// `execrole_replicas_seen`.
+    replicas_seen: IntGauge = IntGauge::new("execrole_replicas_seen", "Live replicas (own one included) in the lease table at the last heartbeat; 0 without coordination.");
 }
 
 impl Default for Metrics {
@@ -208,10 +252,27 @@ impl Metrics {
         for result in ["acted", "ignored", "invalid"] {
             self.events_received.with_label_values(&[result]);
         }
+        for event in LeaseEvent::ALL {
+            self.lease_transitions.with_label_values(&[event.as_str()]);
+        }
         for service in RATE_LIMITED_SERVICES {
             self.rate_limit_waits.with_label_values(&[service]);
             self.rate_limit_wait_seconds.with_label_values(&[service]);
         }
+    }
+
+    /// Count a lease event.
+    pub fn observe_lease(&self, event: LeaseEvent) {
+        self.lease_transitions
+            .with_label_values(&[event.as_str()])
+            .inc();
+    }
+
+    /// The count of a lease event (for tests and summaries).
+    pub fn lease_events(&self, event: LeaseEvent) -> u64 {
+        self.lease_transitions
+            .with_label_values(&[event.as_str()])
+            .get()
     }
 
     /// Record one AWS request attempt.
@@ -308,6 +369,9 @@ mod tests {
             "execrole_work_queue_retries_total",
             "execrole_config_reloads_total",
             "execrole_events_received_total",
+            "execrole_shard_leases_held",
+            "execrole_lease_transitions_total",
+            "execrole_replicas_seen",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),

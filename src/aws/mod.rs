@@ -1,6 +1,6 @@
-//! The imperative shell's edge: narrow traits that speak our model (`EcsApi`, `IamApi`, `EventQueue`), the AWS
-//! SDK adapters behind them, error classification (retryable or terminal), retries with exponential backoff, and
-//! client-side rate limits per account, Region and service.
+//! The imperative shell's edge: narrow traits that speak our model (`EcsApi`, `IamApi`, `EventQueue`,
+//! `LeaseTable`), the AWS SDK adapters behind them, error classification (retryable or terminal), retries with
+//! exponential backoff, and client-side rate limits per account, Region and service.
 //!
 //! SDK types never leave this module. The controller talks only to the traits, so it is tested with in-memory
 //! fakes; the adapters are tested against the local AWS emulator. Every request is counted and timed in
@@ -10,6 +10,7 @@ mod authorization;
 mod convert;
 mod error;
 mod facts;
+mod lease_table;
 mod limit;
 mod pages;
 mod retry;
@@ -24,6 +25,7 @@ pub use authorization::{
 };
 pub use error::{AwsError, ErrorKind};
 pub use facts::{FactsApi, SdkFacts};
+pub use lease_table::{LeaseItem, LeaseTable, SdkLeaseTable, grace_key, heartbeat_key};
 pub use limit::Limiters;
 pub use pages::{MAX_PAGES, all_pages};
 pub use retry::{Caller, KeyBackoff, call_with_retry, jittered, request_backoff};

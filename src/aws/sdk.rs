@@ -210,6 +210,42 @@ impl ClientFactory {
     }
 }
 
+impl ClientFactory {
+    /// The lease table of `coordination`, in its Region (by default the base configuration's), read and written
+    /// with the controller's own base credentials. Each attempt may take at most a third of the lease, and
+    /// retries in place stop there too: a renewal that waits longer is too late anyway, and the next one is due.
+    pub fn lease_table(
+        &self,
+        coordination: &crate::config::Coordination,
+    ) -> Arc<dyn super::LeaseTable> {
+        let budget = coordination.lease_duration / 3;
+        let mut conf = aws_sdk_dynamodb::config::Builder::from(&self.base).timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(budget)
+                .operation_attempt_timeout(budget)
+                .build(),
+        );
+        if let Some(region) = &coordination.region {
+            conf = conf.region(Region::new(region.clone()));
+        }
+        let retry = BackoffSettings {
+            initial_interval: self.retry.initial_interval.min(budget / 4),
+            max_interval: budget / 2,
+            max_elapsed: budget,
+        };
+        let caller = Caller::new(
+            retry,
+            self.metrics.clone(),
+            self.limiters(&format!("dynamodb:{}", coordination.dynamodb_table)),
+        );
+        Arc::new(super::SdkLeaseTable::new(
+            aws_sdk_dynamodb::Client::from_conf(conf.build()),
+            &coordination.dynamodb_table,
+            caller,
+        ))
+    }
+}
+
 /// Name the SDK app (see the module doc). [`crate::events::APP_NAME`] is a valid name (a unit test says so), so
 /// the loader never goes without it.
 fn with_app_name(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
