@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use execrole::aws::{BackoffSettings, ClientFactory};
 use execrole::cli::{Cli, Command, DeriveOutput, PlanOutput};
 use execrole::config::{Config, LogFormat, Mode};
-use execrole::controller::{Controller, Health};
+use execrole::controller::{Controller, Coordinated, Health};
+use execrole::coordination::{Elector, LeaseSettings, Leases, SystemClock};
 use execrole::derive::DeriveContext;
 use execrole::http::{self, HttpState};
 use execrole::metrics::Metrics;
@@ -269,8 +270,18 @@ async fn run_command(
     tokio::spawn(wait_for_hangups(reload_requests.clone()));
 
     if once {
-        let controller = build_controller(config, metrics, health).await;
+        let factory = client_factory(&config, metrics.clone()).await;
+        let elector = coordination(&config, &factory, &metrics);
+        let mut controller = Controller::new(config, &factory, metrics, health).await;
+        if let Some((coordinated, elector)) = &elector {
+            // One round takes this replica's fair share of the shards; the pass works on those only.
+            elector.round().await;
+            controller.coordinate(coordinated.clone());
+        }
         let report = controller.pass(mode, &shutdown).await;
+        if let Some((_, elector)) = &elector {
+            elector.release_all().await;
+        }
         return Ok(if report.is_success() {
             ExitCode::SUCCESS
         } else {
@@ -288,7 +299,14 @@ async fn run_command(
     };
     let server = tokio::spawn(http::serve(listener, state, shutdown.clone()));
     let factory = client_factory(&config, metrics.clone()).await;
-    let controller = Controller::new(config, &factory, metrics, health).await;
+    let elector = coordination(&config, &factory, &metrics);
+    let mut controller = Controller::new(config, &factory, metrics, health).await;
+    let leases = elector.map(|(coordinated, elector)| {
+        controller.coordinate(coordinated);
+        // Outside the controller's generations: a reload keeps the leases; shutdown gives them up at once.
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { elector.run(shutdown).await })
+    });
     if dry_run {
         controller.force_dry_run();
     }
@@ -296,9 +314,43 @@ async fn run_command(
         .run(shutdown.clone(), &factory, reload_requests)
         .await;
     shutdown.cancel();
+    if let Some(leases) = leases {
+        leases.await.context("the lease elector panicked")?;
+    }
     server.await.context("the HTTP server panicked")??;
     tracing::info!("execrole stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `coordination`: this replica's leases over the configured table, and the elector that keeps them.
+fn coordination(
+    config: &Config,
+    factory: &ClientFactory,
+    metrics: &Arc<Metrics>,
+) -> Option<(Coordinated, Elector)> {
+    let settings = config.coordination.as_ref()?;
+    let replica = if settings.replica_id.is_empty() {
+        execrole::coordination::default_replica_id()
+    } else {
+        settings.replica_id.clone()
+    };
+    tracing::info!(
+        replica = %replica,
+        table = %settings.dynamodb_table,
+        shards = settings.shards,
+        lease = %humantime::format_duration(settings.lease_duration),
+        "running as one of several replicas"
+    );
+    let table = factory.lease_table(settings);
+    let leases = Leases::new(&replica, settings.shards);
+    let elector = Elector::new(
+        table.clone(),
+        Arc::new(SystemClock),
+        LeaseSettings::from(settings),
+        leases.clone(),
+        metrics.clone(),
+    );
+    Some((Coordinated { leases, table }, elector))
 }
 
 /// Ask for a config reload on every SIGHUP.

@@ -212,8 +212,9 @@ impl ClientFactory {
 
 impl ClientFactory {
     /// The lease table of `coordination`, in its Region (by default the base configuration's), read and written
-    /// with the controller's own base credentials. Each attempt may take at most a third of the lease, and
-    /// retries in place stop there too: a renewal that waits longer is too late anyway, and the next one is due.
+    /// with the controller's own base credentials. An attempt may take up to a lease (its answer is used with the
+    /// time the request was sent, so a slow answer is never trusted for longer than it should be), and retries in
+    /// place stop after a third of a lease, when the next round is due anyway.
     pub fn lease_table(
         &self,
         coordination: &crate::config::Coordination,
@@ -221,8 +222,8 @@ impl ClientFactory {
         let budget = coordination.lease_duration / 3;
         let mut conf = aws_sdk_dynamodb::config::Builder::from(&self.base).timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(budget)
-                .operation_attempt_timeout(budget)
+                .connect_timeout(coordination.lease_duration)
+                .operation_attempt_timeout(coordination.lease_duration)
                 .build(),
         );
         if let Some(region) = &coordination.region {

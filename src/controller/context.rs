@@ -57,15 +57,36 @@ impl ClientSource for ClientFactory {
 }
 
 /// Readiness and liveness, shared with the HTTP server.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Health {
     ready: AtomicBool,
+    /// With `coordination`: the leases, whose table must be reachable for the replica to work.
+    leases: std::sync::OnceLock<Arc<crate::coordination::Leases>>,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("ready", &self.is_ready())
+            .finish()
+    }
 }
 
 impl Health {
-    /// Whether the first full pass has completed and the last pass could see the world.
+    /// Whether the process can work: every target it works on was fully seen by its last sweep (with
+    /// `coordination`, the targets in shards it holds, none at all when it holds none) and, with
+    /// `coordination`, the lease table answered the last round.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+            && self
+                .leases
+                .get()
+                .is_none_or(|leases| leases.is_table_reachable())
+    }
+
+    /// Count the lease table's reachability in readiness (`coordination`).
+    pub fn watch_leases(&self, leases: Arc<crate::coordination::Leases>) {
+        let _ = self.leases.set(leases);
     }
 
     /// Set readiness (from the published state).
@@ -147,6 +168,8 @@ pub(crate) struct Context {
     pub(crate) metrics: Arc<Metrics>,
     /// Readiness, shared with the HTTP server.
     pub(crate) health: Arc<Health>,
+    /// With `coordination`: this replica's leases and the lease table.
+    pub(crate) coordination: Option<super::fence::Coordinated>,
 }
 
 impl Context {
@@ -165,6 +188,7 @@ impl Context {
             budget: WriteBudget::new(),
             metrics,
             health,
+            coordination: None,
         }
     }
 

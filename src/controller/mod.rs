@@ -15,6 +15,7 @@
 
 mod context;
 mod event_loop;
+mod fence;
 pub(crate) mod lookups;
 mod observe;
 mod queue;
@@ -38,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use context::Context;
 pub(crate) use context::Runtime;
 pub use context::{ClientSource, Health, TargetClients};
+pub use fence::Coordinated;
 pub use observe::PolicyCache;
 pub use queue::{WorkQueue, WorkQueues};
 pub use reconcile::{ApplyRules, Outcome, ReconcileError, RoleReport};
@@ -147,6 +149,13 @@ impl Controller {
         }
     }
 
+    /// Work only on the accounts in shards `coordinated` holds, and write only under a valid lease
+    /// (`coordination`).
+    pub fn coordinate(&mut self, coordinated: Coordinated) {
+        self.ctx.health.watch_leases(coordinated.leases.clone());
+        self.ctx.coordination = Some(coordinated);
+    }
+
     /// Observe only, whatever the config (and any reloaded config) says: `run --dry-run`.
     pub fn force_dry_run(&self) {
         self.ctx.force_dry_run();
@@ -178,9 +187,11 @@ async fn pass(ctx: &Context, mode: Mode, shutdown: &CancellationToken) -> PassRe
         shutdown,
         roles_written: &roles_written,
     };
-    let targets =
-        futures::future::join_all((0..rt.targets.len()).map(|i| pass_target(ctx, &rt, i, &run)))
-            .await;
+    // With coordination, only the targets in shards this replica holds.
+    let ours = (0..rt.targets.len()).filter(|&i| fence::is_ours(ctx, &rt.targets[i].0.account));
+    let targets = futures::future::join_all(ours.map(|i| pass_target(ctx, &rt, i, &run))).await;
+    // With coordination, also when no target was ours to sweep.
+    record_readiness(ctx, &rt);
     let mut role_plans: Vec<RolePlan> = Vec::new();
     for target in targets {
         report.observe_errors.extend(target.observe_errors);
@@ -286,10 +297,13 @@ async fn prepare_observation(ctx: &Context, rt: &Runtime, index: usize, keys: &[
 /// Observe one target: list, describe what is new, derive, and group by role.
 async fn sweep_target(ctx: &Context, rt: &Runtime, index: usize) -> Sweep {
     let (target, clients) = &rt.targets[index];
+    fence::restore_grace(ctx, &target.account).await;
     let view = ctx
         .watcher
         .observe_target(&rt.config, target, &clients.ecs, &ctx.metrics)
         .await;
+    fence::save_grace(ctx, &target.account).await;
+    let iam = fence::fenced(ctx, &target.account, clients.iam.clone());
     let complete = view.is_complete();
     let derivations = derive_all(ctx, &rt.config, target, clients, &view.task_definitions).await;
     let (desired, loose) = desired_roles(&rt.config, target, derivations);
@@ -301,7 +315,7 @@ async fn sweep_target(ctx: &Context, rt: &Runtime, index: usize) -> Sweep {
             let removals = Removals::for_role(complete, &d.findings);
             PublishedRole {
                 desired: d,
-                iam: clients.iam.clone(),
+                iam: iam.clone(),
                 removals,
             }
         })
@@ -362,12 +376,7 @@ fn record_state(ctx: &Context, rt: &Runtime) {
         .set(accounts.values().map(|a| a.watched as i64).sum());
     m.task_definitions_in_grace
         .set(accounts.values().map(|a| a.in_grace as i64).sum());
-    let ready = rt
-        .targets
-        .iter()
-        .all(|(t, _)| accounts.get(&t.account).is_some_and(|a| a.complete));
-    ctx.health.set_ready(ready);
-    m.ready.set(i64::from(ready));
+    record_readiness(ctx, rt);
 
     let current: BTreeSet<Finding> = accounts
         .values()
@@ -401,6 +410,19 @@ fn record_state(ctx: &Context, rt: &Runtime) {
             "finding resolved"
         );
     }
+}
+
+/// Readiness: every target this replica works on (all, or with `coordination` those in shards it holds) was
+/// fully seen by its last sweep.
+fn record_readiness(ctx: &Context, rt: &Runtime) {
+    let accounts = ctx.store.accounts();
+    let ready = rt
+        .targets
+        .iter()
+        .filter(|(t, _)| fence::is_ours(ctx, &t.account))
+        .all(|(t, _)| accounts.get(&t.account).is_some_and(|a| a.complete));
+    ctx.health.set_ready(ready);
+    ctx.metrics.ready.set(i64::from(ctx.health.is_ready()));
 }
 
 /// Count a pass and log its summary.

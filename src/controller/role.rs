@@ -70,6 +70,10 @@ pub(crate) async fn reconcile(role: &RoleRun<'_>, ctx: &Context) -> Result<Actio
     let Some(published) = ctx.store.published(key) else {
         return Ok(Action::AwaitChange);
     };
+    if !super::fence::is_ours(ctx, &key.account) {
+        // Another replica holds the account's shard (coordination): its sweeps queue the role there.
+        return Ok(Action::AwaitChange);
+    }
     let rt = ctx.runtime();
     let rules = ApplyRules {
         mode: role.mode,

@@ -88,7 +88,8 @@ async fn run(
         let workers = futures::future::join_all(workers);
         let events = event_loop(ctx, &rt, source, &generation, &triggers);
         let reloads = reload_loop(ctx, &rt, source, &generation, &reload_requests);
-        tokio::join!(sweeps, workers, events, reloads);
+        let readiness = super::fence::track_readiness(ctx, &generation);
+        tokio::join!(sweeps, workers, events, reloads, readiness);
         if shutdown.is_cancelled() {
             break;
         }
@@ -119,6 +120,11 @@ async fn sweep_loop(
     let mut next_resync = Instant::now();
     let mut periodic = true;
     loop {
+        match super::fence::wait_for_shard(ctx, &account, generation).await {
+            super::fence::ShardWait::Held => {}
+            super::fence::ShardWait::Acquired => periodic = true,
+            super::fence::ShardWait::Cancelled => break,
+        }
         let started = Instant::now();
         // A sweep only reads, so a shutdown or a reload may drop it half-way.
         let sweep = tokio::select! {

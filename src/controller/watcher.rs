@@ -5,8 +5,8 @@
 //! Which revisions count: every ACTIVE one; with `task_definitions.include_inactive_in_use`, also INACTIVE ones
 //! that a service still runs or deploys; and, for `task_definitions.prune_grace_period` after it stopped
 //! counting (deregistered, no longer used by a service), a revision that counted before, so that the permissions
-//! only it needed are pruned after the grace period and not at once. The grace period is remembered in memory: a
-//! restart forgets it.
+//! only it needed are pruned after the grace period and not at once. The grace period is remembered in memory (a
+//! restart forgets it) and, with `coordination`, also in the lease table, so a take-over keeps it.
 //!
 //! It only observes; it does not derive or decide anything about roles.
 
@@ -314,6 +314,29 @@ impl Watcher {
                 false
             }
         });
+    }
+
+    /// The revisions of `account` that stopped counting, with when a sweep first found them so (the grace
+    /// bookkeeping that `coordination` keeps in the lease table).
+    pub(crate) fn missing_since(&self, account: &str) -> BTreeMap<String, Instant> {
+        let Ok(known) = self.known.lock() else {
+            return BTreeMap::new();
+        };
+        known
+            .iter()
+            .filter(|(arn, _)| Arn::parse(arn).is_ok_and(|a| a.account == account))
+            .filter_map(|(arn, since)| Some((arn.clone(), (*since)?)))
+            .collect()
+    }
+
+    /// Take in revisions an earlier holder of the account found no longer counting; what this process already
+    /// knows of a revision wins.
+    pub(crate) fn restore_missing_since(&self, since: BTreeMap<String, Instant>) {
+        if let Ok(mut known) = self.known.lock() {
+            for (arn, at) in since {
+                known.entry(arn).or_insert(Some(at));
+            }
+        }
     }
 
     /// Forget what is known of accounts and Regions no longer watched (after a reload).

@@ -14,6 +14,7 @@ mod lookups;
 mod prcheck;
 mod proxy;
 mod reconcile;
+mod replicas;
 mod runtime;
 mod services;
 mod spill;

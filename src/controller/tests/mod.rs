@@ -884,6 +884,7 @@ fn outcomes(pairs: &[(Outcome, usize)]) -> BTreeMap<Outcome, usize> {
 
 mod accounts;
 mod bulk;
+mod coordination;
 mod daemon;
 mod grace;
 mod observe;
