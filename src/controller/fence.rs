@@ -49,6 +49,21 @@ pub(crate) fn fenced(ctx: &Context, account: &str, iam: Arc<dyn IamApi>) -> Arc<
     }
 }
 
+/// The span a role of `account` is reconciled in: with coordination, the shard and fencing counter of the term
+/// it starts under, so every log line of the reconcile (its "IAM write" lines too) carries them.
+pub(crate) fn lease_span(ctx: &Context, account: &str) -> tracing::Span {
+    match ctx
+        .coordination
+        .as_ref()
+        .and_then(|c| c.leases.term_for(account))
+    {
+        Some(term) => {
+            tracing::info_span!("lease", shard = term.shard, fencing_counter = term.counter)
+        }
+        None => tracing::Span::none(),
+    }
+}
+
 /// How a wait for an account's shard ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ShardWait {

@@ -6,6 +6,8 @@
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use super::context::Context;
 use super::observe::Source;
 use super::reconcile::{
@@ -81,7 +83,9 @@ pub(crate) async fn reconcile(role: &RoleRun<'_>, ctx: &Context) -> Result<Actio
         safety: &rt.config.safety,
         roles_written: role.roles_written,
     };
-    let report = observe_and_converge(key, &published, rules, &rt.config, ctx).await;
+    let report = observe_and_converge(key, &published, rules, &rt.config, ctx)
+        .instrument(super::fence::lease_span(ctx, &key.account))
+        .await;
     let RoleReport {
         plan,
         outcome,

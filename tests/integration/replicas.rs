@@ -205,8 +205,8 @@ async fn seed_estate(moto: &Moto, accounts: &[String]) {
     }
 }
 
-/// The config of replica `id`: every account, enforce, JSON logs at info, coordination with a short lease.
-fn replica_config(dir: &Path, id: &str, accounts: &[String]) -> PathBuf {
+/// The config of replica `id`: every account, enforce, JSON logs at info, coordination with `lease`.
+fn replica_config(dir: &Path, id: &str, accounts: &[String], lease: Duration) -> PathBuf {
     let mut text = String::from("mode: enforce\ntargets:\n");
     for account in accounts {
         text.push_str(&format!(
@@ -217,7 +217,8 @@ fn replica_config(dir: &Path, id: &str, accounts: &[String]) -> PathBuf {
         "logging:\n  format: json\n  level: info\nreload:\n  watch_file: false\nlookups:\n  pull_through_cache: false\n\
          backoff:\n  initial_interval: 50ms\n  max_interval: 500ms\n  max_elapsed: 5s\n\
          settle_window: 1s\n\
-         coordination:\n  dynamodb_table: {TABLE}\n  lease_duration: 3s\n  shards: {SHARDS}\n  replica_id: {id}\n"
+         coordination:\n  dynamodb_table: {TABLE}\n  lease_duration: {}s\n  shards: {SHARDS}\n  replica_id: {id}\n",
+        lease.as_secs()
     ));
     let path = dir.join(format!("{id}.yaml"));
     std::fs::write(&path, text).unwrap();
@@ -240,8 +241,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_replica(moto: &Moto, dir: &Path, id: &str, accounts: &[String]) -> Replica {
-    let config = replica_config(dir, id, accounts);
+fn start_replica(
+    moto: &Moto,
+    dir: &Path,
+    id: &str,
+    accounts: &[String],
+    lease: Duration,
+) -> Replica {
+    let config = replica_config(dir, id, accounts, lease);
     let port = free_port();
     let log = dir.join(format!("{id}.log"));
     let child = moto
@@ -349,6 +356,14 @@ fn fenced_writes(logs: &[PathBuf]) -> Vec<(String, u64, u64, String, String)> {
             let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };
+            if event["message"] == "IAM write" {
+                // The write's own line carries the term it was reconciled under, in its span.
+                let span = &event["span"];
+                assert!(
+                    span["shard"].is_u64() && span["fencing_counter"].is_u64(),
+                    "an IAM write without its lease term: {line}"
+                );
+            }
             if event["message"] != "IAM write under lease" {
                 continue;
             }
@@ -394,7 +409,7 @@ async fn three_replicas_share_the_shards_take_over_after_a_kill_and_hand_over_on
     let started = Instant::now();
     let mut replicas: Vec<Replica> = ["r1", "r2", "r3"]
         .iter()
-        .map(|id| start_replica(&moto, dir.path(), id, &accounts))
+        .map(|id| start_replica(&moto, dir.path(), id, &accounts, LEASE))
         .collect();
     let logs: Vec<PathBuf> = replicas.iter().map(|r| r.log.clone()).collect();
 
@@ -522,4 +537,40 @@ async fn three_replicas_share_the_shards_take_over_after_a_kill_and_hand_over_on
         writes.len(),
         writers.len()
     );
+}
+
+/// The cost of coordination for BENCHMARKS.md: two replicas with the default lease (15 s) and 4 shards on a small
+/// estate for `EXECROLE_COST_SECONDS` (default 120), then the DynamoDB requests each made per minute.
+/// `cargo test --test integration coordination_cost -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "a measurement for BENCHMARKS.md, minutes long"]
+async fn coordination_cost() {
+    let seconds: u64 = std::env::var("EXECROLE_COST_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    let moto = Moto::start();
+    create_table(&moto).await;
+    let accounts = estate_accounts();
+    seed_estate(&moto, &accounts).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut replicas: Vec<Replica> = ["c1", "c2"]
+        .iter()
+        .map(|id| start_replica(&moto, dir.path(), id, &accounts, Duration::from_secs(15)))
+        .collect();
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    for r in &replicas {
+        let held = leases_held(r).await;
+        println!(
+            "coordination cost: {} held {held:?} shards, {:.1} DynamoDB requests a minute over {minutes:.1} min",
+            r.id,
+            dynamodb_requests(r).await / minutes
+        );
+    }
+    for r in &mut replicas {
+        sigterm(r);
+        assert!(r.child.wait().unwrap().success());
+    }
 }
