@@ -343,14 +343,22 @@ fn coordination(
     );
     let table = factory.lease_table(settings);
     let leases = Leases::new(&replica, settings.shards);
+    let clock = Arc::new(SystemClock);
     let elector = Elector::new(
         table.clone(),
-        Arc::new(SystemClock),
+        clock.clone(),
         LeaseSettings::from(settings),
         leases.clone(),
         metrics.clone(),
     );
-    Some((Coordinated { leases, table }, elector))
+    Some((
+        Coordinated {
+            leases,
+            table,
+            clock,
+        },
+        elector,
+    ))
 }
 
 /// Ask for a config reload on every SIGHUP.

@@ -18,7 +18,7 @@ use super::context::Context;
 use crate::aws::{
     AwsError, ErrorKind, IamApi, LeaseTable, ManagedPolicyInfo, PolicyVersionInfo, RoleInfo,
 };
-use crate::coordination::{Clock, Leases, SystemClock, Term};
+use crate::coordination::{Clock, Leases, Term};
 
 /// This replica's part in `coordination`: its leases, and the table (for the grace bookkeeping).
 #[derive(Clone)]
@@ -27,6 +27,8 @@ pub struct Coordinated {
     pub leases: Arc<Leases>,
     /// The lease table.
     pub table: Arc<dyn LeaseTable>,
+    /// The wall clock the table's times are read with.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Whether this replica works on `account` now: always without coordination, else while it holds the
@@ -126,7 +128,7 @@ pub(crate) async fn restore_grace(ctx: &Context, account: &str) {
     };
     match c.table.grace(account).await {
         Ok(stored) => {
-            let (now, now_ms) = (Instant::now(), SystemClock.now_ms());
+            let (now, now_ms) = (Instant::now(), c.clock.now_ms());
             let since = stored
                 .into_iter()
                 .map(|(arn, ms)| {
@@ -147,7 +149,7 @@ pub(crate) async fn save_grace(ctx: &Context, account: &str) {
     let Some(c) = &ctx.coordination else {
         return;
     };
-    let (now, now_ms) = (Instant::now(), SystemClock.now_ms());
+    let (now, now_ms) = (Instant::now(), c.clock.now_ms());
     let since: BTreeMap<String, u64> = ctx
         .watcher
         .missing_since(account)

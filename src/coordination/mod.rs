@@ -32,6 +32,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+#[cfg(test)]
+pub(crate) use clock::TokioClock;
 pub use clock::{Clock, SystemClock};
 pub use elector::Elector;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::coordination::memory::MemoryTable;
-use crate::coordination::{Elector, LeaseSettings, Leases, SystemClock};
+use crate::coordination::{Elector, LeaseSettings, Leases, TokioClock};
 
 const SETTINGS: LeaseSettings = LeaseSettings {
     shards: 4,
@@ -21,11 +21,23 @@ async fn replica(id: &str, table: &Arc<MemoryTable>) -> (World, Elector) {
         "app-exec",
         vec![ecr_container("web")],
     ));
-    let mut w = World::new(CONFIG, ecs, FakeIam::default().role("app-exec", &[])).await;
+    coordinated(id, table, CONFIG, ecs).await
+}
+
+/// A world of `yaml` and `ecs` whose controller is the replica `id` over `table`, with its elector; the wall
+/// clock moves with tokio's paused one.
+async fn coordinated(
+    id: &str,
+    table: &Arc<MemoryTable>,
+    yaml: &str,
+    ecs: FakeEcs,
+) -> (World, Elector) {
+    let mut w = World::new(yaml, ecs, FakeIam::default().role("app-exec", &[])).await;
     let leases = Leases::new(id, SETTINGS.shards);
+    let clock = Arc::new(TokioClock::new(table.created, 1_800_000_000_000, 0));
     let elector = Elector::new(
         table.clone(),
-        Arc::new(SystemClock),
+        clock.clone(),
         SETTINGS,
         leases.clone(),
         w.metrics.clone(),
@@ -33,6 +45,7 @@ async fn replica(id: &str, table: &Arc<MemoryTable>) -> (World, Elector) {
     w.controller.coordinate(Coordinated {
         leases,
         table: table.clone(),
+        clock,
     });
     (w, elector)
 }
@@ -89,4 +102,53 @@ async fn a_write_after_the_lease_stopped_being_valid_never_reaches_iam() {
     assert!(iam.delete_role_policy("app-exec", OWNED).await.is_err());
     assert_eq!(a.iam.writes(), 1, "nothing more reached IAM");
     assert!(iam.get_role("app-exec").await.is_ok(), "reads go on");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_take_over_keeps_the_prune_grace_period_of_the_old_holder() {
+    let yaml = format!("{CONFIG}task_definitions:\n  prune_grace_period: 10m\n");
+    let revisions = || {
+        FakeEcs::default()
+            .with(task_definition(
+                &td_arn("web", 1),
+                "app-exec",
+                vec![ecr_container("old")],
+            ))
+            .with(task_definition(
+                &td_arn("web", 2),
+                "app-exec",
+                vec![ecr_container("web")],
+            ))
+    };
+    let table = Arc::new(MemoryTable::default());
+    let (a, a_elector) = coordinated("a", &table, &yaml, revisions()).await;
+    a_elector.round().await;
+    a.pass(Mode::Enforce).await;
+    a.ecs.deregister(&td_arn("web", 1));
+    a.pass(Mode::Enforce).await;
+    assert_eq!(a.metrics.task_definitions_in_grace.get(), 1);
+
+    // a dies 9 minutes into the grace period; b, which never saw web:1 counting, takes the shard over.
+    tokio::time::advance(Duration::from_secs(9 * 60)).await;
+    let (b, b_elector) = coordinated("b", &table, &yaml, revisions()).await;
+    b.ecs.deregister(&td_arn("web", 1));
+    let written = a.iam.policy("app-exec", OWNED).unwrap();
+    b.iam
+        .put_role_policy("app-exec", OWNED, &written)
+        .await
+        .unwrap();
+    b_elector.round().await;
+    let report = b.pass(Mode::Enforce).await;
+    assert_eq!(report.writes, 0, "kept for the rest of the grace period");
+    assert_eq!(b.metrics.task_definitions_in_grace.get(), 1);
+
+    tokio::time::advance(Duration::from_secs(61)).await;
+    b_elector.round().await;
+    b.pass(Mode::Enforce).await;
+    let granted = b.iam.policy("app-exec", OWNED).map(|p| grants_of(&p));
+    assert_eq!(
+        granted,
+        Some(grant_set(&needs_of("web"))),
+        "pruned when it ends"
+    );
 }
