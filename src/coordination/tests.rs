@@ -55,6 +55,11 @@ fn account_in(shard: u32, shards: u32) -> String {
         .unwrap()
 }
 
+/// Let the paused clock run on by itself (timers fire in order), for tests with running loops.
+async fn sleep(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
 async fn advance(ms: u64) {
     tokio::time::advance(Duration::from_millis(ms)).await;
 }
@@ -325,4 +330,36 @@ async fn when_a_replica_leaves_the_others_take_its_shards_within_a_lease() {
     replicas.remove(busiest);
     settle(&replicas).await;
     assert_spread(&table, &replicas, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_running_replica_takes_shards_given_up_on_shutdown_within_half_a_second_whatever_the_lease()
+ {
+    let long = LeaseSettings {
+        lease_duration: Duration::from_secs(15),
+        clock_skew_margin: Duration::from_secs(3),
+        ..SETTINGS
+    };
+    let table = Arc::new(MemoryTable::default());
+    let a = Arc::new(replica(&table, "a", 0, long));
+    let b = Arc::new(replica(&table, "b", 0, long));
+    let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
+    let run = |r: &Arc<Replica>, stop: &CancellationToken| {
+        let (r, stop) = (r.clone(), stop.clone());
+        tokio::spawn(async move { r.elector.run(stop).await })
+    };
+    let running_a = run(&a, &stop_a);
+    sleep(100).await;
+    let running_b = run(&b, &stop_b);
+    sleep(11_000).await;
+    assert_eq!((a.leases.held().len(), b.leases.held().len()), (2, 2));
+
+    // Well inside b's 5 s renewal interval, a stops: b takes a's shards at its next look, not its next round.
+    sleep(1_200).await;
+    stop_a.cancel();
+    running_a.await.unwrap();
+    sleep(500).await;
+    assert_eq!(b.leases.held().len(), 4);
+    stop_b.cancel();
+    running_b.await.unwrap();
 }
