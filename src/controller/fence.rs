@@ -175,14 +175,15 @@ struct FencedIam {
 }
 
 impl FencedIam {
-    /// The term the write goes out under, or the error that stops it.
-    fn term(&self, operation: &'static str, role: &str) -> Result<Term, AwsError> {
+    /// The term the write to `resource` (a role name, or a spill policy's name or ARN) goes out under, or the
+    /// error that stops it.
+    fn term(&self, operation: &'static str, resource: &str) -> Result<Term, AwsError> {
         match self.leases.term_for(&self.account) {
             Some(term) => {
                 tracing::info!(
                     replica = self.leases.replica(),
                     account = %self.account,
-                    role,
+                    resource,
                     operation,
                     shard = term.shard,
                     fencing_counter = term.counter,
@@ -192,7 +193,7 @@ impl FencedIam {
             }
             None => {
                 let shard = self.leases.shard_of(&self.account);
-                tracing::warn!(replica = self.leases.replica(), account = %self.account, role, operation, shard, "not writing: this replica no longer holds a valid lease on the account's shard");
+                tracing::warn!(replica = self.leases.replica(), account = %self.account, resource, operation, shard, "not writing: this replica no longer holds a valid lease on the account's shard");
                 Err(AwsError::new(
                     "iam",
                     operation,

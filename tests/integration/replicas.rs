@@ -45,10 +45,11 @@ fn coordination() -> execrole::config::Coordination {
     execrole::config::Coordination {
         dynamodb_table: TABLE.into(),
         region: None,
-        lease_duration: std::time::Duration::from_secs(3),
+        // Long, so a slow emulator under a full test run never times a request out: timing is not tested here.
+        lease_duration: std::time::Duration::from_secs(30),
         shards: 4,
         replica_id: "test".into(),
-        clock_skew_margin: std::time::Duration::from_millis(600),
+        clock_skew_margin: std::time::Duration::from_secs(6),
     }
 }
 
@@ -348,7 +349,7 @@ async fn all_converged(moto: &Moto, accounts: &[String]) -> bool {
     true
 }
 
-/// Every "IAM write under lease" line of the logs: (replica, shard, fencing counter, account, role).
+/// Every "IAM write under lease" line of the logs: (replica, shard, fencing counter, account, role or policy).
 fn fenced_writes(logs: &[PathBuf]) -> Vec<(String, u64, u64, String, String)> {
     let mut writes = Vec::new();
     for log in logs {
@@ -372,7 +373,7 @@ fn fenced_writes(logs: &[PathBuf]) -> Vec<(String, u64, u64, String, String)> {
                 event["shard"].as_u64().unwrap(),
                 event["fencing_counter"].as_u64().unwrap(),
                 event["account"].as_str().unwrap().to_string(),
-                event["role"].as_str().unwrap().to_string(),
+                event["resource"].as_str().unwrap().to_string(),
             ));
         }
     }
