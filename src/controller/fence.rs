@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
 use crate::aws::{
-    AwsError, ErrorKind, IamApi, LeaseTable, ManagedPolicyInfo, PolicyVersionInfo, RoleInfo,
+    AwsError, ErrorKind, IamApi, LeaseTable, ListedPolicy, ManagedPolicyInfo, PolicyVersionInfo,
+    RoleInfo,
 };
 use crate::coordination::{Clock, Leases, Term};
 
@@ -168,6 +169,9 @@ pub(crate) async fn save_grace(ctx: &Context, account: &str) {
 
 /// An IAM client whose writes go out only while this replica holds the account's shard with a valid lease:
 /// checked immediately before each write, and logged with the shard and fencing counter. Reads pass through.
+///
+/// It implements every method of [`IamApi`]: a method added to the trait with a default body must be added
+/// here too (a write with the fence, a read passed through), or the wrapper answers with the default.
 struct FencedIam {
     inner: Arc<dyn IamApi>,
     leases: Arc<Leases>,
@@ -264,14 +268,38 @@ impl IamApi for FencedIam {
         self.inner.list_policy_versions(arn).await
     }
 
+    async fn list_local_policies(&self, path_prefix: &str) -> Result<Vec<ListedPolicy>, AwsError> {
+        self.inner.list_local_policies(path_prefix).await
+    }
+
     async fn create_policy(
         &self,
         name: &str,
+        path: &str,
         document: &str,
         tags: &[(String, String)],
     ) -> Result<String, AwsError> {
         self.term("CreatePolicy", name)?;
-        self.inner.create_policy(name, document, tags).await
+        self.inner.create_policy(name, path, document, tags).await
+    }
+
+    async fn set_default_policy_version(
+        &self,
+        arn: &str,
+        version_id: &str,
+    ) -> Result<(), AwsError> {
+        self.term("SetDefaultPolicyVersion", arn)?;
+        self.inner.set_default_policy_version(arn, version_id).await
+    }
+
+    async fn tag_role(&self, role: &str, tags: &[(String, String)]) -> Result<(), AwsError> {
+        self.term("TagRole", role)?;
+        self.inner.tag_role(role, tags).await
+    }
+
+    async fn untag_role(&self, role: &str, keys: &[String]) -> Result<(), AwsError> {
+        self.term("UntagRole", role)?;
+        self.inner.untag_role(role, keys).await
     }
 
     async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), AwsError> {
