@@ -215,6 +215,17 @@ impl IamApi for FencedIam {
         self.inner.get_role(role).await
     }
 
+    async fn account_authorization_page(
+        &self,
+        marker: Option<String>,
+    ) -> Result<crate::aws::AuthorizationPage, AwsError> {
+        self.inner.account_authorization_page(marker).await
+    }
+
+    async fn account_authorization(&self) -> Result<crate::aws::AccountAuthorization, AwsError> {
+        self.inner.account_authorization().await
+    }
+
     async fn list_role_policies(&self, role: &str) -> Result<Vec<String>, AwsError> {
         self.inner.list_role_policies(role).await
     }

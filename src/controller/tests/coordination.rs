@@ -21,7 +21,14 @@ async fn replica(id: &str, table: &Arc<MemoryTable>) -> (World, Elector) {
         "app-exec",
         vec![ecr_container("web")],
     ));
-    coordinated(id, table, CONFIG, ecs).await
+    coordinated(
+        id,
+        table,
+        CONFIG,
+        ecs,
+        FakeIam::default().role("app-exec", &[]),
+    )
+    .await
 }
 
 /// A world of `yaml` and `ecs` whose controller is the replica `id` over `table`, with its elector; the wall
@@ -31,8 +38,9 @@ async fn coordinated(
     table: &Arc<MemoryTable>,
     yaml: &str,
     ecs: FakeEcs,
+    iam: FakeIam,
 ) -> (World, Elector) {
-    let mut w = World::new(yaml, ecs, FakeIam::default().role("app-exec", &[])).await;
+    let mut w = World::new(yaml, ecs, iam).await;
     let leases = Leases::new(id, SETTINGS.shards);
     let clock = Arc::new(TokioClock::new(table.created, 1_800_000_000_000, 0));
     let elector = Elector::new(
@@ -121,7 +129,14 @@ async fn a_take_over_keeps_the_prune_grace_period_of_the_old_holder() {
             ))
     };
     let table = Arc::new(MemoryTable::default());
-    let (a, a_elector) = coordinated("a", &table, &yaml, revisions()).await;
+    let (a, a_elector) = coordinated(
+        "a",
+        &table,
+        &yaml,
+        revisions(),
+        FakeIam::default().role("app-exec", &[]),
+    )
+    .await;
     a_elector.round().await;
     a.pass(Mode::Enforce).await;
     a.ecs.deregister(&td_arn("web", 1));
@@ -130,7 +145,14 @@ async fn a_take_over_keeps_the_prune_grace_period_of_the_old_holder() {
 
     // a dies 9 minutes into the grace period; b, which never saw web:1 counting, takes the shard over.
     tokio::time::advance(Duration::from_secs(9 * 60)).await;
-    let (b, b_elector) = coordinated("b", &table, &yaml, revisions()).await;
+    let (b, b_elector) = coordinated(
+        "b",
+        &table,
+        &yaml,
+        revisions(),
+        FakeIam::default().role("app-exec", &[]),
+    )
+    .await;
     b.ecs.deregister(&td_arn("web", 1));
     let written = a.iam.policy("app-exec", OWNED).unwrap();
     b.iam
@@ -151,4 +173,28 @@ async fn a_take_over_keeps_the_prune_grace_period_of_the_old_holder() {
         Some(grant_set(&needs_of("web"))),
         "pruned when it ends"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn bulk_reads_go_through_the_fenced_client() {
+    // The fenced client wraps every IAM call of a coordinated replica: a read it did not pass on would fail.
+    let table = Arc::new(MemoryTable::default());
+    let ecs = FakeEcs::default().with(task_definition(
+        &td_arn("web", 1),
+        "app-exec",
+        vec![ecr_container("web")],
+    ));
+    let iam = FakeIam::default().role("app-exec", &[]).bulk(100);
+    let yaml = format!("{CONFIG}observe: bulk\n");
+    let (a, a_elector) = coordinated("a", &table, &yaml, ecs, iam).await;
+    a_elector.round().await;
+
+    let report = a.pass(Mode::Enforce).await;
+    assert_eq!(
+        report.outcomes,
+        outcomes(&[(Outcome::Applied, 1)]),
+        "{report:?}"
+    );
+    assert_eq!(a.iam.count("GetAccountAuthorizationDetails"), 1);
+    assert_eq!(a.iam.count("GetRole"), 0, "observed from the snapshot");
 }
