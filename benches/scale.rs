@@ -11,8 +11,12 @@
 //! process sets `AWS_EC2_METADATA_DISABLED=true` and empties the variables that could point the SDK elsewhere before
 //! any client is built.
 //!
-//! `cargo bench --bench scale` (size: `EXECROLE_SCALE_REVISIONS`, default 300, in families of 5 revisions, one
-//! execution role per family). `cargo test --benches` runs this binary without `--bench`: it then does nothing.
+//! `cargo bench --bench scale` (size: `EXECROLE_SCALE_REVISIONS` per account, default 300, in families of 5
+//! revisions, one execution role per family). The Organization shape (issue 10) adds accounts reached through
+//! `sts:AssumeRole` (moto maps the role's account): `EXECROLE_SCALE_ACCOUNTS` (default 1),
+//! `EXECROLE_SCALE_UNRELATED_ROLES` (roles no task definition names, per account, default 0) and
+//! `EXECROLE_SCALE_IAM_RATE` (the controller's IAM rate limit per second, default 1000). `cargo test --benches`
+//! runs this binary without `--bench`: it then does nothing.
 
 #[allow(dead_code)]
 #[path = "../tests/integration/support.rs"]
@@ -78,8 +82,11 @@ fn pin_environment() {
 /// What was seeded, for the minimum.
 #[derive(Debug, Default)]
 struct Seeded {
+    accounts: usize,
     revisions: usize,
     roles: usize,
+    /// Roles that no task definition names (the controller must not read them one by one).
+    unrelated_roles: usize,
     /// Roles with a foreign inline policy (`team-extra`) beside ours.
     with_foreign_inline: usize,
     /// Roles with `AmazonECSTaskExecutionRolePolicy` attached.
@@ -90,6 +97,7 @@ struct Seeded {
 
 /// The SDK clients used for seeding (all from the support module's loopback-only configuration).
 struct Seeder {
+    account: String,
     ecs: aws_sdk_ecs::Client,
     iam: aws_sdk_iam::Client,
     secrets: aws_sdk_secretsmanager::Client,
@@ -98,8 +106,13 @@ struct Seeder {
 }
 
 impl Seeder {
-    async fn new(moto: &Moto) -> Seeder {
-        let sdk = moto.sdk_config().await;
+    /// Clients acting in `account` (the default account directly, any other through `sts:AssumeRole`).
+    async fn new(moto: &Moto, account: &str) -> Seeder {
+        let sdk = if account == ACCOUNT {
+            moto.sdk_config().await
+        } else {
+            moto.sdk_config_in(account).await
+        };
         let kms = aws_sdk_kms::Client::new(&sdk);
         let key = kms
             .create_key()
@@ -108,8 +121,9 @@ impl Seeder {
             .await
             .expect("create key");
         Seeder {
-            ecs: moto.ecs(REGION).await,
-            iam: moto.iam().await,
+            account: account.to_string(),
+            ecs: aws_sdk_ecs::Client::new(&sdk),
+            iam: aws_sdk_iam::Client::new(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
             ssm: aws_sdk_ssm::Client::new(&sdk),
             kms_key: key
@@ -130,6 +144,7 @@ impl Seeder {
     /// * every tenth role has a foreign inline policy, every seventh has the AWS managed policy attached.
     async fn family(&self, i: usize, revisions: usize) -> Seeded {
         let mut seeded = Seeded {
+            accounts: 0,
             revisions,
             roles: 1,
             ..Seeded::default()
@@ -192,9 +207,10 @@ impl Seeder {
             seeded.parameters = 1;
         }
         let group = format!("/ecs/{family}");
+        let account = &self.account;
         for revision in 1..=revisions {
             let image = format!(
-                "{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/team-{}/{family}:1.{revision}",
+                "{account}.dkr.ecr.{REGION}.amazonaws.com/team-{}/{family}:1.{revision}",
                 i % 4
             );
             let mut app = support::container("app", &image, Some((&group, i.is_multiple_of(3))));
@@ -202,7 +218,7 @@ impl Seeder {
             let mut containers = vec![app];
             if revision >= 3 {
                 let worker = format!(
-                    "{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/team-{}/{family}-worker:1.{revision}",
+                    "{account}.dkr.ecr.{REGION}.amazonaws.com/team-{}/{family}-worker:1.{revision}",
                     i % 4
                 );
                 containers.push(support::container("worker", &worker, Some((&group, false))));
@@ -220,27 +236,92 @@ impl Seeder {
     }
 }
 
-/// Seed `revisions` revisions in families of five, eight families at a time.
-async fn seed(moto: &Moto, revisions: usize) -> Seeded {
-    let seeder = Seeder::new(moto).await;
+/// The size of the estate to seed.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    accounts: usize,
+    /// Revisions per account.
+    revisions: usize,
+    /// Roles per account that no task definition names.
+    unrelated_roles: usize,
+}
+
+impl Shape {
+    fn from_env() -> Shape {
+        let number = |name: &str, default: usize| -> usize {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} is a number")))
+                .unwrap_or(default)
+        };
+        let shape = Shape {
+            accounts: number("EXECROLE_SCALE_ACCOUNTS", 1),
+            revisions: number("EXECROLE_SCALE_REVISIONS", 300),
+            unrelated_roles: number("EXECROLE_SCALE_UNRELATED_ROLES", 0),
+        };
+        assert!(
+            shape.revisions > 0,
+            "EXECROLE_SCALE_REVISIONS must be at least 1"
+        );
+        assert!(
+            (1..=900).contains(&shape.accounts),
+            "EXECROLE_SCALE_ACCOUNTS must be 1 to 900"
+        );
+        shape
+    }
+
+    /// The account ids: the emulator's default account first, then `100000000001`, `100000000002`, ….
+    fn accounts(&self) -> Vec<String> {
+        (0..self.accounts)
+            .map(|k| match k {
+                0 => ACCOUNT.to_string(),
+                k => format!("{:012}", 100_000_000_000u64 + k as u64),
+            })
+            .collect()
+    }
+}
+
+/// Seed every account of `shape`: families of five revisions, each with its own role, eight families at a time,
+/// and the unrelated roles.
+async fn seed(moto: &Moto, shape: Shape) -> Seeded {
+    let mut seeders = Vec::new();
+    for account in shape.accounts() {
+        seeders.push(Seeder::new(moto, &account).await);
+    }
+    let revisions = shape.revisions;
     let families = revisions.div_ceil(REVISIONS_PER_FAMILY);
-    let seeder = &seeder;
-    let parts: Vec<Seeded> = futures::stream::iter(0..families)
-        .map(|i| async move {
+    let work = seeders
+        .iter()
+        .flat_map(|seeder| (0..families).map(move |i| (seeder, i)));
+    let parts: Vec<Seeded> = futures::stream::iter(work)
+        .map(|(seeder, i)| async move {
             let count = REVISIONS_PER_FAMILY.min(revisions - i * REVISIONS_PER_FAMILY);
             seeder.family(i, count).await
         })
         .buffer_unordered(8)
         .collect()
         .await;
-    parts.into_iter().fold(Seeded::default(), |a, b| Seeded {
+    let unrelated = seeders
+        .iter()
+        .flat_map(|seeder| (0..shape.unrelated_roles).map(move |j| (seeder, j)));
+    futures::stream::iter(unrelated)
+        .for_each_concurrent(8, |(seeder, j)| async move {
+            support::create_role(&seeder.iam, &format!("unrelated-{j:04}")).await;
+        })
+        .await;
+    let mut total = parts.into_iter().fold(Seeded::default(), |a, b| Seeded {
+        accounts: 0,
         revisions: a.revisions + b.revisions,
         roles: a.roles + b.roles,
+        unrelated_roles: 0,
         with_foreign_inline: a.with_foreign_inline + b.with_foreign_inline,
         with_attached: a.with_attached + b.with_attached,
         secrets: a.secrets + b.secrets,
         parameters: a.parameters + b.parameters,
-    })
+    });
+    total.accounts = shape.accounts;
+    total.unrelated_roles = shape.accounts * shape.unrelated_roles;
+    total
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -365,6 +446,9 @@ struct Minimum {
     /// `GetPolicy` per attached managed policy: not part of the minimum in the brief, but documented as a cost of
     /// evaluating the role's other policies (docs/how-it-works.md, "What it costs in IAM calls").
     attached_get_policy: u64,
+    /// With bulk observation: one `GetAccountAuthorizationDetails` page per account (moto never pages it) and one
+    /// `ListTaskDefinitions` page per account and Region.
+    bulk: u64,
 }
 
 impl Minimum {
@@ -384,15 +468,20 @@ fn minimum(report: &PassReport, seeded: &Seeded, regions: usize) -> Minimum {
     let key = |s: &str, o: &str| (s.to_string(), o.to_string());
     let mut by_operation = BTreeMap::new();
     // moto returns every ARN in one page whatever maxResults says.
-    by_operation.insert(key("ecs", "ListTaskDefinitions"), regions as u64);
+    let lists = (seeded.accounts * regions) as u64;
+    by_operation.insert(key("ecs", "ListTaskDefinitions"), lists);
     by_operation.insert(key("iam", "GetRole"), roles);
     by_operation.insert(key("iam", "ListRolePolicies"), roles);
     by_operation.insert(key("iam", "GetRolePolicy"), roles + other_inline);
     by_operation.insert(key("iam", "ListAttachedRolePolicies"), roles);
     Minimum {
         by_operation,
-        list_pages_real_aws: (regions * seeded.revisions.div_ceil(PAGE_SIZE).max(1)) as u64,
+        list_pages_real_aws: lists
+            * (seeded.revisions / seeded.accounts.max(1))
+                .div_ceil(PAGE_SIZE)
+                .max(1) as u64,
         attached_get_policy: seeded.with_attached as u64,
+        bulk: lists + seeded.accounts as u64,
     }
 }
 
@@ -416,12 +505,14 @@ fn by_operation(requests: &Requests) -> BTreeMap<(String, String), (u64, u64)> {
 fn print_report(seeded: &Seeded, passes: &[PassFigures], minimum: &Minimum, seed_time: Duration) {
     println!();
     println!(
-        "scale: {} revisions in {} families, {} execution roles ({} with a foreign inline policy, {} with an attached managed policy), {} secrets, {} parameters; seeded in {:.1} s",
+        "scale: {} account(s); {} revisions in {} families, {} execution roles ({} with a foreign inline policy, {} with an attached managed policy), {} unrelated roles, {} secrets, {} parameters; seeded in {:.1} s",
+        seeded.accounts,
         seeded.revisions,
         seeded.roles,
         seeded.roles,
         seeded.with_foreign_inline,
         seeded.with_attached,
+        seeded.unrelated_roles,
         seeded.secrets,
         seeded.parameters,
         seed_time.as_secs_f64()
@@ -519,6 +610,7 @@ fn print_report(seeded: &Seeded, passes: &[PassFigures], minimum: &Minimum, seed
             total as f64 / (min + minimum.attached_get_policy) as f64,
         );
     }
+    print_per_account(seeded, passes, minimum);
     let real_min = min - minimum.by_operation[&("ecs".into(), "ListTaskDefinitions".into())]
         + minimum.list_pages_real_aws;
     println!(
@@ -542,25 +634,81 @@ fn print_report(seeded: &Seeded, passes: &[PassFigures], minimum: &Minimum, seed
     }
 }
 
+/// Requests per account and pass (every account has the same shape, so the total divided by the accounts), by
+/// service, and the bulk-observation minimum.
+fn print_per_account(seeded: &Seeded, passes: &[PassFigures], minimum: &Minimum) {
+    let accounts = seeded.accounts.max(1) as f64;
+    println!();
+    println!(
+        "| pass | requests per account | IAM per account | ECS per account | other per account |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for p in passes {
+        let of = |service: Option<&str>| -> f64 {
+            let count: u64 = p
+                .requests
+                .iter()
+                .filter(|((s, _, _), _)| match service {
+                    Some(wanted) => s == wanted,
+                    None => s != "iam" && s != "ecs",
+                })
+                .map(|(_, v)| v)
+                .sum();
+            count as f64 / accounts
+        };
+        let total: u64 = p.requests.values().sum();
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            p.name,
+            total as f64 / accounts,
+            of(Some("iam")),
+            of(Some("ecs")),
+            of(None)
+        );
+    }
+    println!();
+    println!(
+        "with bulk observation the steady-state minimum is {} requests ({} per account: one \
+         GetAccountAuthorizationDetails page and one ListTaskDefinitions page per Region on moto)",
+        minimum.bulk,
+        minimum.bulk as f64 / accounts
+    );
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
-fn config(revisions: usize) -> Config {
+/// One target per account: the default account directly, every other one through a role to assume.
+fn targets(shape: Shape) -> String {
+    shape
+        .accounts()
+        .iter()
+        .map(|account| {
+            let assume = if account == ACCOUNT {
+                String::new()
+            } else {
+                format!("\n    assume_role_arn: arn:aws:iam::{account}:role/execrole-target")
+            };
+            format!("  - account: \"{account}\"\n    regions: [{REGION}]{assume}\n")
+        })
+        .collect()
+}
+
+fn config(shape: Shape, iam_rate: u32) -> Config {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("scale.yaml");
+    let writes = shape.accounts * shape.revisions;
     let text = format!(
         "mode: enforce
 targets:
-  - account: \"{ACCOUNT}\"
-    regions: [{REGION}]
-concurrency: 8
+{targets}concurrency: 8
 resync_interval: 1h
 safety:
-  max_roles_written_per_pass: {revisions}
+  max_roles_written_per_pass: {writes}
 lookups:
   cache_ttl: 24h
   pull_through_cache: false
 rate_limits:
-  iam: {{per_second: 1000, burst: 1000}}
+  iam: {{per_second: {iam_rate}, burst: {iam_rate}}}
   ecs: {{per_second: 1000, burst: 1000}}
   other: {{per_second: 1000, burst: 1000}}
 backoff:
@@ -570,7 +718,8 @@ backoff:
 logging:
   format: text
   level: warn
-"
+",
+        targets = targets(shape)
     );
     std::fs::write(&path, text).expect("write the config");
     Config::load(&path).expect("the scale config is valid")
@@ -583,11 +732,11 @@ fn main() {
         return;
     }
     pin_environment();
-    let revisions: usize = std::env::var("EXECROLE_SCALE_REVISIONS")
+    let shape = Shape::from_env();
+    let iam_rate: u32 = std::env::var("EXECROLE_SCALE_IAM_RATE")
         .ok()
-        .map(|v| v.parse().expect("EXECROLE_SCALE_REVISIONS is a number"))
-        .unwrap_or(300);
-    assert!(revisions > 0, "EXECROLE_SCALE_REVISIONS must be at least 1");
+        .map(|v| v.parse().expect("EXECROLE_SCALE_IAM_RATE is a number"))
+        .unwrap_or(1000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -595,13 +744,13 @@ fn main() {
     runtime.block_on(async {
         let moto = Moto::start();
         let started = Instant::now();
-        let seeded = seed(&moto, revisions).await;
+        let seeded = seed(&moto, shape).await;
         let seed_time = started.elapsed();
 
         let metrics = Arc::new(Metrics::new());
         let factory = moto.factory(metrics.clone()).await;
         let controller = Controller::new(
-            config(revisions),
+            config(shape, iam_rate),
             &factory,
             metrics.clone(),
             Arc::new(Health::default()),
