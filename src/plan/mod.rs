@@ -296,10 +296,11 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
     let empty = PolicyDocument::default();
     let delta = policy::diff(desired_doc.as_ref().unwrap_or(&empty), &owned_all);
     plan.added = additions(&delta.added, &desired.requirements);
+    let spellings = action_spellings(&owned_all);
     plan.removed = delta
         .removed
         .iter()
-        .map(|g| display_permission(g, Some(&owned_all)))
+        .map(|g| display_permission(g, &spellings))
         .collect();
     plan.removed_other = delta.other_removed.clone();
 
@@ -402,31 +403,50 @@ fn writes(
     }
 }
 
-/// The additions, each with the reasons of the requirement it came from.
+/// The additions, each with the reasons of the (first) requirement it came from.
 fn additions(added: &[Grant], requirements: &[Requirement]) -> Vec<Addition> {
+    if added.is_empty() {
+        return Vec::new();
+    }
+    let mut by_grant: std::collections::HashMap<Grant, &Requirement> =
+        std::collections::HashMap::with_capacity(requirements.len());
+    for r in requirements {
+        by_grant.entry(Grant::from(&r.permission)).or_insert(r);
+    }
     added
         .iter()
         .filter_map(|grant| {
-            requirements
-                .iter()
-                .find(|r| Grant::from(&r.permission) == *grant)
-                .map(|r| Addition {
-                    permission: r.permission.clone(),
-                    reasons: r.reasons.iter().cloned().collect(),
-                })
+            by_grant.get(grant).map(|r| Addition {
+                permission: r.permission.clone(),
+                reasons: r.reasons.iter().cloned().collect(),
+            })
         })
         .collect()
 }
 
-/// A removed grant as the observed policies spelled its action (grants are lower-cased for comparison).
-fn display_permission(grant: &Grant, observed: Option<&PolicyDocument>) -> Permission {
-    let spelled = observed
-        .into_iter()
-        .flat_map(|doc| doc.statements.iter())
+/// How the observed policies spell each action, by its lowercase form (the first spelling found wins).
+fn action_spellings(observed: &PolicyDocument) -> std::collections::HashMap<String, &str> {
+    let mut spellings = std::collections::HashMap::new();
+    for action in observed
+        .statements
+        .iter()
         .flat_map(|s| s.action.iter().flatten())
-        .find(|a| a.eq_ignore_ascii_case(&grant.action))
-        .cloned()
-        .unwrap_or_else(|| grant.action.clone());
+    {
+        spellings
+            .entry(action.to_lowercase())
+            .or_insert(action.as_str());
+    }
+    spellings
+}
+
+/// A removed grant as the observed policies spelled its action (grants are lower-cased for comparison).
+fn display_permission(
+    grant: &Grant,
+    spellings: &std::collections::HashMap<String, &str>,
+) -> Permission {
+    let spelled = spellings
+        .get(&grant.action)
+        .map_or_else(|| grant.action.clone(), |s| (*s).to_string());
     Permission {
         action: spelled,
         resource: grant.resource.clone(),
