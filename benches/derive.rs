@@ -7,13 +7,18 @@
 //!
 //! `cargo bench --bench derive`; figures in `BENCHMARKS.md`. Each benchmark is kept short (10 samples, 2 s) so the
 //! whole file runs in about a minute. Under `cargo test --benches` criterion runs each benchmark once, untimed.
+//!
+//! Times are the CPU time of the benchmark's thread ([`ThreadCpuTime`]), not wall time: the measured code is
+//! single-threaded and does no I/O, so on a quiet machine the two agree, and on a machine shared with builds the
+//! CPU time does not grow with the load.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use execrole::derive::{
     self, DeriveContext, DeriveOptions, Fact, Facts, KeyFacts, Lookup, ParameterFacts, Requirement,
     SecretFacts,
@@ -255,7 +260,7 @@ fn permissions_of(desired: &DesiredRole) -> Vec<Permission> {
         .collect()
 }
 
-fn bench_derive(c: &mut Criterion) {
+fn bench_derive(c: &mut Criterion<ThreadCpuTime>) {
     let inputs = fixture_inputs();
     let ctx = context();
     let options = DeriveOptions::default();
@@ -293,7 +298,7 @@ fn bench_derive(c: &mut Criterion) {
     group.finish();
 }
 
-fn bench_compile(c: &mut Criterion) {
+fn bench_compile(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("compile");
     for services in [12, 60] {
         let (desired, _, _) = shared_role(services);
@@ -317,7 +322,7 @@ fn bench_compile(c: &mut Criterion) {
     group.finish();
 }
 
-fn bench_plan(c: &mut Criterion) {
+fn bench_plan(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("plan_role");
     let (desired, _, _) = shared_role(12);
     let permissions = permissions_of(&desired);
@@ -432,7 +437,7 @@ fn role_with_needs(needs: usize) -> (DesiredRole, ObservedRole) {
 }
 
 /// How plan time grows with the needs: a role whose grants are in sync, from 50 to 2,000 needs (should be linear).
-fn bench_plan_growth(c: &mut Criterion) {
+fn bench_plan_growth(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("plan_role_growth");
     for needs in [50, 100, 250, 500, 1000, 2000] {
         let (desired, observed) = role_with_needs(needs);
@@ -462,8 +467,71 @@ fn bench_plan_growth(c: &mut Criterion) {
     group.finish();
 }
 
-fn short() -> Criterion {
+/// Criterion measurement: CPU time consumed by the calling thread (`CLOCK_THREAD_CPUTIME_ID`), in nanoseconds.
+struct ThreadCpuTime;
+
+/// The calling thread's CPU time so far.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; the clock id is a constant Linux and macOS both define.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(status, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        thread_cpu_time()
+    }
+    fn end(&self, started: Duration) -> Duration {
+        thread_cpu_time().saturating_sub(started)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &Nanoseconds
+    }
+}
+
+/// Formats nanoseconds as criterion's wall-time formatter does (ns, µs, ms, s); no throughputs here.
+struct Nanoseconds;
+
+impl ValueFormatter for Nanoseconds {
+    fn scale_values(&self, ns: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = match ns {
+            ns if ns < 1e3 => (1.0, "ns"),
+            ns if ns < 1e6 => (1e-3, "µs"),
+            ns if ns < 1e9 => (1e-6, "ms"),
+            _ => (1e-9, "s"),
+        };
+        values.iter_mut().for_each(|v| *v *= factor);
+        unit
+    }
+    fn scale_throughputs(&self, _: f64, _: &Throughput, values: &mut [f64]) -> &'static str {
+        values.iter_mut().for_each(|v| *v = f64::NAN);
+        "(no throughput)"
+    }
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+fn short() -> Criterion<ThreadCpuTime> {
     Criterion::default()
+        .with_measurement(ThreadCpuTime)
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
