@@ -79,9 +79,10 @@ pub fn blocked_needs(
     others: &[OtherPolicy],
     boundary: Option<&PolicyDocument>,
 ) -> Vec<Blocked> {
-    let mut policies: Vec<PolicyDocument> = desired.into_iter().cloned().collect();
-    policies.extend(others.iter().map(|o| o.document.clone()));
-    let evaluator = Evaluator::new(&policies, boundary);
+    let policies = desired
+        .into_iter()
+        .chain(others.iter().map(|o| &o.document));
+    let evaluator = Evaluator::new(policies, boundary);
     requirements
         .iter()
         .filter_map(|r| {

@@ -304,12 +304,16 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
         .collect();
     plan.removed_other = delta.other_removed.clone();
 
-    let observed_doc = observed_doc.as_ref();
+    let inline = Inline {
+        doc: observed_doc.as_ref(),
+        // With no attached spill policy the inline policy is all that grants: the delta above is its diff.
+        in_sync: (!owned_managed.iter().any(|(m, _)| m.is_attached)).then(|| delta.is_empty()),
+    };
     writes(
         &mut plan,
         desired,
         observed,
-        observed_doc,
+        &inline,
         &owned_managed,
         desired_doc.as_ref(),
     );
@@ -356,21 +360,21 @@ fn writes(
     plan: &mut RolePlan,
     desired: &DesiredRole,
     observed: &ObservedRole,
-    observed_doc: Option<&PolicyDocument>,
+    inline: &Inline<'_>,
     owned_managed: &[spill::Owned<'_>],
     desired_doc: Option<&PolicyDocument>,
 ) {
     let unreadable = plan.unreadable_owned_policy.is_some();
-    let inline_change = |doc: &PolicyDocument| match observed_doc {
+    let inline_change = |doc: &PolicyDocument| match inline.doc {
         None => Change::Create {
             document: doc.to_json(),
         },
-        Some(current) if unreadable || !policy::diff(doc, current).is_empty() => Change::Update {
+        Some(current) if unreadable || !inline.means(doc, current) => Change::Update {
             document: doc.to_json(),
         },
         Some(_) => Change::None,
     };
-    let delete_inline = if observed_doc.is_some() {
+    let delete_inline = if inline.doc.is_some() {
         Change::Delete
     } else {
         Change::None
@@ -382,7 +386,7 @@ fn writes(
             plan.change = delete_inline;
             plan.managed = delete_all_managed();
         }
-        Some(doc) if policy::iam_size(doc) <= budget => {
+        Some(doc) if plan.desired_size <= budget => {
             plan.change = inline_change(doc);
             plan.managed = delete_all_managed();
         }
@@ -400,6 +404,23 @@ fn writes(
             }
             Err(why) => plan.too_large = Some(why),
         },
+    }
+}
+
+/// The owned inline policy as observed, parsed.
+struct Inline<'a> {
+    /// Its document, when there is one.
+    doc: Option<&'a PolicyDocument>,
+    /// Whether it already means the desired policy, when the plan's delta already says so (no attached spill
+    /// policy); `None`: compare.
+    in_sync: Option<bool>,
+}
+
+impl Inline<'_> {
+    /// Whether `current` (this inline policy) means `desired`.
+    fn means(&self, desired: &PolicyDocument, current: &PolicyDocument) -> bool {
+        self.in_sync
+            .unwrap_or_else(|| policy::diff(desired, current).is_empty())
     }
 }
 
