@@ -56,12 +56,9 @@ impl DesiredRole {
         if self.requirements.is_empty() {
             return None;
         }
-        let permissions: Vec<Permission> = self
-            .requirements
-            .iter()
-            .map(|r| r.permission.clone())
-            .collect();
-        Some(policy::compile(&permissions))
+        Some(policy::compile(
+            self.requirements.iter().map(|r| &r.permission),
+        ))
     }
 }
 

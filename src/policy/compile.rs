@@ -22,10 +22,16 @@ use super::normalize::canonical_conditions;
 /// `2012-10-17`. The same input in any order and with duplicates gives a
 /// byte-identical [`PolicyDocument::to_json`]. An empty input gives a document
 /// with no statements, which IAM itself would reject.
-pub fn compile(permissions: &[Permission]) -> PolicyDocument {
+///
+/// `permissions` is anything that lists them twice over (a slice, or an iterator that can be cloned), so callers
+/// holding permissions inside other values need not copy them.
+pub fn compile<'a, I>(permissions: I) -> PolicyDocument
+where
+    I: IntoIterator<Item = &'a Permission> + Clone,
+{
     let mut action_spelling = BTreeMap::new();
     let mut key_spelling = BTreeMap::new();
-    for permission in permissions {
+    for permission in permissions.clone() {
         remember_spelling(&mut action_spelling, &permission.action);
         for keys in permission.conditions.values() {
             for key in keys.keys() {
