@@ -232,31 +232,7 @@ pub fn plan_role(
 /// The full delta of one role: every need against everything the role holds.
 fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> RolePlan {
     let desired_doc = desired.policy();
-    let desired_size = desired_doc.as_ref().map(policy::iam_size).unwrap_or(0);
-    let mut plan = RolePlan {
-        key: desired.key.clone(),
-        policy_name: policy_name.to_string(),
-        task_definitions: desired.task_definitions.clone(),
-        role_exists: observed.exists,
-        change: Change::None,
-        added: Vec::new(),
-        removed: Vec::new(),
-        removed_other: Vec::new(),
-        desired: desired_doc.clone(),
-        desired_size,
-        other_inline_policies: observed.other_inline_policies.clone(),
-        unreadable_owned_policy: None,
-        findings: desired.findings.clone(),
-        attach_managed_policy: None,
-        detach_managed_policy: None,
-        baseline_tag: None,
-        trust_update: None,
-        managed: Vec::new(),
-        too_large: None,
-        blocked: Vec::new(),
-        over_granted: Vec::new(),
-        held_back: None,
-    };
+    let mut plan = unplanned(desired, observed, policy_name, desired_doc.clone());
     if !observed.exists {
         return plan;
     }
@@ -270,21 +246,10 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
             Some(PolicyDocument::default())
         }
     };
+    let owned_managed = spill_documents(observed);
     // Everything we own that grants (the inline policy and the attached spill policies) is compared with what is
     // needed; an unattached spill policy grants nothing.
     let mut owned_all = observed_doc.clone().unwrap_or_default();
-    let owned_managed: Vec<spill::Owned<'_>> = observed
-        .owned_managed
-        .iter()
-        .map(|m| {
-            (
-                m,
-                m.document
-                    .as_deref()
-                    .and_then(|d| PolicyDocument::parse(d).ok()),
-            )
-        })
-        .collect();
     for (_, doc) in owned_managed.iter().filter(|(m, _)| m.is_attached) {
         owned_all
             .statements
@@ -315,6 +280,54 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
         desired_doc.as_ref(),
     );
     plan
+}
+
+/// The role's plan before anything is compared: who it is, what it needs, and no change yet.
+fn unplanned(
+    desired: &DesiredRole,
+    observed: &ObservedRole,
+    policy_name: &str,
+    desired_doc: Option<PolicyDocument>,
+) -> RolePlan {
+    RolePlan {
+        key: desired.key.clone(),
+        policy_name: policy_name.to_string(),
+        task_definitions: desired.task_definitions.clone(),
+        role_exists: observed.exists,
+        change: Change::None,
+        added: Vec::new(),
+        removed: Vec::new(),
+        removed_other: Vec::new(),
+        desired_size: desired_doc.as_ref().map(policy::iam_size).unwrap_or(0),
+        desired: desired_doc,
+        other_inline_policies: observed.other_inline_policies.clone(),
+        unreadable_owned_policy: None,
+        findings: desired.findings.clone(),
+        attach_managed_policy: None,
+        detach_managed_policy: None,
+        baseline_tag: None,
+        trust_update: None,
+        managed: Vec::new(),
+        too_large: None,
+        blocked: Vec::new(),
+        over_granted: Vec::new(),
+        held_back: None,
+    }
+}
+
+/// The spill policies the role owns, each with its document parsed when it can be read.
+fn spill_documents(observed: &ObservedRole) -> Vec<spill::Owned<'_>> {
+    observed
+        .owned_managed
+        .iter()
+        .map(|m| {
+            let document = m
+                .document
+                .as_deref()
+                .and_then(|d| PolicyDocument::parse(d).ok());
+            (m, document)
+        })
+        .collect()
 }
 
 /// What the role's other policies and settings mean for it: needs they block, what they over-grant, the
