@@ -101,6 +101,9 @@ fn derive(args: DeriveArgs) -> Result<ExitCode> {
         args.against.is_empty() || args.output != DeriveOutput::Policy,
         "--output policy prints the needed policy; it cannot be combined with --against"
     );
+    if args.against.is_empty() && !args.online {
+        return derive_streamed(&args);
+    }
     // Load the documents first: a malformed one is an error before any look-up is made.
     let against = args
         .against
@@ -118,6 +121,31 @@ fn derive(args: DeriveArgs) -> Result<ExitCode> {
     } else {
         print_check(&reports, &against, args.output)
     }
+}
+
+/// Offline `derive` without `--against`: each file is read, derived and printed before the next one is read, so
+/// memory does not grow with the number of files.
+fn derive_streamed(args: &DeriveArgs) -> Result<ExitCode> {
+    let sources = offline::sources(&args.files, &mut std::io::stdin().lock());
+    let failed = std::cell::Cell::new(false);
+    let reports = sources.into_iter().map(|source| {
+        let input = offline::read_source(source);
+        let report = offline::derive_one(&input, &args.ctx, &Default::default());
+        failed.set(failed.get() || report.result.is_err());
+        report
+    });
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match args.output {
+        DeriveOutput::Text => offline::write_text(reports, &mut out)?,
+        DeriveOutput::Json => offline::write_json(reports, &mut out)?,
+        DeriveOutput::Policy => offline::write_policies(reports, &mut out)?,
+    }
+    out.flush()?;
+    Ok(if failed.get() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn derive_online(

@@ -9,6 +9,8 @@
 pub mod check;
 pub mod online;
 
+use std::borrow::Borrow;
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
@@ -26,11 +28,19 @@ pub const STDIN: &str = "-";
 /// One input: its name as given, and its text or why it could not be read.
 pub type Input = (String, Result<String, String>);
 
-/// Read every input: a file, a directory (its `*.json` files, sorted) or `-` (standard input, once: a second
-/// `-` is an error).
-pub fn read_inputs(files: &[PathBuf], stdin: &mut dyn Read) -> Vec<Input> {
+/// Where one input comes from: a file to read, or text (standard input) or an error already known.
+pub enum Source {
+    /// A file, read when its turn comes.
+    File(PathBuf),
+    /// Standard input as read, or why an input cannot be read at all.
+    Read(Input),
+}
+
+/// Every input named by `files`: a file, a directory (its `*.json` files, sorted) or `-` (standard input, read
+/// here, once: a second `-` is an error). Files are not read yet ([`read_source`]).
+pub fn sources(files: &[PathBuf], stdin: &mut dyn Read) -> Vec<Source> {
     let mut stdin_read = false;
-    let mut inputs = Vec::new();
+    let mut sources = Vec::new();
     for path in files {
         let name = path.display().to_string();
         if name == STDIN {
@@ -41,17 +51,33 @@ pub fn read_inputs(files: &[PathBuf], stdin: &mut dyn Read) -> Vec<Input> {
                 Ok(_) => Ok(text),
                 Err(e) => Err(format!("cannot read standard input: {e}")),
             };
-            inputs.push((name, text));
+            sources.push(Source::Read((name, text)));
         } else if path.is_dir() {
             match json_files_in(path) {
-                Ok(found) => inputs.extend(found.iter().map(|f| read_file(f))),
-                Err(e) => inputs.push((name, Err(format!("cannot read the directory: {e}")))),
+                Ok(found) => sources.extend(found.into_iter().map(Source::File)),
+                Err(e) => sources.push(Source::Read((
+                    name,
+                    Err(format!("cannot read the directory: {e}")),
+                ))),
             }
         } else {
-            inputs.push(read_file(path));
+            sources.push(Source::File(path.clone()));
         }
     }
-    inputs
+    sources
+}
+
+/// One input's name and text (or why it cannot be read).
+pub fn read_source(source: Source) -> Input {
+    match source {
+        Source::File(path) => read_file(&path),
+        Source::Read(input) => input,
+    }
+}
+
+/// Read every input ([`sources`], each read in turn).
+pub fn read_inputs(files: &[PathBuf], stdin: &mut dyn Read) -> Vec<Input> {
+    sources(files, stdin).into_iter().map(read_source).collect()
 }
 
 fn read_file(path: &std::path::Path) -> Input {
@@ -78,14 +104,15 @@ fn json_files_in(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
 pub fn parse_inputs(inputs: &[Input]) -> Vec<(String, Result<TaskDefinition, String>)> {
     inputs
         .iter()
-        .map(|(file, text)| {
-            let td = text
-                .as_ref()
-                .map_err(Clone::clone)
-                .and_then(|text| TaskDefinition::from_json(text).map_err(|e| e.to_string()));
-            (file.clone(), td)
-        })
+        .map(|(file, text)| (file.clone(), parse_input(text)))
         .collect()
+}
+
+/// One input's text parsed as a task definition, or why it cannot be.
+fn parse_input(text: &Result<String, String>) -> Result<TaskDefinition, String> {
+    text.as_ref()
+        .map_err(Clone::clone)
+        .and_then(|text| TaskDefinition::from_json(text).map_err(|e| e.to_string()))
 }
 
 /// What one input file yielded.
@@ -138,17 +165,23 @@ pub fn derive_files(
     ctx: &DeriveContext,
     options: &DeriveOptions,
 ) -> Vec<FileReport> {
-    parse_inputs(inputs)
-        .into_iter()
-        .map(|(file, td)| match td {
-            Ok(td) => {
-                let derivation = derive::required_permissions(&td, ctx, options, &Facts::new());
-                let not_looked_up = derivation.not_looked_up.clone();
-                FileReport::new(file, Ok(derivation), not_looked_up)
-            }
-            Err(error) => FileReport::new(file, Err(error), Vec::new()),
-        })
+    inputs
+        .iter()
+        .map(|input| derive_one(input, ctx, options))
         .collect()
+}
+
+/// Derive one input offline (no look-up made).
+pub fn derive_one(input: &Input, ctx: &DeriveContext, options: &DeriveOptions) -> FileReport {
+    let (file, text) = input;
+    match parse_input(text) {
+        Ok(td) => {
+            let derivation = derive::required_permissions(&td, ctx, options, &Facts::new());
+            let not_looked_up = derivation.not_looked_up.clone();
+            FileReport::new(file.clone(), Ok(derivation), not_looked_up)
+        }
+        Err(error) => FileReport::new(file.clone(), Err(error), Vec::new()),
+    }
 }
 
 /// The one line that stands for `count` secrets and parameters that were not looked up.
@@ -174,10 +207,13 @@ pub fn render_text(reports: &[FileReport]) -> String {
 }
 
 /// Write the human-readable report to `out`, one file at a time.
-pub fn write_text(reports: &[FileReport], out: &mut dyn Write) -> io::Result<()> {
+pub fn write_text<R: Borrow<FileReport>>(
+    reports: impl IntoIterator<Item = R>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     reports
-        .iter()
-        .try_for_each(|report| write_text_report(report, out))
+        .into_iter()
+        .try_for_each(|report| write_text_report(report.borrow(), out))
 }
 
 /// One file's part of the human-readable report.
@@ -257,32 +293,38 @@ pub fn render_json(reports: &[FileReport]) -> Value {
 
 /// Write the JSON report ([`render_json`]'s document, pretty-printed, then a newline) to `out`, building one
 /// file's JSON at a time instead of the whole document.
-pub fn write_json(reports: &[FileReport], out: &mut dyn Write) -> io::Result<()> {
+pub fn write_json<R: Borrow<FileReport>>(
+    reports: impl IntoIterator<Item = R>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut serializer = serde_json::Serializer::pretty(&mut *out);
-    JsonReport(reports)
+    let files = JsonFiles(RefCell::new(Some(reports.into_iter())));
+    JsonReport(files)
         .serialize(&mut serializer)
         .map_err(io::Error::other)?;
     writeln!(out)
 }
 
 /// The JSON report as a streaming [`Serialize`]: its keys in the order `serde_json::Map` keeps them (sorted).
-struct JsonReport<'a>(&'a [FileReport]);
+struct JsonReport<I>(JsonFiles<I>);
 
-impl Serialize for JsonReport<'_> {
+impl<I: Iterator<Item = R>, R: Borrow<FileReport>> Serialize for JsonReport<I> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("files", &JsonFiles(self.0))?;
+        map.serialize_entry("files", &self.0)?;
         map.serialize_entry("schema", &1)?;
         map.end()
     }
 }
 
-/// The `files` array, each element built and written in turn.
-struct JsonFiles<'a>(&'a [FileReport]);
+/// The `files` array, each element derived (when the iterator is lazy), built and written in turn; it can be
+/// serialised once.
+struct JsonFiles<I>(RefCell<Option<I>>);
 
-impl Serialize for JsonFiles<'_> {
+impl<I: Iterator<Item = R>, R: Borrow<FileReport>> Serialize for JsonFiles<I> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(file_json))
+        let reports = self.0.borrow_mut().take().into_iter().flatten();
+        serializer.collect_seq(reports.map(|r| file_json(r.borrow())))
     }
 }
 
@@ -303,7 +345,7 @@ fn file_json(report: &FileReport) -> Value {
                 "reasons": r.reasons,
             })).collect::<Vec<_>>(),
             "findings": d.findings.iter().map(finding_json).collect::<Vec<_>>(),
-            "policy": doc.as_ref().and_then(|d| serde_json::from_str::<Value>(&d.to_json()).ok()),
+            "policy": doc.as_ref().and_then(|d| serde_json::to_value(d).ok()),
             "policy_size": doc.as_ref().map(policy::iam_size).unwrap_or(0),
         }),
     }
@@ -317,11 +359,22 @@ pub fn render_policies(reports: &[FileReport]) -> String {
 }
 
 /// Write the policy documents to `out`, one minified document per line.
-pub fn write_policies(reports: &[FileReport], out: &mut dyn Write) -> io::Result<()> {
-    reports
-        .iter()
-        .filter_map(|r| r.result.as_ref().ok().and_then(|(_, doc)| doc.as_ref()))
-        .try_for_each(|doc| writeln!(out, "{}", doc.to_json()))
+pub fn write_policies<R: Borrow<FileReport>>(
+    reports: impl IntoIterator<Item = R>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    reports.into_iter().try_for_each(|r| {
+        match r
+            .borrow()
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|(_, doc)| doc.as_ref())
+        {
+            Some(doc) => writeln!(out, "{}", doc.to_json()),
+            None => Ok(()),
+        }
+    })
 }
 
 #[cfg(test)]
