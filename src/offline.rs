@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::derive::{self, Derivation, DeriveContext, DeriveOptions, Facts, Finding};
 use crate::model::TaskDefinition;
 use crate::plan::{INLINE_POLICY_LIMIT, finding_json};
-use crate::policy::{self, Permission, PolicyDocument};
+use crate::policy::{self, PolicyDocument};
 
 /// The file name that stands for standard input.
 pub const STDIN: &str = "-";
@@ -135,12 +135,7 @@ impl FileReport {
         not_looked_up: Vec<Finding>,
     ) -> FileReport {
         let result = derivation.map(|derivation| {
-            let permissions: Vec<Permission> = derivation
-                .requirements
-                .iter()
-                .map(|r| r.permission.clone())
-                .collect();
-            let doc = (!permissions.is_empty()).then(|| policy::compile(&permissions));
+            let doc = derive::policy_for(&derivation.requirements);
             (derivation, doc)
         });
         FileReport {

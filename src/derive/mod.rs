@@ -439,6 +439,12 @@ pub fn required_permissions(
     }
 }
 
+/// The policy that grants exactly `requirements` (`policy::compile`), or `None` when nothing is needed.
+pub fn policy_for(requirements: &[Requirement]) -> Option<crate::policy::PolicyDocument> {
+    (!requirements.is_empty())
+        .then(|| crate::policy::compile(requirements.iter().map(|r| &r.permission)))
+}
+
 /// Merge the requirements of several task definitions (one role): the union of permissions, reasons combined.
 pub fn merge_requirements<'a>(
     requirements: impl IntoIterator<Item = &'a Requirement>,

@@ -53,12 +53,7 @@ pub struct DesiredRole {
 impl DesiredRole {
     /// The compiled owned policy, or `None` when nothing is needed.
     pub fn policy(&self) -> Option<PolicyDocument> {
-        if self.requirements.is_empty() {
-            return None;
-        }
-        Some(policy::compile(
-            self.requirements.iter().map(|r| &r.permission),
-        ))
+        crate::derive::policy_for(&self.requirements)
     }
 }
 
