@@ -38,12 +38,4 @@ ensure_debian() {
 ensure_debian shellcheck shellcheck
 ensure_debian promtool prometheus
 
-stamp="$venv/.execrole-cfn-lint-$CFN_LINT_VERSION"
-if [[ ! -f "$stamp" ]]; then
-  echo "lint-tools: installing cfn-lint==$CFN_LINT_VERSION into $venv" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION" >&2
-  touch "$stamp"
-fi
-echo "$venv"
+"$root/scripts/pinned-venv.sh" "$venv" "cfn-lint==$CFN_LINT_VERSION"

@@ -5,12 +5,4 @@ set -euo pipefail
 MOTO_VERSION="5.2.5"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${EXECROLE_MOTO_VENV:-$root/target/moto-venv}"
-stamp="$venv/.execrole-moto-$MOTO_VERSION"
-if [[ ! -f "$stamp" ]]; then
-  echo "moto-venv: installing moto[server]==$MOTO_VERSION into $venv" >&2
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" >&2
-  touch "$stamp"
-fi
-echo "$venv"
+exec "$root/scripts/pinned-venv.sh" "$venv" "moto[server]==$MOTO_VERSION"

@@ -33,7 +33,8 @@ fn moto_server() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/moto-venv"));
     let bin = venv.join("bin/moto_server");
-    if !venv.join(".execrole-moto-5.2.5").exists() {
+    // The stamp scripts/pinned-venv.sh leaves for `moto[server]==5.2.5` (the pin in scripts/moto-venv.sh).
+    if !venv.join(".execrole-pinned-moto_server_==5.2.5").exists() {
         let status = Command::new(repo_root().join("scripts/moto-venv.sh"))
             .stdout(Stdio::null())
             .status()
