@@ -127,25 +127,11 @@ fn derive(args: DeriveArgs) -> Result<ExitCode> {
 /// memory does not grow with the number of files.
 fn derive_streamed(args: &DeriveArgs) -> Result<ExitCode> {
     let sources = offline::sources(&args.files, &mut std::io::stdin().lock());
-    let failed = std::cell::Cell::new(false);
     let reports = sources.into_iter().map(|source| {
         let input = offline::read_source(source);
-        let report = offline::derive_one(&input, &args.ctx, &Default::default());
-        failed.set(failed.get() || report.result.is_err());
-        report
+        offline::derive_one(&input, &args.ctx, &Default::default())
     });
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match args.output {
-        DeriveOutput::Text => offline::write_text(reports, &mut out)?,
-        DeriveOutput::Json => offline::write_json(reports, &mut out)?,
-        DeriveOutput::Policy => offline::write_policies(reports, &mut out)?,
-    }
-    out.flush()?;
-    Ok(if failed.get() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    print_derivations(reports, args.output)
 }
 
 async fn derive_online(
@@ -165,7 +151,16 @@ async fn derive_online(
     )
 }
 
-fn print_derivations(reports: &[offline::FileReport], output: DeriveOutput) -> Result<ExitCode> {
+/// Print each report as it comes (the iterator may derive them lazily); exit 1 when a file could not be read as a
+/// task definition.
+fn print_derivations<R: std::borrow::Borrow<offline::FileReport>>(
+    reports: impl IntoIterator<Item = R>,
+    output: DeriveOutput,
+) -> Result<ExitCode> {
+    let failed = std::cell::Cell::new(false);
+    let reports = reports.into_iter().inspect(|r| {
+        failed.set(failed.get() || r.borrow().result.is_err());
+    });
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match output {
         DeriveOutput::Text => offline::write_text(reports, &mut out)?,
@@ -173,7 +168,7 @@ fn print_derivations(reports: &[offline::FileReport], output: DeriveOutput) -> R
         DeriveOutput::Policy => offline::write_policies(reports, &mut out)?,
     }
     out.flush()?;
-    Ok(if offline::has_errors(reports) {
+    Ok(if failed.get() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
