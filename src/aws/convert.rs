@@ -3,16 +3,14 @@
 //! roles and customer managed policies of `GetAccountAuthorizationDetails` (documents kept URL-encoded, as the
 //! per-role reads keep them).
 
-use std::collections::BTreeMap;
-
 use aws_sdk_ecs::types as ecs;
 use aws_sdk_iam::types as iam;
 
 use super::{LocalPolicy, LocalPolicyVersion, RoleDetail, RoleInfo};
 
 use crate::model::{
-    ContainerDefinition, EnvironmentFile, FirelensConfiguration, LogConfiguration, SecretEntry,
-    TaskDefinition,
+    ContainerDefinition, EnvironmentFile, FirelensConfiguration, LogConfiguration, Options,
+    SecretEntry, TaskDefinition,
 };
 
 /// Convert one described task definition.
@@ -85,7 +83,7 @@ fn secrets(list: &[ecs::Secret]) -> Vec<SecretEntry> {
         .collect()
 }
 
-fn map(options: Option<&std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
+fn map(options: Option<&std::collections::HashMap<String, String>>) -> Options {
     options
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default()

@@ -5,11 +5,9 @@
 //! The Region is `awslogs-region`, which may differ from the task's; the account is always the task's. Other log
 //! drivers (and their `secretOptions`) are not handled here.
 
-use std::collections::BTreeMap;
-
 use super::site::log_configuration_path;
 use super::{FindingKind, Needs, partition};
-use crate::model::{ContainerDefinition, has_placeholder, is_region};
+use crate::model::{ContainerDefinition, Options, has_placeholder, is_region};
 use crate::policy::Permission;
 
 /// Rules 8 and 9 for one container.
@@ -90,11 +88,7 @@ impl Fields {
 }
 
 /// The `awslogs-group` option when it is a usable log group name; otherwise a finding and `None`.
-fn log_group<'a>(
-    options: &'a BTreeMap<String, String>,
-    at: &Fields,
-    needs: &mut Needs,
-) -> Option<&'a String> {
+fn log_group<'a>(options: &'a Options, at: &Fields, needs: &mut Needs) -> Option<&'a String> {
     let Some(group) = options.get("awslogs-group").filter(|g| !g.is_empty()) else {
         at.find(
             needs,
@@ -123,11 +117,7 @@ fn log_group<'a>(
 
 /// The `awslogs-region` option, or the task's Region (with a finding) when it is not set; a finding and `None`
 /// when neither gives a Region.
-fn log_region(
-    options: &BTreeMap<String, String>,
-    at: &Fields,
-    needs: &mut Needs,
-) -> Option<String> {
+fn log_region(options: &Options, at: &Fields, needs: &mut Needs) -> Option<String> {
     let (kind, message) = match options.get("awslogs-region").filter(|r| !r.is_empty()) {
         Some(region) if has_placeholder(region) => (
             FindingKind::UnresolvedPlaceholder,

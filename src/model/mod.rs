@@ -15,7 +15,7 @@ pub use image::{EcrImage, ImageError, ImageRef};
 pub use queue_url::{queue_account, queue_region};
 pub use task_definition::{
     ContainerDefinition, EnvironmentFile, FirelensConfiguration, LogConfiguration,
-    MAX_TASK_DEFINITION_BYTES, SecretEntry, TaskDefinition, TaskDefinitionError,
+    MAX_TASK_DEFINITION_BYTES, Options, SecretEntry, TaskDefinition, TaskDefinitionError,
 };
 
 use std::fmt;

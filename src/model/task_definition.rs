@@ -7,8 +7,6 @@
 //! strings and `null`, which mean "absent"); judging them is the derivation rules' job. The SDK adapter builds the
 //! same type from the ECS API's response.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use super::Arn;
@@ -78,11 +76,59 @@ pub struct LogConfiguration {
     /// `logDriver`.
     pub log_driver: Option<String>,
     /// `options`, values as strings (`true` becomes `"true"`).
-    pub options: BTreeMap<String, String>,
+    pub options: Options,
     /// `secretOptions`.
     pub secret_options: Vec<SecretEntry>,
     /// Whether the JSON gave `logConfiguration` as a list (seen in copied documentation); the first entry is used.
     pub was_list: bool,
+}
+
+/// String options by name (`logConfiguration.options`, `firelensConfiguration.options`), sorted by name. A task
+/// definition has a few each, and the controller keeps every revision it watches: a sorted vector holds exactly
+/// them, where a map would reserve room for eleven.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options(Vec<(String, String)>);
+
+impl Options {
+    /// The value of option `name`.
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    /// Every option, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(n, v)| (n, v))
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, String)> for Options {
+    /// Sorted by name; of two options with one name, the later wins (as inserting into a map would).
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(options: I) -> Options {
+        let mut options: Vec<(String, String)> = options.into_iter().collect();
+        options.reverse();
+        options.sort_by(|a, b| a.0.cmp(&b.0));
+        options.dedup_by(|later, earlier| later.0 == earlier.0);
+        options.shrink_to_fit();
+        Options(options)
+    }
+}
+
+impl std::ops::Index<&str> for Options {
+    type Output = String;
+
+    /// The value of option `name`; panics when it is absent (as a map's index does).
+    fn index(&self, name: &str) -> &String {
+        self.get(name)
+            .unwrap_or_else(|| panic!("no option `{name}`"))
+    }
 }
 
 /// An entry of `secrets` or `secretOptions`.
@@ -113,7 +159,7 @@ pub struct FirelensConfiguration {
     /// `type` (`fluentbit` or `fluentd`).
     pub kind: Option<String>,
     /// `options`.
-    pub options: BTreeMap<String, String>,
+    pub options: Options,
 }
 
 /// Why a JSON text is not a task definition.
@@ -329,9 +375,9 @@ fn secret_entries(
 }
 
 /// `options`-style maps: string values kept, booleans and numbers as their JSON text, `null` dropped.
-fn options(value: &Value, path: &str) -> Result<BTreeMap<String, String>, TaskDefinitionError> {
+fn options(value: &Value, path: &str) -> Result<Options, TaskDefinitionError> {
     match value.get("options") {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        None | Some(Value::Null) => Ok(Options::default()),
         Some(Value::Object(map)) => Ok(map
             .iter()
             .filter_map(|(k, v)| match v {
@@ -376,6 +422,20 @@ fn list<'a>(value: &'a Value, key: &str, path: &str) -> Result<&'a [Value], Task
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_are_found_by_name_sorted_and_the_later_of_two_wins() {
+        let pair = |n: &str, v: &str| (n.to_string(), v.to_string());
+        let options: Options = [pair("b", "1"), pair("a", "2"), pair("b", "3")]
+            .into_iter()
+            .collect();
+        assert_eq!(options.get("b").map(String::as_str), Some("3"));
+        assert_eq!(options["a"], "2");
+        assert_eq!(options.get("c"), None);
+        let names: Vec<&String> = options.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(!options.is_empty() && Options::default().is_empty());
+    }
 
     #[test]
     fn text_over_the_size_limit_is_refused_before_parsing() {
