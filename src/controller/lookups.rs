@@ -2,7 +2,7 @@
 //! (facts under a revision can change: a secret's key, a registry's cache rules). Failed look-ups are not cached:
 //! they are retried next pass, and meanwhile the requirement is reported unresolved, never guessed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -24,26 +24,26 @@ pub(crate) struct LookupTarget<'a> {
 }
 
 /// Derive (with `derive`, given the facts known so far), answer the look-ups derivation asked for, and derive
-/// again, until no new look-up is asked or [`MAX_ROUNDS`] is reached. Shared by the controller and
+/// again, until no new look-up is asked or [`MAX_ROUNDS`] is reached. `derive` adds the look-ups it could not
+/// answer to the set it is given and returns what it made of the revisions (the caller's fold: a list, or roles
+/// being merged), so a round never has to hold every revision's derivation at once. Shared by the controller and
 /// `execrole derive --online`.
-pub(crate) async fn derive_with_lookups(
+pub(crate) async fn derive_with_lookups<R>(
     cache: &FactCache,
     target: LookupTarget<'_>,
     metrics: &Metrics,
-    derive: impl Fn(&Facts) -> Vec<Derivation>,
-) -> Vec<Derivation> {
+    derive: impl Fn(&Facts, &mut BTreeSet<Lookup>) -> R,
+) -> R {
     let mut facts = Facts::new();
     let mut round = 0;
     loop {
-        let derivations = derive(&facts);
-        let missing: std::collections::BTreeSet<Lookup> = derivations
-            .iter()
-            .flat_map(|d| d.lookups.iter().cloned())
-            .collect();
+        let mut missing = BTreeSet::new();
+        let derived = derive(&facts, &mut missing);
         round += 1;
         if missing.is_empty() || round >= MAX_ROUNDS {
-            return derivations;
+            return derived;
         }
+        drop(derived);
         cache
             .answer(
                 target.account,
@@ -55,6 +55,12 @@ pub(crate) async fn derive_with_lookups(
             )
             .await;
     }
+}
+
+/// The look-ups `derivation` asked for, added to `missing` (for the `derive` closure of
+/// [`derive_with_lookups`]).
+pub(crate) fn note_lookups(derivation: &Derivation, missing: &mut BTreeSet<Lookup>) {
+    missing.extend(derivation.lookups.iter().cloned());
 }
 
 /// Looked-up facts by (target account, look-up), each with the time it was fetched.

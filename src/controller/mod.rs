@@ -84,11 +84,11 @@ fn insights_requirements(configure: bool, view: bool) -> Vec<Requirement> {
         .into_iter()
         .map(|permission| Requirement {
             permission,
-            reasons: BTreeSet::from([derive::Reason {
+            reasons: vec![derive::Reason {
                 task_definition: "(config)".into(),
                 container: "-".into(),
                 field: "policy.container_insights".into(),
-            }]),
+            }],
         })
         .collect()
 }
@@ -98,10 +98,46 @@ fn insights_requirements(configure: bool, view: bool) -> Vec<Requirement> {
 struct RoleInputs {
     /// The revisions (`family:revision`).
     task_definitions: BTreeSet<String>,
-    /// Their requirements, not yet merged.
-    requirements: Vec<Requirement>,
+    /// Their requirements, merged.
+    requirements: derive::RequirementSet,
     /// Their findings.
     findings: BTreeSet<Finding>,
+}
+
+/// What the revisions of one account say about its roles, merged one revision at a time (a sweep never holds
+/// every revision's derivation at once).
+#[derive(Default)]
+struct RoleFold {
+    by_role: BTreeMap<RoleKey, RoleInputs>,
+    /// Findings of revisions that name no usable role.
+    loose: Vec<Finding>,
+}
+
+impl RoleFold {
+    /// Merge one revision's derivation into its role's inputs (or its findings into the loose ones).
+    fn add(&mut self, account: &str, derivation: derive::Derivation) {
+        match derivation.role {
+            Some(role) if role.account == account => {
+                let entry = self.by_role.entry(role).or_default();
+                entry.task_definitions.insert(derivation.task_definition);
+                for requirement in derivation.requirements {
+                    entry.requirements.add(requirement);
+                }
+                entry.findings.extend(derivation.findings);
+            }
+            Some(role) => self.loose.push(Finding {
+                kind: FindingKind::InvalidExecutionRole,
+                task_definition: derivation.task_definition,
+                container: None,
+                field: Some("executionRoleArn".into()),
+                message: format!(
+                    "execution role {role} is not in the task definition's account {account}; it is not managed"
+                ),
+                holds: None,
+            }),
+            None => self.loose.extend(derivation.findings),
+        }
+    }
 }
 
 /// What one sweep of one target saw.
@@ -305,8 +341,8 @@ async fn sweep_target(ctx: &Context, rt: &Runtime, index: usize) -> Sweep {
     fence::save_grace(ctx, &target.account).await;
     let iam = fence::fenced(ctx, &target.account, clients.iam.clone());
     let complete = view.is_complete();
-    let derivations = derive_all(ctx, &rt.config, target, clients, &view.task_definitions).await;
-    let (desired, loose) = desired_roles(&rt.config, target, derivations);
+    let fold = derive_all(ctx, &rt.config, target, clients, &view.task_definitions).await;
+    let (desired, loose) = desired_roles(&rt.config, target, fold);
     // A partial view holds back every removal; a failed look-up leaves a need undecided (e.g. kms:Decrypt), so
     // the grants that its fact could change are kept meanwhile, and only those.
     let roles = desired
@@ -468,60 +504,42 @@ fn count_pass(ctx: &Context, success: bool, world_seen: bool) {
     }
 }
 
-/// Derive every revision, answering the look-ups derivation asks for (`lookups::derive_with_lookups`).
+/// Derive every revision, answering the look-ups derivation asks for (`lookups::derive_with_lookups`), and merge
+/// the derivations by role as they are made.
 async fn derive_all(
     ctx: &Context,
     config: &Config,
     target: &Target,
     clients: &TargetClients,
     task_definitions: &[Arc<crate::model::TaskDefinition>],
-) -> Vec<derive::Derivation> {
+) -> RoleFold {
     let options = config.derive_options();
     let lookup_target = lookups::LookupTarget {
         account: &target.account,
         api: clients.facts.as_ref(),
         concurrency: config.concurrency,
     };
-    lookups::derive_with_lookups(&ctx.facts, lookup_target, &ctx.metrics, |facts| {
-        task_definitions
-            .iter()
-            .map(|td| derive::required_permissions(td, &DeriveContext::default(), &options, facts))
-            .collect()
+    lookups::derive_with_lookups(&ctx.facts, lookup_target, &ctx.metrics, |facts, missing| {
+        let mut fold = RoleFold::default();
+        for td in task_definitions {
+            let derivation =
+                derive::required_permissions(td, &DeriveContext::default(), &options, facts);
+            lookups::note_lookups(&derivation, missing);
+            fold.add(&target.account, derivation);
+        }
+        fold
     })
     .await
 }
 
-/// Group derivations by execution role. Returns the roles and the findings of revisions that name no usable
-/// role.
+/// The desired state of each role the revisions name. Returns the roles and the findings of revisions that name
+/// no usable role.
 fn desired_roles(
     config: &Config,
     target: &Target,
-    derivations: Vec<derive::Derivation>,
+    fold: RoleFold,
 ) -> (Vec<DesiredRole>, Vec<Finding>) {
-    let mut by_role: BTreeMap<RoleKey, RoleInputs> = BTreeMap::new();
-    let mut loose = Vec::new();
-    for derivation in derivations {
-        match derivation.role {
-            Some(role) if role.account == target.account => {
-                let entry = by_role.entry(role).or_default();
-                entry.task_definitions.insert(derivation.task_definition);
-                entry.requirements.extend(derivation.requirements);
-                entry.findings.extend(derivation.findings);
-            }
-            Some(role) => loose.push(Finding {
-                kind: FindingKind::InvalidExecutionRole,
-                task_definition: derivation.task_definition,
-                container: None,
-                field: Some("executionRoleArn".into()),
-                message: format!(
-                    "execution role {role} is not in the task definition's account {}; it is not managed",
-                    target.account
-                ),
-                holds: None,
-            }),
-            None => loose.extend(derivation.findings),
-        }
-    }
+    let RoleFold { by_role, loose } = fold;
     let partition = target
         .regions
         .first()
@@ -539,11 +557,13 @@ fn desired_roles(
         .map(|(key, inputs)| {
             let mut requirements = inputs.requirements;
             if insights.applies_to(&key.name) {
-                requirements.extend(insights_requirements(insights.configure, insights.view));
+                for requirement in insights_requirements(insights.configure, insights.view) {
+                    requirements.add(requirement);
+                }
             }
             DesiredRole {
                 task_definitions: inputs.task_definitions.into_iter().collect(),
-                requirements: derive::merge_requirements(requirements.iter()),
+                requirements: requirements.into_requirements(),
                 findings: inputs.findings.into_iter().collect(),
                 managed_policy_arn: managed_policy_arn.clone(),
                 trust_policy: trust_policy.clone(),

@@ -13,6 +13,7 @@ mod facts;
 mod insights;
 mod kms;
 mod logs;
+mod reason;
 mod references;
 mod s3;
 mod scope;
@@ -23,6 +24,7 @@ mod trust;
 pub use baseline::{MANAGED_POLICY_ACTIONS, MANAGED_POLICY_NAME, managed_policy_arn};
 pub use facts::{Fact, Facts, KeyFacts, Lookup, ParameterFacts, PullThroughRule, SecretFacts};
 pub use insights::container_insights_permissions;
+pub use reason::Reason;
 pub use scope::HoldScope;
 pub use trust::{ECS_TASKS_PRINCIPAL, trust_policy};
 
@@ -34,34 +36,13 @@ use serde::Serialize;
 use crate::model::{Arn, RoleKey, TaskDefinition, is_account_id, is_region, partition_for_region};
 use crate::policy::Permission;
 
-/// Why a permission is needed: which task definition, container and field asked for it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Reason {
-    /// `family:revision` (or the ARN's last segment).
-    pub task_definition: String,
-    /// The container name (`#index` when unnamed).
-    pub container: String,
-    /// The JSON path of the field, e.g. `containerDefinitions[0].image`.
-    pub field: String,
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} container {} {}",
-            self.task_definition, self.container, self.field
-        )
-    }
-}
-
 /// One permission and every reason it is needed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Requirement {
     /// What to allow.
     pub permission: Permission,
     /// Why (sorted, deduplicated).
-    pub reasons: BTreeSet<Reason>,
+    pub reasons: Vec<Reason>,
 }
 
 /// The kinds of finding; bounded, so they can label metrics.
@@ -283,7 +264,7 @@ pub(crate) enum Unsettled {
 
 /// Collects requirements and findings while the rules run over one task definition.
 pub(crate) struct Needs<'f> {
-    task_definition: String,
+    task_definition: std::sync::Arc<str>,
     scope: TaskScope,
     facts: &'f Facts,
     lookups: BTreeSet<Lookup>,
@@ -316,11 +297,7 @@ impl Needs<'_> {
         self.requirements
             .entry(permission)
             .or_default()
-            .insert(Reason {
-                task_definition: self.task_definition.clone(),
-                container: container.to_string(),
-                field: field.to_string(),
-            });
+            .insert(Reason::new(self.task_definition.clone(), container, field));
     }
 
     pub(crate) fn find(
@@ -361,7 +338,7 @@ impl Needs<'_> {
     ) -> Finding {
         Finding {
             kind,
-            task_definition: self.task_definition.clone(),
+            task_definition: self.task_definition.to_string(),
             container: container.map(str::to_string),
             field: field.map(str::to_string),
             message: message.into(),
@@ -379,7 +356,7 @@ pub fn required_permissions(
     facts: &Facts,
 ) -> Derivation {
     let mut needs = Needs {
-        task_definition: td.display_name(),
+        task_definition: td.display_name().into(),
         scope: TaskScope::of(td, ctx),
         facts,
         lookups: BTreeSet::new(),
@@ -422,7 +399,7 @@ pub fn required_permissions(
         baseline::drop_managed(&mut needs.requirements);
     }
     Derivation {
-        task_definition: needs.task_definition,
+        task_definition: needs.task_definition.to_string(),
         role,
         execution_role_arn: td.execution_role_arn.clone(),
         requirements: needs
@@ -430,7 +407,7 @@ pub fn required_permissions(
             .into_iter()
             .map(|(permission, reasons)| Requirement {
                 permission,
-                reasons,
+                reasons: reasons.into_iter().collect(),
             })
             .collect(),
         findings: needs.findings.into_iter().collect(),
@@ -449,20 +426,46 @@ pub fn policy_for(requirements: &[Requirement]) -> Option<crate::policy::PolicyD
 pub fn merge_requirements<'a>(
     requirements: impl IntoIterator<Item = &'a Requirement>,
 ) -> Vec<Requirement> {
-    let mut merged: BTreeMap<Permission, BTreeSet<Reason>> = BTreeMap::new();
+    let mut merged = RequirementSet::default();
     for requirement in requirements {
-        merged
-            .entry(requirement.permission.clone())
-            .or_default()
-            .extend(requirement.reasons.iter().cloned());
+        merged.add(requirement.clone());
     }
-    merged
-        .into_iter()
-        .map(|(permission, reasons)| Requirement {
+    merged.into_requirements()
+}
+
+/// Requirements being merged one at a time (taking each requirement's reasons, not copying them): the union of
+/// permissions, reasons combined, sorted by permission.
+#[derive(Debug, Default)]
+pub struct RequirementSet(BTreeMap<Permission, Vec<Reason>>);
+
+impl RequirementSet {
+    /// Add one requirement (its permission, or its reasons to that permission's).
+    pub fn add(&mut self, requirement: Requirement) {
+        let Requirement {
             permission,
-            reasons,
-        })
-        .collect()
+            mut reasons,
+        } = requirement;
+        match self.0.get_mut(&permission) {
+            Some(existing) => existing.append(&mut reasons),
+            None => {
+                self.0.insert(permission, reasons);
+            }
+        }
+    }
+
+    /// The merged requirements, sorted by permission, each one's reasons sorted and deduplicated.
+    pub fn into_requirements(self) -> Vec<Requirement> {
+        self.0
+            .into_iter()
+            .map(|(permission, mut reasons)| {
+                reason::settle(&mut reasons);
+                Requirement {
+                    permission,
+                    reasons,
+                }
+            })
+            .collect()
+    }
 }
 
 /// The partition of a Region, or of the task's Region when none is given.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::{FileReport, Input, parse_inputs};
 use crate::aws::ClientFactory;
 use crate::config::Target;
-use crate::controller::lookups::{FactCache, LookupTarget, derive_with_lookups};
+use crate::controller::lookups::{FactCache, LookupTarget, derive_with_lookups, note_lookups};
 use crate::derive::{self, DeriveContext, DeriveOptions};
 use crate::metrics::Metrics;
 use crate::model::{Arn, TaskDefinition, is_account_id};
@@ -46,10 +46,13 @@ pub async fn derive_files_online(
             api: api.as_ref(),
             concurrency: CONCURRENCY,
         };
-        let derivations = derive_with_lookups(&cache, lookup_target, metrics, |facts| {
-            tds.iter()
+        let derivations = derive_with_lookups(&cache, lookup_target, metrics, |facts, missing| {
+            let derived: Vec<_> = tds
+                .iter()
                 .map(|(_, td)| derive::required_permissions(td, ctx, options, facts))
-                .collect()
+                .collect();
+            derived.iter().for_each(|d| note_lookups(d, missing));
+            derived
         })
         .await;
         derived.extend(tds.iter().map(|(i, _)| *i).zip(derivations));

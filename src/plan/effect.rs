@@ -177,11 +177,11 @@ mod tests {
     fn need(action: &str, resource: &str) -> Requirement {
         Requirement {
             permission: Permission::new(action, resource),
-            reasons: std::collections::BTreeSet::from([Reason {
+            reasons: vec![Reason {
                 task_definition: "web:1".into(),
                 container: "web".into(),
                 field: "containerDefinitions[0].image".into(),
-            }]),
+            }],
         }
     }
 

@@ -6,8 +6,6 @@
 //! The write that keeps the held grants is planned here, as a second delta, so the plan `plan_role` returns is
 //! exactly what apply does.
 
-use std::collections::BTreeSet;
-
 use super::{DesiredRole, ObservedRole, RolePlan};
 use crate::derive::{Finding, HoldScope, Reason, Requirement};
 use crate::policy::{self, Permission, PolicyDocument};
@@ -210,11 +208,11 @@ fn keeping(desired: &DesiredRole, observed: &ObservedRole, holds: &[Hold]) -> De
             let hold = holds.iter().find(|h| h.covers(&permission))?;
             Some(Requirement {
                 permission,
-                reasons: BTreeSet::from([Reason {
+                reasons: vec![Reason {
                     task_definition: "(kept)".into(),
                     container: "-".into(),
-                    field: hold.describe(),
-                }]),
+                    field: hold.describe().into(),
+                }],
             })
         });
     let mut keeping = desired.clone();

@@ -444,7 +444,7 @@ fn additions(added: &[Grant], requirements: &[Requirement]) -> Vec<Addition> {
         .filter_map(|grant| {
             by_grant.get(grant).map(|r| Addition {
                 permission: r.permission.clone(),
-                reasons: r.reasons.iter().cloned().collect(),
+                reasons: r.reasons.clone(),
             })
         })
         .collect()

@@ -370,11 +370,11 @@ mod tests {
                 let repo = format!("arn:aws:ecr:us-east-1:123456789012:repository/team-{i:04}/a-service-with-a-long-name");
                 ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"].map(|action| Requirement {
                     permission: Permission::new(action, &repo),
-                    reasons: BTreeSet::from([Reason {
+                    reasons: vec![Reason {
                         task_definition: "web:1".into(),
                         container: "web".into(),
                         field: "containerDefinitions[0].image".into(),
-                    }]),
+                    }],
                 })
             })
             .collect();

@@ -16,11 +16,11 @@ fn key() -> RoleKey {
 fn requirement(action: &str, resource: &str) -> Requirement {
     Requirement {
         permission: Permission::new(action, resource),
-        reasons: BTreeSet::from([Reason {
+        reasons: vec![Reason {
             task_definition: "web:1".into(),
             container: "web".into(),
             field: "containerDefinitions[0].image".into(),
-        }]),
+        }],
     }
 }
 
@@ -67,7 +67,7 @@ fn a_role_without_the_owned_policy_gets_it_created() {
     };
     assert!(document.contains("ecr:BatchGetImage"));
     assert_eq!(plan.added.len(), 1);
-    assert_eq!(plan.added[0].reasons[0].container, "web");
+    assert_eq!(&*plan.added[0].reasons[0].container, "web");
 }
 
 #[test]

@@ -37,10 +37,10 @@ fn s3_environment_files_need_the_object_and_its_bucket_location() {
         assert_eq!(
             requirement(&d, "s3:GetObject")
                 .reasons
-                .iter()
-                .next()
+                .first()
                 .unwrap()
-                .field,
+                .field
+                .to_string(),
             "containerDefinitions[0].environmentFiles[0].value"
         );
     }
@@ -158,10 +158,10 @@ fn a_firelens_config_file_in_s3_needs_the_object_and_its_bucket_location() {
         assert_eq!(
             requirement(&d, "s3:GetObject")
                 .reasons
-                .iter()
-                .next()
+                .first()
                 .unwrap()
-                .field,
+                .field
+                .to_string(),
             "containerDefinitions[0].firelensConfiguration.options.config-file-value"
         );
     }
@@ -267,7 +267,7 @@ fn credential_specs_in_s3_or_ssm_need_read_access_and_local_files_nothing() {
         assert_eq!(kinds(&d), findings, "{spec}: {:?}", d.findings);
         if let Some(r) = d.requirements.first() {
             assert_eq!(
-                r.reasons.iter().next().unwrap().field,
+                r.reasons.first().unwrap().field.to_string(),
                 "containerDefinitions[0].credentialSpecs[0]"
             );
         }

@@ -131,10 +131,10 @@ fn a_customer_managed_key_needs_decrypt_on_the_key_arn_via_the_service() {
         assert_eq!(
             requirement(&d, "kms:Decrypt")
                 .reasons
-                .iter()
-                .next()
+                .first()
                 .unwrap()
-                .field,
+                .field
+                .to_string(),
             "containerDefinitions[0].secrets[0].valueFrom"
         );
     }

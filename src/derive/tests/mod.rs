@@ -121,10 +121,10 @@ fn private_ecr_images_need_the_token_and_layer_actions_on_the_exact_repository()
         let d = derive(&task(&format!(r#"[{{"name":"app","image":"{image}"}}]"#)));
         assert_eq!(grants(&d), ecr_grants(repository), "{image}");
         assert!(d.findings.is_empty(), "{image}: {:?}", d.findings);
-        let reason = d.requirements[0].reasons.iter().next().unwrap();
-        assert_eq!(reason.container, "app");
-        assert_eq!(reason.field, "containerDefinitions[0].image");
-        assert_eq!(reason.task_definition, "web:3");
+        let reason = d.requirements[0].reasons.first().unwrap();
+        assert_eq!(&*reason.container, "app");
+        assert_eq!(&*reason.field, "containerDefinitions[0].image");
+        assert_eq!(&*reason.task_definition, "web:3");
     }
 }
 
@@ -233,7 +233,7 @@ fn awslogs_create_group_adds_create_log_group_on_the_same_resource() {
             "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/w:*"
         );
         assert_eq!(
-            create.reasons.iter().next().unwrap().field,
+            create.reasons.first().unwrap().field.to_string(),
             "containerDefinitions[0].logConfiguration.options.awslogs-create-group"
         );
     }

@@ -80,7 +80,7 @@ fn secrets_manager_value_from_grants_get_secret_value_on_the_secret_without_its_
             "no VersionStage condition: {value_from}"
         );
         assert_eq!(
-            r.reasons.iter().next().unwrap().field,
+            r.reasons.first().unwrap().field.to_string(),
             "containerDefinitions[0].secrets[0].valueFrom"
         );
         assert_eq!(
@@ -349,7 +349,7 @@ fn repository_credentials_grant_get_secret_value_on_the_secret() {
                 );
                 let r = requirement(&d, "secretsmanager:GetSecretValue");
                 assert_eq!(
-                    r.reasons.iter().next().unwrap().field,
+                    r.reasons.first().unwrap().field.to_string(),
                     "containerDefinitions[0].repositoryCredentials.credentialsParameter"
                 );
             }
@@ -383,11 +383,10 @@ fn secret_options_of_any_log_driver_are_read_like_secrets() {
     let field = |action| {
         requirement(&d, action)
             .reasons
-            .iter()
-            .next()
+            .first()
             .unwrap()
             .field
-            .clone()
+            .to_string()
     };
     assert_eq!(
         field("secretsmanager:GetSecretValue"),
@@ -405,10 +404,10 @@ fn secret_options_of_any_log_driver_are_read_like_secrets() {
     assert_eq!(
         requirement(&d, "secretsmanager:GetSecretValue")
             .reasons
-            .iter()
-            .next()
+            .first()
             .unwrap()
-            .field,
+            .field
+            .to_string(),
         "containerDefinitions[0].logConfiguration[0].secretOptions[0].valueFrom"
     );
 }
@@ -424,9 +423,9 @@ fn field_paths_name_the_container_and_entry() {
         .iter()
         .find(|r| r.permission.resource.ends_with("parameter/y"))
         .unwrap();
-    let reason = y.reasons.iter().next().unwrap();
+    let reason = y.reasons.first().unwrap();
     assert_eq!(
-        (reason.container.as_str(), reason.field.as_str()),
+        (&*reason.container, &*reason.field),
         ("b", "containerDefinitions[1].secrets[1].valueFrom")
     );
 }
