@@ -44,6 +44,7 @@ pub use observe::PolicyCache;
 pub use queue::{WorkQueue, WorkQueues};
 pub use reconcile::{ApplyRules, Outcome, ReconcileError, RoleReport};
 pub use reload::ReloadOutcome;
+pub use store::PlanUse;
 
 use crate::config::{Config, Mode, Target};
 use crate::derive::{self, DeriveContext, Finding, FindingKind, Requirement};
@@ -206,20 +207,37 @@ impl Controller {
     /// wait for all of it. `run --once`, `plan` and tests use it; the daemon runs the same steps through the
     /// work queue.
     pub async fn pass(&self, mode: Mode, shutdown: &CancellationToken) -> PassReport {
-        pass(&self.ctx, mode, shutdown).await
+        pass(&self.ctx, mode, PlanUse::Report, shutdown).await
+    }
+
+    /// [`Controller::pass`], keeping each role's plan for the report (`PlanUse::Report`) or, as the daemon does,
+    /// only its outcome (`PlanUse::CountOnly`: the report's `plan.roles` stays empty).
+    pub async fn pass_with(
+        &self,
+        mode: Mode,
+        plans: PlanUse,
+        shutdown: &CancellationToken,
+    ) -> PassReport {
+        pass(&self.ctx, mode, plans, shutdown).await
     }
 }
 
 /// One full pass: every target at its own pace (sweep, then reconcile its roles in `mode` with its own bounded
 /// concurrency), and wait for all of it. `run --once`, `plan` and tests use it; the daemon runs the same steps
 /// through the work queues.
-async fn pass(ctx: &Context, mode: Mode, shutdown: &CancellationToken) -> PassReport {
+async fn pass(
+    ctx: &Context,
+    mode: Mode,
+    plans: PlanUse,
+    shutdown: &CancellationToken,
+) -> PassReport {
     let started = tokio::time::Instant::now();
     let rt = ctx.runtime();
     let mut report = PassReport::default();
     let roles_written = AtomicUsize::new(0);
     let run = PassRun {
         mode,
+        plans,
         shutdown,
         roles_written: &roles_written,
     };
@@ -254,6 +272,7 @@ async fn pass(ctx: &Context, mode: Mode, shutdown: &CancellationToken) -> PassRe
 /// What every target of one pass shares: the mode, shutdown, and the blast-radius cap's counter.
 struct PassRun<'a> {
     mode: Mode,
+    plans: PlanUse,
     shutdown: &'a CancellationToken,
     roles_written: &'a AtomicUsize,
 }
@@ -289,6 +308,7 @@ async fn pass_target(ctx: &Context, rt: &Runtime, index: usize, run: &PassRun<'_
                 key,
                 mode: run.mode,
                 roles_written: run.roles_written,
+                plans: run.plans,
             };
             let result = role::reconcile(&role, ctx).await;
             let last = ctx.store.take_last(&role.key)?;
@@ -465,7 +485,7 @@ fn record_readiness(ctx: &Context, rt: &Runtime) {
 fn record_pass(ctx: &Context, report: &PassReport) {
     if report.interrupted {
         tracing::info!(
-            reconciled = report.plan.roles.len(),
+            reconciled = report.outcomes.values().sum::<usize>(),
             writes = report.writes,
             "pass interrupted by shutdown"
         );
@@ -475,7 +495,7 @@ fn record_pass(ctx: &Context, report: &PassReport) {
     count_pass(ctx, success, success);
     tracing::info!(
         result = if success { "success" } else { "failure" },
-        roles = report.plan.roles.len(),
+        roles = report.outcomes.values().sum::<usize>(),
         in_sync = report.outcomes.get(&Outcome::InSync).copied().unwrap_or(0),
         applied = report.outcomes.get(&Outcome::Applied).copied().unwrap_or(0),
         pending = report.outcomes.get(&Outcome::Pending).copied().unwrap_or(0),

@@ -13,7 +13,7 @@ use super::observe::Source;
 use super::reconcile::{
     ApplyRules, Outcome, Ownership, ReconcileError, RoleReport, converge, unobserved,
 };
-use super::store::{LastReconcile, PublishedRole};
+use super::store::{LastReconcile, PlanUse, PublishedRole};
 use crate::config::{Config, Mode};
 use crate::model::RoleKey;
 
@@ -55,6 +55,8 @@ pub(crate) struct RoleRun<'a> {
     pub(crate) mode: Mode,
     /// Roles written so far under the cap (shared by concurrent reconciles).
     pub(crate) roles_written: &'a AtomicUsize,
+    /// Whether its plan is kept for a report.
+    pub(crate) plans: PlanUse,
 }
 
 /// Bring one role to its desired state: take the `desired` state the last sweep published, read what IAM holds
@@ -105,6 +107,7 @@ pub(crate) async fn reconcile(role: &RoleRun<'_>, ctx: &Context) -> Result<Actio
             plan,
             writes,
         },
+        role.plans,
     );
     super::record_drift(ctx);
     if let Some(error) = error {

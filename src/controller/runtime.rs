@@ -16,6 +16,7 @@ use super::context::Context;
 use super::event_loop::event_loop;
 use super::reload::reload_loop;
 use super::role::{Action, RoleRun, error_policy, reconcile};
+use super::store::PlanUse;
 use super::{
     Controller, Runtime, count_pass, lock, prepare_observation, publish, record_drift, sweep_target,
 };
@@ -203,6 +204,7 @@ async fn worker(ctx: &Context, account: &str, generation: &CancellationToken) {
             key,
             mode,
             roles_written: budget,
+            plans: PlanUse::CountOnly,
         };
         let action = match reconcile(&role, ctx).await {
             Ok(action) => action,

@@ -48,6 +48,18 @@ pub(crate) struct LastReconcile {
     pub(crate) writes: usize,
 }
 
+/// Who reads a reconcile's plan: `pass` puts every role's plan in its report; the daemon only counts outcomes and
+/// drift, so it keeps none (every role's last plan, with its documents, would stay in memory for as long as the
+/// role is managed: tens of MB over thousands of roles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlanUse {
+    /// Keep the plan until `pass` takes it for its report.
+    #[default]
+    Report,
+    /// Keep the outcome, the writes and the drift flags; drop the plan.
+    CountOnly,
+}
+
 /// Whether a role is in drift, by kind (the `kind` label of `execrole_roles_in_drift`), as its last reconcile saw
 /// it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -206,10 +218,13 @@ impl Store {
         lock(&self.roles).contains_key(key)
     }
 
-    /// Keep what a reconcile saw, when the role is still managed.
-    pub(crate) fn record_reconcile(&self, key: &RoleKey, last: LastReconcile) {
+    /// Keep what a reconcile saw, when the role is still managed: its drift, and its plan only for `PlanUse::Report`.
+    pub(crate) fn record_reconcile(&self, key: &RoleKey, mut last: LastReconcile, plans: PlanUse) {
         if let Some(record) = lock(&self.roles).get_mut(key) {
             record.drift = DriftFlags::of(&last);
+            if plans == PlanUse::CountOnly {
+                last.plan = None;
+            }
             record.last = Some(last);
         }
     }

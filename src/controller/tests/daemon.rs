@@ -427,6 +427,30 @@ async fn a_forced_dry_run_survives_a_reload_to_enforce() {
     assert_eq!(w.iam.writes(), 0);
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_daemon_counts_drift_but_keeps_no_plan_in_memory() {
+    let dry = DAEMON.replace("mode: enforce", "mode: dry-run");
+    let w = World::new(&dry, web(), FakeIam::default().role("app-exec", &[])).await;
+    with_daemon(&w, async {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+    })
+    .await;
+    assert_eq!(w.iam.writes(), 0);
+    let missing = w.metrics.roles_in_drift.with_label_values(&["missing"]);
+    assert_eq!(missing.get(), 1, "dry-run leaves the role's grants missing");
+    let key = RoleKey {
+        account: "123456789012".into(),
+        name: "app-exec".into(),
+    };
+    let last = w.controller.ctx.store.take_last(&key).expect("reconciled");
+    assert_eq!(last.outcome, Outcome::Pending);
+    assert!(
+        last.plan.is_none(),
+        "the daemon keeps no plan: {:?}",
+        last.plan
+    );
+}
+
 /// A CloudTrail `RegisterTaskDefinition` record as EventBridge delivers it, by `principal` with `user_agent`.
 fn register_event(family: &str, role: &str) -> String {
     serde_json::json!({
