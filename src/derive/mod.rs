@@ -446,7 +446,11 @@ impl RequirementSet {
             mut reasons,
         } = requirement;
         match self.0.get_mut(&permission) {
-            Some(existing) => existing.append(&mut reasons),
+            Some(existing) => {
+                // Exactly: a role merges a few reasons per permission, and a sweep holds every role's at once.
+                existing.reserve_exact(reasons.len());
+                existing.append(&mut reasons);
+            }
             None => {
                 self.0.insert(permission, reasons);
             }
