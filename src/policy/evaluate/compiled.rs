@@ -31,12 +31,24 @@ impl<'a> Evaluator<'a> {
 
     /// The decision for one request, the same as [`evaluate`](super::evaluate) on the same policies.
     pub fn evaluate(&self, request: &Request) -> Decision {
+        self.decision(request, false)
+    }
+
+    /// The decision for a request that an identity policy not compiled here certainly allows (it has an `Allow`
+    /// statement that matches the request whatever the context): the same as [`evaluate`](Self::evaluate) with
+    /// that policy among the identity policies. Only the `Deny` statements and the boundary are tested.
+    pub fn evaluate_allowed(&self, request: &Request) -> Decision {
+        self.decision(request, true)
+    }
+
+    /// The identity decision (`allowed`: an `Allow` elsewhere is known to match) combined with the boundary's.
+    fn decision(&self, request: &Request, allowed: bool) -> Decision {
         let action = request.action.to_lowercase();
-        let identity = self.identity.decide(&action, request);
+        let identity = self.identity.decide(&action, request, allowed);
         match &self.boundary {
             None => identity,
             Some(boundary) => {
-                let boundary = boundary.decide(&action, request);
+                let boundary = boundary.decide(&action, request, false);
                 if boundary.restrictiveness() > identity.restrictiveness() {
                     boundary
                 } else {
@@ -83,9 +95,10 @@ impl<'a> Compiled<'a> {
     }
 
     /// IAM's combination over the statements that can match: a `Deny` wins, then an `Allow`; undecidable parts
-    /// give `Unknown` only where they could change the answer. `action` is the request's, lower-cased.
-    fn decide(&self, action: &str, request: &Request) -> Decision {
-        let (mut allow, mut deny) = (Some(false), Some(false));
+    /// give `Unknown` only where they could change the answer. `action` is the request's, lower-cased; `allowed`:
+    /// an `Allow` not compiled here is known to match.
+    fn decide(&self, action: &str, request: &Request, allowed: bool) -> Decision {
+        let (mut allow, mut deny) = (Some(allowed), Some(false));
         // The statements whose `Action` matches (certainly: actions have no variables), then those with
         // `NotAction`. A statement listed under several matching actions comes again: `any` is idempotent.
         let listed = self
@@ -103,7 +116,15 @@ impl<'a> Compiled<'a> {
                 Effect::Allow => &mut allow,
                 Effect::Deny => &mut deny,
             };
+            // A slot that is already true stays true whatever this statement says.
+            if *slot == Some(true) {
+                continue;
+            }
             *slot = any([*slot, statement.matches_given(action_matches, request)]);
+            if deny == Some(true) {
+                // An explicit Deny wins whatever else matches.
+                break;
+            }
         }
         match (deny, allow) {
             (Some(true), _) => Decision::ExplicitDeny,

@@ -675,4 +675,27 @@ proptest! {
             }
         }
     }
+
+    /// `evaluate_allowed` decides as adding a policy whose `Allow` matches the request whatever the context.
+    #[test]
+    fn evaluating_an_allowed_request_agrees_with_adding_what_allows_it(
+        policies in prop::collection::vec(random_document(), 0..4),
+        boundary in prop::option::of(random_document()),
+        requests in prop::collection::vec(random_request(), 1..6),
+    ) {
+        let evaluator = super::Evaluator::new(&policies, boundary.as_ref());
+        for request in &requests {
+            let allowing = PolicyDocument {
+                version: None,
+                statements: vec![Statement {
+                    action: Some(vec![request.action.clone()]),
+                    resource: Some(vec!["*".to_owned()]),
+                    ..Statement::new(Effect::Allow)
+                }],
+            };
+            let with = [policies.clone(), vec![allowing]].concat();
+            let expected = reference::evaluate(&with, boundary.as_ref(), request);
+            prop_assert_eq!(evaluator.evaluate_allowed(request), expected, "{:?}", request);
+        }
+    }
 }
