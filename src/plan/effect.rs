@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use crate::derive::Requirement;
-use crate::policy::{Decision, Evaluator, PolicyDocument, Request};
+use crate::policy::{Decision, Evaluator, Permission, PolicyDocument, Request};
 
 /// A policy of the role other than the owned ones, with a name to report it by.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,39 +73,106 @@ pub struct OverGrant {
 }
 
 /// Evaluate every need with the desired owned policy in place.
+///
+/// `desired` must be the policy compiled from `requirements` (`derive::policy_for`), or `None` to judge the needs
+/// by the other policies alone. It grants every need, so a need it certainly allows (no conditions, no policy
+/// variable in the resource: its statement matches whatever the context) is decided by the other policies' `Deny`
+/// statements and the boundary alone ([`Evaluator::evaluate_allowed`]). The other needs are evaluated against
+/// all the policies, the desired one cut down to the statements that can match their actions.
 pub fn blocked_needs(
     desired: Option<&PolicyDocument>,
     requirements: &[Requirement],
     others: &[OtherPolicy],
     boundary: Option<&PolicyDocument>,
 ) -> Vec<Blocked> {
-    let policies = desired
-        .into_iter()
-        .chain(others.iter().map(|o| &o.document));
-    let evaluator = Evaluator::new(policies, boundary);
+    let other_documents = || others.iter().map(|o| &o.document);
+    let others_only = Evaluator::new(other_documents(), boundary);
+    let desired_part = desired.map(|d| part_for_uncertain_needs(d, requirements));
+    let with_desired = desired_part
+        .as_ref()
+        .map(|d| Evaluator::new(std::iter::once(d).chain(other_documents()), boundary));
     requirements
         .iter()
         .filter_map(|r| {
-            let mut request =
-                Request::new(r.permission.action.clone(), r.permission.resource.clone());
-            for keys in r.permission.conditions.values() {
-                for (key, values) in keys {
-                    request = request.with_context(key, values.iter().cloned());
+            let request = request_for(&r.permission);
+            let decision = match &with_desired {
+                None => others_only.evaluate(&request),
+                Some(_) if certainly_allowed_by_its_statement(&r.permission) => {
+                    others_only.evaluate_allowed(&request)
                 }
-            }
-            let why = match evaluator.evaluate(&request) {
-                Decision::Allowed => return None,
-                Decision::ExplicitDeny => BlockedBy::ExplicitDeny,
-                Decision::ImplicitDeny => BlockedBy::Boundary,
-                Decision::Unknown => BlockedBy::Unknown,
+                Some(with_desired) => with_desired.evaluate(&request),
             };
-            Some(Blocked {
-                action: r.permission.action.clone(),
-                resource: r.permission.resource.clone(),
-                why,
-            })
+            blocked(&r.permission, decision)
         })
         .collect()
+}
+
+/// The statements of the desired policy that can match the action of a need it does not certainly allow (the
+/// others cannot change how those needs are decided): the ones with an `Action` entry that is such an action
+/// (actions compare lower-cased) or has a wildcard, and any with `NotAction`. No statement when every need is
+/// certainly allowed.
+fn part_for_uncertain_needs(
+    desired: &PolicyDocument,
+    requirements: &[Requirement],
+) -> PolicyDocument {
+    let actions: std::collections::HashSet<String> = requirements
+        .iter()
+        .filter(|r| !certainly_allowed_by_its_statement(&r.permission))
+        .map(|r| r.permission.action.to_lowercase())
+        .collect();
+    let can_match = |statement: &&crate::policy::Statement| match &statement.action {
+        Some(listed) => listed
+            .iter()
+            .any(|a| a.contains(['*', '?']) || actions.contains(&a.to_lowercase())),
+        None => true,
+    };
+    let statements = if actions.is_empty() {
+        Vec::new()
+    } else {
+        desired
+            .statements
+            .iter()
+            .filter(can_match)
+            .cloned()
+            .collect()
+    };
+    PolicyDocument {
+        version: desired.version.clone(),
+        statements,
+    }
+}
+
+/// The request a need makes: its action on its resource, its condition values as the context.
+fn request_for(permission: &Permission) -> Request {
+    let mut request = Request::new(permission.action.clone(), permission.resource.clone());
+    for keys in permission.conditions.values() {
+        for (key, values) in keys {
+            request = request.with_context(key, values.iter().cloned());
+        }
+    }
+    request
+}
+
+/// Whether the statement a compiled policy grants `permission` with certainly matches the permission's own
+/// request: it has no conditions, and its resource no policy variable (`${…}`), so the resource pattern is the
+/// resource itself, which a glob always matches. The action, lower-cased the same way on both sides, too.
+fn certainly_allowed_by_its_statement(permission: &Permission) -> bool {
+    permission.conditions.is_empty() && !permission.resource.contains("${")
+}
+
+/// The need as blocked, unless the decision allows it.
+fn blocked(permission: &Permission, decision: Decision) -> Option<Blocked> {
+    let why = match decision {
+        Decision::Allowed => return None,
+        Decision::ExplicitDeny => BlockedBy::ExplicitDeny,
+        Decision::ImplicitDeny => BlockedBy::Boundary,
+        Decision::Unknown => BlockedBy::Unknown,
+    };
+    Some(Blocked {
+        action: permission.action.clone(),
+        resource: permission.resource.clone(),
+        why,
+    })
 }
 
 /// Allow statements of other policies that cover a needed service wholesale (`*`, `ecr:*`) or a needed action on
@@ -172,7 +239,8 @@ pub fn over_grants(
 mod tests {
     use super::*;
     use crate::derive::Reason;
-    use crate::policy::{Permission, compile};
+    use crate::policy::{Effect, Statement, compile};
+    use proptest::prelude::*;
 
     fn need(action: &str, resource: &str) -> Requirement {
         Requirement {
@@ -247,6 +315,84 @@ mod tests {
             (blocked[0].action.as_str(), blocked[0].why.as_str()),
             ("logs:PutLogEvents", "boundary")
         );
+    }
+
+    /// A need: an action, a resource (wildcards and policy variables included) and maybe a condition.
+    fn random_need() -> impl Strategy<Value = Requirement> {
+        let condition = prop::option::of((
+            prop::sample::select(vec!["StringEquals", "StringLike", "Null", "IpAddress"]),
+            prop::collection::vec("[ab*]|true", 0..3),
+        ));
+        (
+            "(ecr|ECR|s3):(Get|get|a\\*|G\\?t)",
+            "arn:[ab*?]{0,3}|\\$\\{aws:username\\}/[ab]|\\*",
+            condition,
+        )
+            .prop_map(|(action, resource, condition)| {
+                let mut requirement = need(&action, &resource);
+                if let Some((operator, values)) = condition {
+                    requirement.permission =
+                        requirement.permission.with_condition(operator, "k", values);
+                }
+                requirement
+            })
+    }
+
+    /// A policy of one statement: either effect, an action and a resource pattern, maybe a condition on `k`.
+    fn random_policy() -> impl Strategy<Value = PolicyDocument> {
+        (
+            any::<bool>(),
+            "(ecr|s3):(Get|get|\\*)|\\*",
+            "arn:[ab*]{0,2}|\\*",
+            prop::option::of("[ab*]"),
+        )
+            .prop_map(|(allow, action, resource, condition)| {
+                let mut statement = Statement {
+                    action: Some(vec![action]),
+                    resource: Some(vec![resource]),
+                    ..Statement::new(if allow { Effect::Allow } else { Effect::Deny })
+                };
+                if let Some(value) = condition {
+                    statement.condition = [(
+                        "StringLike".to_owned(),
+                        [("k".to_owned(), vec![value])].into(),
+                    )]
+                    .into();
+                }
+                PolicyDocument {
+                    version: Some(crate::policy::POLICY_VERSION.to_owned()),
+                    statements: vec![statement],
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The shortcut for needs the desired policy certainly allows (only the Deny statements and the boundary
+        /// are tested for them) decides exactly as evaluating every need against all the policies.
+        #[test]
+        fn blocked_needs_agree_with_evaluating_every_policy(
+            needs in prop::collection::vec(random_need(), 1..8),
+            others in prop::collection::vec(random_policy(), 0..4),
+            boundary in prop::option::of(random_policy()),
+        ) {
+            let others: Vec<OtherPolicy> = others
+                .into_iter()
+                .enumerate()
+                .map(|(i, document)| OtherPolicy { source: format!("inline:{i}"), document })
+                .collect();
+            let desired = compile(needs.iter().map(|r| &r.permission));
+            let evaluator = Evaluator::new(
+                std::iter::once(&desired).chain(others.iter().map(|o| &o.document)),
+                boundary.as_ref(),
+            );
+            let expected: Vec<Blocked> = needs
+                .iter()
+                .filter_map(|r| blocked(&r.permission, evaluator.evaluate(&request_for(&r.permission))))
+                .collect();
+            prop_assert_eq!(blocked_needs(Some(&desired), &needs, &others, boundary.as_ref()), expected);
+        }
     }
 
     #[test]
