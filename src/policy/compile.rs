@@ -6,10 +6,11 @@
 //! introduce wildcards to shrink them: granting exactly the input, nothing
 //! more, matters more than size.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use super::document::{Conditions, Effect, POLICY_VERSION, Permission, PolicyDocument, Statement};
-use super::normalize::canonical_conditions;
+use super::normalize::{canonical_conditions, lowercase};
 
 /// Compile permissions into the smallest deterministic policy.
 ///
@@ -29,10 +30,13 @@ pub fn compile<'a, I>(permissions: I) -> PolicyDocument
 where
     I: IntoIterator<Item = &'a Permission> + Clone,
 {
-    let mut action_spelling = BTreeMap::new();
+    let permissions: Vec<&Permission> = permissions.into_iter().collect();
+    let lowered: Vec<Cow<'_, str>> = permissions.iter().map(|p| lowercase(&p.action)).collect();
+    let mut action_spelling: BTreeMap<&str, &str> = BTreeMap::new();
     let mut key_spelling = BTreeMap::new();
-    for permission in permissions.clone() {
-        remember_spelling(&mut action_spelling, &permission.action);
+    for (permission, lower) in permissions.iter().zip(&lowered) {
+        let slot = action_spelling.entry(lower).or_insert(&permission.action);
+        *slot = (*slot).min(permission.action.as_str());
         for keys in permission.conditions.values() {
             for key in keys.keys() {
                 remember_spelling(&mut key_spelling, key);
@@ -40,42 +44,49 @@ where
         }
     }
 
-    // Step 1: which actions each (conditions, resource) needs.
-    let mut actions_per_target: BTreeMap<(Conditions, &str), BTreeSet<String>> = BTreeMap::new();
-    for permission in permissions {
-        actions_per_target
-            .entry((
-                canonical_conditions(&permission.conditions),
-                permission.resource.as_str(),
-            ))
-            .or_default()
-            .insert(permission.action.to_lowercase());
-    }
+    // Step 1: which actions each (conditions, resource) needs: sorted, each is a run of its actions.
+    let mut needs: Vec<(Conditions, &str, &str)> = permissions
+        .iter()
+        .zip(&lowered)
+        .map(|(p, lower)| {
+            (
+                canonical_conditions(&p.conditions),
+                p.resource.as_str(),
+                &**lower,
+            )
+        })
+        .collect();
+    needs.sort_unstable();
+    needs.dedup();
+    let same_target =
+        |a: &(Conditions, &str, &str), b: &(Conditions, &str, &str)| a.0 == b.0 && a.1 == b.1;
+    let mut targets: Vec<(Vec<&str>, &Conditions, &str)> = needs
+        .chunk_by(same_target)
+        .map(|run| (run.iter().map(|n| n.2).collect(), &run[0].0, run[0].1))
+        .collect();
 
-    // Step 2: resources sharing the exact same (actions, conditions) share a statement.
-    let mut resources_per_grant: BTreeMap<(BTreeSet<String>, Conditions), BTreeSet<&str>> =
-        BTreeMap::new();
-    for ((conditions, resource), actions) in actions_per_target {
-        resources_per_grant
-            .entry((actions, conditions))
-            .or_default()
-            .insert(resource);
-    }
-
-    let mut groups: Vec<(Vec<String>, Vec<String>, Conditions)> = resources_per_grant
-        .into_iter()
-        .map(|((actions, conditions), resources)| {
+    // Step 2: resources sharing the exact same (actions, conditions) share a statement: sorted, each is a run of
+    // its resources.
+    targets.sort_unstable();
+    let mut groups: Vec<(Vec<String>, Vec<String>, Conditions)> = targets
+        .chunk_by(|a, b| a.0 == b.0 && a.1 == b.1)
+        .map(|run| {
+            let (actions, conditions, _) = &run[0];
             let mut actions: Vec<String> = actions
                 .iter()
-                .map(|action| spelled(&action_spelling, action))
+                .map(|action| action_spelling[action].to_owned())
                 .collect();
             actions.sort();
-            let resources = resources.into_iter().map(str::to_owned).collect();
-            (actions, resources, respell_keys(&conditions, &key_spelling))
+            let resources = run.iter().map(|t| t.2.to_owned()).collect();
+            (actions, resources, respell_keys(conditions, &key_spelling))
         })
         .collect();
     groups.sort();
+    document(groups)
+}
 
+/// The statements of the groups (actions, resources, conditions), in order, as a policy document.
+fn document(groups: Vec<(Vec<String>, Vec<String>, Conditions)>) -> PolicyDocument {
     let statements = groups
         .into_iter()
         .map(|(actions, resources, condition)| Statement {
@@ -96,7 +107,7 @@ where
 /// IAM does not count whitespace outside strings, so this is the character
 /// count of [`PolicyDocument::to_json`].
 pub fn iam_size(doc: &PolicyDocument) -> usize {
-    doc.to_json().chars().count()
+    super::document::minified_chars(doc)
 }
 
 /// Records `word` as the spelling of its lowercase form if it sorts first.
@@ -134,6 +145,7 @@ mod tests {
     use super::*;
     use crate::policy::normalize::{Grant, diff, grants};
     use proptest::prelude::*;
+    use std::collections::BTreeSet;
 
     const REPO_A: &str = "arn:aws:ecr:us-east-1:123456789012:repository/a";
     const REPO_B: &str = "arn:aws:ecr:us-east-1:123456789012:repository/b";
@@ -310,7 +322,84 @@ mod tests {
             .collect()
     }
 
+    /// The compiler as it was written first, with ordered maps and sets: the reference for the faster one.
+    fn reference_compile(permissions: &[Permission]) -> PolicyDocument {
+        let mut action_spelling = BTreeMap::new();
+        let mut key_spelling = BTreeMap::new();
+        for permission in permissions {
+            remember_spelling(&mut action_spelling, &permission.action);
+            for key in permission.conditions.values().flat_map(|keys| keys.keys()) {
+                remember_spelling(&mut key_spelling, key);
+            }
+        }
+        let mut actions_per_target: BTreeMap<(Conditions, &str), BTreeSet<String>> =
+            BTreeMap::new();
+        for permission in permissions {
+            actions_per_target
+                .entry((
+                    canonical_conditions(&permission.conditions),
+                    permission.resource.as_str(),
+                ))
+                .or_default()
+                .insert(permission.action.to_lowercase());
+        }
+        let mut resources_per_grant: BTreeMap<(BTreeSet<String>, Conditions), BTreeSet<&str>> =
+            BTreeMap::new();
+        for ((conditions, resource), actions) in actions_per_target {
+            resources_per_grant
+                .entry((actions, conditions))
+                .or_default()
+                .insert(resource);
+        }
+        let mut groups: Vec<(Vec<String>, Vec<String>, Conditions)> = resources_per_grant
+            .into_iter()
+            .map(|((actions, conditions), resources)| {
+                let mut actions: Vec<String> = actions
+                    .iter()
+                    .map(|a| spelled(&action_spelling, a))
+                    .collect();
+                actions.sort();
+                let resources = resources.into_iter().map(str::to_owned).collect();
+                (actions, resources, respell_keys(&conditions, &key_spelling))
+            })
+            .collect();
+        groups.sort();
+        document(groups)
+    }
+
     proptest! {
+        #[test]
+        fn compile_writes_what_the_reference_compiler_writes(
+            permissions in prop::collection::vec(permission(), 0..16),
+        ) {
+            prop_assert_eq!(compile(&permissions).to_json(), reference_compile(&permissions).to_json());
+        }
+
+        #[test]
+        fn diff_lists_the_grants_one_side_has_and_the_other_lacks(
+            a in prop::collection::vec(permission(), 0..12),
+            b in prop::collection::vec(permission(), 0..12),
+        ) {
+            // One statement per permission, duplicates and differently cased actions kept.
+            let written = |permissions: Vec<Permission>| PolicyDocument {
+                version: None,
+                statements: permissions
+                    .into_iter()
+                    .map(|p| Statement {
+                        action: Some(vec![p.action]),
+                        resource: Some(vec![p.resource]),
+                        condition: p.conditions,
+                        ..Statement::new(Effect::Allow)
+                    })
+                    .collect(),
+            };
+            let (a, b) = (written(a), written(b));
+            let (grants_a, grants_b) = (grants(&a), grants(&b));
+            let d = diff(&a, &b);
+            prop_assert_eq!(d.added, grants_a.difference(&grants_b).cloned().collect::<Vec<_>>());
+            prop_assert_eq!(d.removed, grants_b.difference(&grants_a).cloned().collect::<Vec<_>>());
+        }
+
         #[test]
         fn compile_grants_exactly_the_input(permissions in prop::collection::vec(permission(), 0..12)) {
             let expected: BTreeSet<Grant> = permissions.iter().map(Grant::from).collect();

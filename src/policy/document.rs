@@ -225,18 +225,21 @@ impl PolicyDocument {
         };
         let value: Value =
             serde_json::from_str(&decoded).map_err(|source| PolicyError::ParseJson { source })?;
-        Self::from_value(&value)
+        Self::from_value(value)
     }
 
-    /// Read an already-parsed JSON value as a policy document.
+    /// Read an already-parsed JSON value as a policy document (its strings are moved, not copied).
     ///
     /// Same rules as [`PolicyDocument::parse`], for callers that hold a `Value`.
-    pub fn from_value(value: &Value) -> Result<PolicyDocument, PolicyError> {
-        let Value::Object(root) = value else {
-            return Err(PolicyError::document(
-                "(root)",
-                format!("expected a JSON object, found {}", kind(value)),
-            ));
+    pub fn from_value(value: Value) -> Result<PolicyDocument, PolicyError> {
+        let mut root = match value {
+            Value::Object(root) => root,
+            other => {
+                return Err(PolicyError::document(
+                    "(root)",
+                    format!("expected a JSON object, found {}", kind(&other)),
+                ));
+            }
         };
         if let Some(unknown) = root
             .keys()
@@ -244,17 +247,15 @@ impl PolicyDocument {
         {
             return Err(PolicyError::document(unknown, "unknown policy key"));
         }
-        let version = match root.get("Version") {
+        let version = match root.remove("Version") {
             None => None,
-            Some(Value::String(v)) if v == POLICY_VERSION || v == LEGACY_POLICY_VERSION => {
-                Some(v.clone())
-            }
+            Some(Value::String(v)) if v == POLICY_VERSION || v == LEGACY_POLICY_VERSION => Some(v),
             Some(other) => {
                 return Err(PolicyError::document(
                     "Version",
                     format!(
                         "expected \"{POLICY_VERSION}\" or \"{LEGACY_POLICY_VERSION}\", found {}",
-                        describe(other)
+                        describe(&other)
                     ),
                 ));
             }
@@ -268,18 +269,18 @@ impl PolicyDocument {
                 ));
             }
         }
-        let statements = match root.get("Statement") {
+        let statements = match root.remove("Statement") {
             None => return Err(PolicyError::document("Statement", "missing")),
             Some(Value::Object(one)) => vec![read_statement(0, one)?],
             Some(Value::Array(many)) => many
-                .iter()
+                .into_iter()
                 .enumerate()
                 .map(|(index, item)| match item {
                     Value::Object(object) => read_statement(index, object),
                     other => Err(PolicyError::statement(
                         index,
                         "Statement",
-                        format!("expected an object, found {}", kind(other)),
+                        format!("expected an object, found {}", kind(&other)),
                     )),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
@@ -288,7 +289,7 @@ impl PolicyDocument {
                     "Statement",
                     format!(
                         "expected an object or a list of objects, found {}",
-                        kind(other)
+                        kind(&other)
                     ),
                 ));
             }
@@ -323,22 +324,35 @@ const STATEMENT_KEYS: [&str; 9] = [
     "Condition",
 ];
 
-fn read_statement(index: usize, object: &Map<String, Value>) -> Result<Statement, PolicyError> {
+fn read_statement(index: usize, object: Map<String, Value>) -> Result<Statement, PolicyError> {
     let fail = |key: &str, problem: String| PolicyError::statement(index, key, problem);
-    if let Some(unknown) = object
-        .keys()
-        .find(|k| !STATEMENT_KEYS.contains(&k.as_str()))
-    {
-        return Err(fail(unknown, "unknown statement key".to_owned()));
+    // Each known key's value, in the order of `STATEMENT_KEYS`.
+    let mut values: [Option<Value>; 9] = Default::default();
+    for (key, value) in object {
+        match STATEMENT_KEYS.iter().position(|known| *known == key) {
+            Some(at) => values[at] = Some(value),
+            None => return Err(fail(&key, "unknown statement key".to_owned())),
+        }
     }
-    let sid = read_sid(object.get("Sid")).map_err(|p| fail("Sid", p))?;
-    let effect = read_effect(object.get("Effect")).map_err(|p| fail("Effect", p))?;
-    let principal = read_principal(object.get("Principal")).map_err(|p| fail("Principal", p))?;
-    let not_principal =
-        read_principal(object.get("NotPrincipal")).map_err(|p| fail("NotPrincipal", p))?;
+    let [
+        sid,
+        effect,
+        principal,
+        not_principal,
+        action,
+        not_action,
+        resource,
+        not_resource,
+        condition,
+    ] = values;
+    let sid = read_sid(sid).map_err(|p| fail("Sid", p))?;
+    let effect = read_effect(effect).map_err(|p| fail("Effect", p))?;
+    let principal = read_principal(principal).map_err(|p| fail("Principal", p))?;
+    let not_principal = read_principal(not_principal).map_err(|p| fail("NotPrincipal", p))?;
     let [action, not_action, resource, not_resource] =
-        read_lists(object).map_err(|(key, p)| fail(key, p))?;
-    let condition = match object.get("Condition") {
+        read_lists([action, not_action, resource, not_resource])
+            .map_err(|(key, p)| fail(key, p))?;
+    let condition = match condition {
         None => Conditions::new(),
         Some(value) => read_conditions(value).map_err(|p| fail("Condition", p))?,
     };
@@ -355,22 +369,22 @@ fn read_statement(index: usize, object: &Map<String, Value>) -> Result<Statement
     })
 }
 
-fn read_sid(value: Option<&Value>) -> Result<Option<String>, String> {
+fn read_sid(value: Option<Value>) -> Result<Option<String>, String> {
     match value {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!("expected a string, found {}", kind(other))),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!("expected a string, found {}", kind(&other))),
     }
 }
 
-fn read_effect(value: Option<&Value>) -> Result<Effect, String> {
+fn read_effect(value: Option<Value>) -> Result<Effect, String> {
     match value {
         Some(Value::String(s)) if s == "Allow" => Ok(Effect::Allow),
         Some(Value::String(s)) if s == "Deny" => Ok(Effect::Deny),
         None => Err("missing".to_owned()),
         Some(other) => Err(format!(
             "expected \"Allow\" or \"Deny\", found {}",
-            describe(other)
+            describe(&other)
         )),
     }
 }
@@ -378,14 +392,15 @@ fn read_effect(value: Option<&Value>) -> Result<Effect, String> {
 /// `Action`, `NotAction`, `Resource` and `NotResource`, in that order, with the key an error is about: exactly
 /// one of the action keys is required, at most one of the resource keys is allowed.
 fn read_lists(
-    object: &Map<String, Value>,
+    values: [Option<Value>; 4],
 ) -> Result<[Option<Vec<String>>; 4], (&'static str, String)> {
     let mut lists = [None, None, None, None];
-    for (slot, name) in lists
+    for ((slot, name), value) in lists
         .iter_mut()
         .zip(["Action", "NotAction", "Resource", "NotResource"])
+        .zip(values)
     {
-        if let Some(value) = object.get(name) {
+        if let Some(value) = value {
             *slot = Some(read_string_list(value).map_err(|p| (name, p))?);
         }
     }
@@ -414,58 +429,58 @@ fn read_lists(
     Ok(lists)
 }
 
-fn read_string_list(value: &Value) -> Result<Vec<String>, String> {
+fn read_string_list(value: Value) -> Result<Vec<String>, String> {
     match value {
-        Value::String(s) => Ok(vec![s.clone()]),
+        Value::String(s) => Ok(vec![s]),
         Value::Array(items) => items
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, item)| match item {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(format!("entry {i} is {}, expected a string", kind(other))),
+                Value::String(s) => Ok(s),
+                other => Err(format!("entry {i} is {}, expected a string", kind(&other))),
             })
             .collect(),
         other => Err(format!(
             "expected a string or a list of strings, found {}",
-            kind(other)
+            kind(&other)
         )),
     }
 }
 
-fn read_principal(value: Option<&Value>) -> Result<Option<Value>, String> {
+fn read_principal(value: Option<Value>) -> Result<Option<Value>, String> {
     match value {
         None => Ok(None),
-        Some(Value::String(s)) if s == "*" => Ok(Some(Value::String(s.clone()))),
+        Some(Value::String(s)) if s == "*" => Ok(Some(Value::String(s))),
         Some(Value::Object(map)) => {
-            for (kind_name, ids) in map {
-                read_string_list(ids).map_err(|p| format!("`{kind_name}`: {p}"))?;
+            for (kind_name, ids) in &map {
+                read_string_list(ids.clone()).map_err(|p| format!("`{kind_name}`: {p}"))?;
             }
-            Ok(Some(Value::Object(map.clone())))
+            Ok(Some(Value::Object(map)))
         }
         Some(other) => Err(format!(
             "expected \"*\" or an object, found {}",
-            describe(other)
+            describe(&other)
         )),
     }
 }
 
-fn read_conditions(value: &Value) -> Result<Conditions, String> {
+fn read_conditions(value: Value) -> Result<Conditions, String> {
     let Value::Object(operators) = value else {
-        return Err(format!("expected an object, found {}", kind(value)));
+        return Err(format!("expected an object, found {}", kind(&value)));
     };
     let mut conditions = Conditions::new();
     for (operator, keys) in operators {
         let Value::Object(keys) = keys else {
             return Err(format!(
                 "`{operator}`: expected an object, found {}",
-                kind(keys)
+                kind(&keys)
             ));
         };
         let block = conditions.entry(operator.clone()).or_default();
         for (key, values) in keys {
             let values = match values {
                 Value::Array(items) => items
-                    .iter()
+                    .into_iter()
                     .map(condition_value)
                     .collect::<Option<Vec<_>>>(),
                 single => condition_value(single).map(|v| vec![v]),
@@ -475,15 +490,15 @@ fn read_conditions(value: &Value) -> Result<Conditions, String> {
                     "`{operator}` > `{key}`: expected a string, bool, number or a list of those"
                 ));
             };
-            block.insert(key.clone(), values);
+            block.insert(key, values);
         }
     }
     Ok(conditions)
 }
 
-fn condition_value(value: &Value) -> Option<String> {
+fn condition_value(value: Value) -> Option<String> {
     match value {
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) => Some(s),
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -572,8 +587,30 @@ fn serialize_conditions<S: Serializer>(
 
 /// Minified JSON of a value whose serialisation cannot fail (every map key is a string).
 fn minified(value: &impl Serialize) -> String {
-    serde_json::to_string(value)
-        .expect("policy documents always serialise: every map key is a string")
+    serde_json::to_string(value).expect(ALWAYS_SERIALISES)
+}
+
+/// The number of characters of [`minified`], counted as it is written instead of kept.
+pub(super) fn minified_chars(value: &impl Serialize) -> usize {
+    let mut counter = CharCounter(0);
+    serde_json::to_writer(&mut counter, value).expect(ALWAYS_SERIALISES);
+    counter.0
+}
+
+const ALWAYS_SERIALISES: &str = "policy documents always serialise: every map key is a string";
+
+/// Counts the characters of the UTF-8 text written to it: the bytes that do not continue a character.
+struct CharCounter(usize);
+
+impl std::io::Write for CharCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.iter().filter(|&&b| b & 0xC0 != 0x80).count();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

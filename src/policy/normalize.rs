@@ -9,6 +9,7 @@
 //! unioning their values, which IAM would instead AND; such documents are
 //! not something this daemon writes, and the simplification is accepted.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
@@ -88,29 +89,109 @@ pub struct Normalized {
 
 /// The canonical meaning of `doc`; two documents mean the same iff these are equal.
 pub fn normalize(doc: &PolicyDocument) -> Normalized {
-    let mut normalized = Normalized::default();
-    for statement in &doc.statements {
-        match expandable(statement) {
-            Some((actions, resources)) => {
-                let conditions = canonical_conditions(&statement.condition);
-                for action in actions {
-                    let action = action.to_lowercase();
-                    for resource in resources {
-                        normalized.grants.insert(Grant {
-                            effect: statement.effect,
-                            action: action.clone(),
-                            resource: resource.clone(),
-                            conditions: conditions.clone(),
-                        });
-                    }
+    let expanded = Expanded::new(doc);
+    Normalized {
+        grants: expanded
+            .grants()
+            .into_iter()
+            .map(GrantRef::to_grant)
+            .collect(),
+        others: expanded.others,
+    }
+}
+
+/// A document split into what [`normalize`] makes of it, the grants still to be listed: per expandable statement
+/// its effect, its actions lower-cased, its resources and its canonical conditions; the other statements'
+/// canonical JSON.
+struct Expanded<'a> {
+    statements: Vec<ExpandedStatement<'a>>,
+    others: BTreeSet<String>,
+}
+
+/// One expandable statement (see [`Expanded`]).
+struct ExpandedStatement<'a> {
+    effect: Effect,
+    actions: Vec<Cow<'a, str>>,
+    resources: &'a [String],
+    conditions: Conditions,
+}
+
+impl<'a> Expanded<'a> {
+    fn new(doc: &'a PolicyDocument) -> Self {
+        let mut expanded = Expanded {
+            statements: Vec::with_capacity(doc.statements.len()),
+            others: BTreeSet::new(),
+        };
+        for statement in &doc.statements {
+            match expandable(statement) {
+                Some((actions, resources)) => expanded.statements.push(ExpandedStatement {
+                    effect: statement.effect,
+                    actions: actions.iter().map(|a| lowercase(a)).collect(),
+                    resources,
+                    conditions: canonical_conditions(&statement.condition),
+                }),
+                None => {
+                    expanded.others.insert(canonical_statement(statement));
                 }
             }
-            None => {
-                normalized.others.insert(canonical_statement(statement));
+        }
+        expanded
+    }
+
+    /// Every grant (action × resource of each expandable statement), sorted as [`Grant`]s are, without duplicates.
+    fn grants(&self) -> Vec<GrantRef<'_>> {
+        let mut grants = Vec::with_capacity(
+            self.statements
+                .iter()
+                .map(|s| s.actions.len() * s.resources.len())
+                .sum(),
+        );
+        for statement in &self.statements {
+            for action in &statement.actions {
+                grants.extend(statement.resources.iter().map(|resource| GrantRef {
+                    effect: statement.effect,
+                    action,
+                    resource,
+                    conditions: &statement.conditions,
+                }));
             }
         }
+        grants.sort_unstable();
+        grants.dedup();
+        grants
     }
-    normalized
+}
+
+/// A [`Grant`] borrowed from an [`Expanded`] document: the same fields in the same order, so it sorts the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct GrantRef<'a> {
+    effect: Effect,
+    action: &'a str,
+    resource: &'a str,
+    conditions: &'a Conditions,
+}
+
+impl GrantRef<'_> {
+    fn to_grant(self) -> Grant {
+        Grant {
+            effect: self.effect,
+            action: self.action.to_owned(),
+            resource: self.resource.to_owned(),
+            conditions: self.conditions.clone(),
+        }
+    }
+}
+
+/// `text` lower-cased as [`str::to_lowercase`] does, borrowed when it is already (the common case).
+pub(crate) fn lowercase(text: &str) -> Cow<'_, str> {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.to_lowercase())
+    }
 }
 
 /// Expands `Action` x `Resource` of every statement that uses both and has no principal.
@@ -154,19 +235,11 @@ impl PolicyDiff {
 
 /// The difference by meaning between `desired` and `observed`.
 pub fn diff(desired: &PolicyDocument, observed: &PolicyDocument) -> PolicyDiff {
-    let desired = normalize(desired);
-    let observed = normalize(observed);
+    let (desired, observed) = (Expanded::new(desired), Expanded::new(observed));
+    let (desired_grants, observed_grants) = (desired.grants(), observed.grants());
     PolicyDiff {
-        added: desired
-            .grants
-            .difference(&observed.grants)
-            .cloned()
-            .collect(),
-        removed: observed
-            .grants
-            .difference(&desired.grants)
-            .cloned()
-            .collect(),
+        added: only_in(&desired_grants, &observed_grants),
+        removed: only_in(&observed_grants, &desired_grants),
         other_added: desired
             .others
             .difference(&observed.others)
@@ -178,6 +251,19 @@ pub fn diff(desired: &PolicyDocument, observed: &PolicyDocument) -> PolicyDiff {
             .cloned()
             .collect(),
     }
+}
+
+/// The grants of `left` that are not in `right`, both sorted without duplicates, in order.
+fn only_in(left: &[GrantRef<'_>], right: &[GrantRef<'_>]) -> Vec<Grant> {
+    let mut right = right.iter().peekable();
+    let mut only = Vec::new();
+    for grant in left {
+        while right.next_if(|other| *other < grant).is_some() {}
+        if right.peek() != Some(&grant) {
+            only.push(grant.to_grant());
+        }
+    }
+    only
 }
 
 /// Conditions with keys lowercased, values sorted and deduplicated, and empty
