@@ -227,11 +227,23 @@ pub fn plan_role(
 /// The full delta of one role: every need against everything the role holds.
 fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> RolePlan {
     let desired_doc = desired.policy();
-    let mut plan = unplanned(desired, observed, policy_name, desired_doc.clone());
-    if !observed.exists {
-        return plan;
+    let mut plan = unplanned(desired, observed, policy_name, desired_doc.as_ref());
+    if observed.exists {
+        compare(&mut plan, desired, observed, desired_doc.as_ref());
     }
-    effects(&mut plan, desired, observed, desired_doc.as_ref());
+    plan.desired = desired_doc;
+    plan
+}
+
+/// Compare an existing role with what it should hold: its other policies' effects, the delta of the grants and
+/// the writes that repair it.
+fn compare(
+    plan: &mut RolePlan,
+    desired: &DesiredRole,
+    observed: &ObservedRole,
+    desired_doc: Option<&PolicyDocument>,
+) {
+    effects(plan, desired, observed, desired_doc);
     let observed_doc = match observed.owned_policy.as_deref().map(PolicyDocument::parse) {
         None => None,
         Some(Ok(doc)) => Some(doc),
@@ -242,23 +254,18 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
         }
     };
     let owned_managed = spill_documents(observed);
-    // Everything we own that grants (the inline policy and the attached spill policies) is compared with what is
-    // needed; an unattached spill policy grants nothing.
-    let mut owned_all = observed_doc.clone().unwrap_or_default();
-    for (_, doc) in owned_managed.iter().filter(|(m, _)| m.is_attached) {
-        owned_all
-            .statements
-            .extend(doc.iter().flat_map(|d| d.statements.iter().cloned()));
-    }
     let empty = PolicyDocument::default();
-    let delta = policy::diff(desired_doc.as_ref().unwrap_or(&empty), &owned_all);
+    let owned_all = owned_grants(observed_doc.as_ref().unwrap_or(&empty), &owned_managed);
+    let delta = policy::diff(desired_doc.unwrap_or(&empty), &owned_all);
     plan.added = additions(&delta.added, &desired.requirements);
-    let spellings = action_spellings(&owned_all);
-    plan.removed = delta
-        .removed
-        .iter()
-        .map(|g| display_permission(g, &spellings))
-        .collect();
+    if !delta.removed.is_empty() {
+        let spellings = action_spellings(&owned_all);
+        plan.removed = delta
+            .removed
+            .iter()
+            .map(|g| display_permission(g, &spellings))
+            .collect();
+    }
     plan.removed_other = delta.other_removed.clone();
 
     let inline = Inline {
@@ -267,22 +274,43 @@ fn delta(desired: &DesiredRole, observed: &ObservedRole, policy_name: &str) -> R
         in_sync: (!owned_managed.iter().any(|(m, _)| m.is_attached)).then(|| delta.is_empty()),
     };
     writes(
-        &mut plan,
+        plan,
         desired,
         observed,
         &inline,
         &owned_managed,
-        desired_doc.as_ref(),
+        desired_doc,
     );
-    plan
 }
 
-/// The role's plan before anything is compared: who it is, what it needs, and no change yet.
+/// Everything we own that grants: the inline policy and the attached spill policies (an unattached spill policy
+/// grants nothing), as one document; the inline policy itself when no attached spill policy could be read.
+fn owned_grants<'a>(
+    inline: &'a PolicyDocument,
+    owned_managed: &[spill::Owned<'_>],
+) -> std::borrow::Cow<'a, PolicyDocument> {
+    let mut attached = owned_managed
+        .iter()
+        .filter(|(m, _)| m.is_attached)
+        .filter_map(|(_, doc)| doc.as_ref())
+        .peekable();
+    if attached.peek().is_none() {
+        return std::borrow::Cow::Borrowed(inline);
+    }
+    let mut all = inline.clone();
+    for doc in attached {
+        all.statements.extend(doc.statements.iter().cloned());
+    }
+    std::borrow::Cow::Owned(all)
+}
+
+/// The role's plan before anything is compared: who it is, what it needs, and no change yet (the desired policy
+/// itself is filled in last, once the comparison no longer borrows it).
 fn unplanned(
     desired: &DesiredRole,
     observed: &ObservedRole,
     policy_name: &str,
-    desired_doc: Option<PolicyDocument>,
+    desired_doc: Option<&PolicyDocument>,
 ) -> RolePlan {
     RolePlan {
         key: desired.key.clone(),
@@ -293,8 +321,8 @@ fn unplanned(
         added: Vec::new(),
         removed: Vec::new(),
         removed_other: Vec::new(),
-        desired_size: desired_doc.as_ref().map(policy::iam_size).unwrap_or(0),
-        desired: desired_doc,
+        desired_size: desired_doc.map(policy::iam_size).unwrap_or(0),
+        desired: None,
         other_inline_policies: observed.other_inline_policies.clone(),
         unreadable_owned_policy: None,
         findings: desired.findings.clone(),

@@ -229,6 +229,8 @@ pub(super) fn spill(
             MAX_ATTACHED_POLICIES.saturating_sub(foreign_attached)
         ));
     }
+    // The order of the writes matters only when an owned piece already grants something (see `safe_order`).
+    let any_held = owned.iter().any(|(m, doc)| m.is_attached && doc.is_some());
     let mut groups = Vec::new();
     let mut names = Vec::new();
     for (i, piece) in pieces.iter().enumerate() {
@@ -254,7 +256,11 @@ pub(super) fn spill(
         };
         groups.push(PieceWrites {
             before,
-            after: policy::grants(piece),
+            after: if any_held {
+                policy::grants(piece)
+            } else {
+                BTreeSet::new()
+            },
             changes,
         });
         names.push(name);
@@ -269,7 +275,8 @@ pub(super) fn spill(
     Ok(changes)
 }
 
-/// One piece's writes, with the grants its policy gives the role before and after them.
+/// One piece's writes, with the grants its policy gives the role before and after them. When no owned piece
+/// grants anything yet, every `before` is empty, nothing can be taken away, and `after` is left empty too.
 struct PieceWrites {
     before: BTreeSet<Grant>,
     after: BTreeSet<Grant>,
