@@ -182,15 +182,16 @@ pub fn over_grants(
     others: &[OtherPolicy],
     exempt: Option<&str>,
 ) -> Vec<OverGrant> {
-    let services: std::collections::BTreeSet<String> = requirements
+    // The needed services, each once (a role needs few): compared ignoring ASCII case.
+    let mut services: Vec<&str> = Vec::new();
+    for (service, _) in requirements
         .iter()
-        .filter_map(|r| {
-            r.permission
-                .action
-                .split_once(':')
-                .map(|(s, _)| s.to_ascii_lowercase())
-        })
-        .collect();
+        .filter_map(|r| r.permission.action.split_once(':'))
+    {
+        if !services.iter().any(|s| s.eq_ignore_ascii_case(service)) {
+            services.push(service);
+        }
+    }
     let needed_on_star: std::collections::BTreeSet<String> = requirements
         .iter()
         .filter(|r| r.permission.resource == "*")
@@ -212,9 +213,9 @@ pub fn over_grants(
             for action in actions {
                 let lower = action.to_ascii_lowercase();
                 let wholesale = lower == "*"
-                    || lower
-                        .strip_suffix(":*")
-                        .is_some_and(|service| services.contains(service));
+                    || lower.strip_suffix(":*").is_some_and(|service| {
+                        services.iter().any(|s| s.eq_ignore_ascii_case(service))
+                    });
                 let needed_action_everywhere = on_everything
                     && !needed_on_star.contains(&lower)
                     && requirements
