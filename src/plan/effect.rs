@@ -85,6 +85,12 @@ pub fn blocked_needs(
     others: &[OtherPolicy],
     boundary: Option<&PolicyDocument>,
 ) -> Vec<Blocked> {
+    debug_assert!(
+        desired.is_none_or(
+            |d| *d == crate::policy::compile(requirements.iter().map(|r| &r.permission))
+        ),
+        "the desired policy is the one compiled from the needs"
+    );
     let other_documents = || others.iter().map(|o| &o.document);
     let others_only = Evaluator::new(other_documents(), boundary);
     let desired_part = desired.map(|d| part_for_uncertain_needs(d, requirements));
