@@ -15,11 +15,11 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::derive::{self, Derivation, DeriveContext, DeriveOptions, Facts, Finding};
 use crate::model::TaskDefinition;
-use crate::plan::{INLINE_POLICY_LIMIT, finding_json};
+use crate::plan::{FindingJson, INLINE_POLICY_LIMIT, RequirementJson};
 use crate::policy::{self, PolicyDocument};
 
 /// The file name that stands for standard input.
@@ -272,25 +272,28 @@ fn write_text_report(report: &FileReport, out: &mut dyn Write) -> io::Result<()>
     writeln!(out)
 }
 
-/// JSON report (schema 1):
+/// JSON report (schema 1), every object's keys sorted:
 ///
 /// ```text
-/// { "schema": 1, "files": [ { "file", "error": null | "<why>", "task_definition", "execution_role_arn",
-///   "role": { "account", "name" } | null,
-///   "requirements": [ { "action", "resource", "conditions", "reasons": [ { "task_definition", "container", "field" } ] } ],
-///   "findings": [ { "kind", "blocking", "task_definition", "container", "field", "message" } ],
-///   "policy": <IAM policy document> | null, "policy_size": n } ] }
+/// { "files": [ { "error": null | "<why>", "execution_role_arn", "file",
+///   "findings": [ { "blocking", "container", "field", "holds_back", "kind", "message", "task_definition" } ],
+///   "policy": <IAM policy document> | null, "policy_size": n,
+///   "requirements": [ { "action", "conditions", "reasons": [ { "container", "field", "task_definition" } ], "resource" } ],
+///   "role": { "account", "name" } | null, "task_definition" } ], "schema": 1 }
 /// ```
+///
+/// A file that could not be read has only `"error"` and `"file"`. As a `Value`, for tests and callers that
+/// inspect it; [`write_json`] writes the same document without building it.
 pub fn render_json(reports: &[FileReport]) -> Value {
-    let files: Vec<Value> = reports.iter().map(file_json).collect();
-    json!({ "schema": 1, "files": files })
+    serde_json::to_value(JsonReport(JsonFiles(RefCell::new(Some(reports.iter())))))
+        .expect("the JSON report always serialises: every map key is a string")
 }
 
-/// Write the JSON report ([`render_json`]'s document, pretty-printed, then a newline) to `out`, building one
-/// file's JSON at a time instead of the whole document.
+/// Write the JSON report ([`render_json`]'s document, pretty-printed, then a newline) to `out`, serialising one
+/// file's report at a time straight from the report types.
 pub fn write_json<R: Borrow<FileReport>>(
     reports: impl IntoIterator<Item = R>,
-    out: &mut dyn Write,
+    out: &mut impl Write,
 ) -> io::Result<()> {
     let mut serializer = serde_json::Serializer::pretty(&mut *out);
     let files = JsonFiles(RefCell::new(Some(reports.into_iter())));
@@ -300,7 +303,7 @@ pub fn write_json<R: Borrow<FileReport>>(
     writeln!(out)
 }
 
-/// The JSON report as a streaming [`Serialize`]: its keys in the order `serde_json::Map` keeps them (sorted).
+/// The JSON report as a streaming [`Serialize`]: `files`, then `schema`.
 struct JsonReport<I>(JsonFiles<I>);
 
 impl<I: Iterator<Item = R>, R: Borrow<FileReport>> Serialize for JsonReport<I> {
@@ -312,37 +315,59 @@ impl<I: Iterator<Item = R>, R: Borrow<FileReport>> Serialize for JsonReport<I> {
     }
 }
 
-/// The `files` array, each element derived (when the iterator is lazy), built and written in turn; it can be
-/// serialised once.
+/// The `files` array, each element derived (when the iterator is lazy) and written in turn; it can be serialised
+/// once.
 struct JsonFiles<I>(RefCell<Option<I>>);
 
 impl<I: Iterator<Item = R>, R: Borrow<FileReport>> Serialize for JsonFiles<I> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let reports = self.0.borrow_mut().take().into_iter().flatten();
-        serializer.collect_seq(reports.map(|r| file_json(r.borrow())))
+        serializer.collect_seq(reports.map(FileJson))
     }
 }
 
 /// One file's element of the JSON report.
-fn file_json(report: &FileReport) -> Value {
-    match &report.result {
-        Err(error) => json!({ "file": report.file, "error": error }),
-        Ok((d, doc)) => json!({
-            "file": report.file,
-            "error": null,
-            "task_definition": d.task_definition,
-            "execution_role_arn": d.execution_role_arn,
-            "role": d.role.as_ref().map(|k| json!({"account": k.account, "name": k.name})),
-            "requirements": d.requirements.iter().map(|r| json!({
-                "action": r.permission.action,
-                "resource": r.permission.resource,
-                "conditions": r.permission.conditions,
-                "reasons": r.reasons,
-            })).collect::<Vec<_>>(),
-            "findings": d.findings.iter().map(finding_json).collect::<Vec<_>>(),
-            "policy": doc.as_ref().and_then(|d| serde_json::to_value(d).ok()),
-            "policy_size": doc.as_ref().map(policy::iam_size).unwrap_or(0),
-        }),
+struct FileJson<R>(R);
+
+impl<R: Borrow<FileReport>> Serialize for FileJson<R> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let report = self.0.borrow();
+        let (d, doc) = match &report.result {
+            Err(error) => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("error", error)?;
+                map.serialize_entry("file", &report.file)?;
+                return map.end();
+            }
+            Ok(ok) => ok,
+        };
+        let mut map = serializer.serialize_map(Some(9))?;
+        map.serialize_entry("error", &None::<&str>)?;
+        map.serialize_entry("execution_role_arn", &d.execution_role_arn)?;
+        map.serialize_entry("file", &report.file)?;
+        map.serialize_entry("findings", &Each(&d.findings, FindingJson))?;
+        map.serialize_entry("policy", &doc.as_ref().map(PolicyDocument::sorted_keys))?;
+        map.serialize_entry("policy_size", &doc.as_ref().map_or(0, policy::iam_size))?;
+        map.serialize_entry(
+            "requirements",
+            &Each(&d.requirements, RequirementJson::from),
+        )?;
+        map.serialize_entry("role", &d.role)?;
+        map.serialize_entry("task_definition", &d.task_definition)?;
+        map.end()
+    }
+}
+
+/// A slice written as a JSON array, each item through `F`.
+struct Each<'a, T, F>(&'a [T], F);
+
+impl<'a, T, F, J> Serialize for Each<'a, T, F>
+where
+    F: Fn(&'a T) -> J,
+    J: Serialize,
+{
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(&self.1))
     }
 }
 
@@ -477,6 +502,45 @@ mod tests {
             let whole = serde_json::to_string_pretty(&render_json(&reports)).unwrap() + "\n";
             assert_eq!(String::from_utf8(streamed).unwrap(), whole);
         }
+    }
+
+    /// A task definition whose report has every kind of JSON value: conditions (rule 1c), reasons, findings
+    /// with and without a scope held back, a policy with a `Condition` block, and no `taskDefinitionArn`.
+    const SHAPED: &str = r#"{"executionRoleArn":"arn:aws:iam::123456789012:role/app-exec","family":"web",
+        "containerDefinitions":[{"name":"web","image":"123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1",
+        "secrets":[{"name":"A","valueFrom":"arn:aws:secretsmanager:us-east-1:123456789012:secret:a-AbCdEf"},
+            {"name":"B","valueFrom":"/app/b"}]}]}"#;
+
+    #[test]
+    fn json_report_shape_and_key_order_are_pinned() {
+        let options = DeriveOptions {
+            vpc_endpoint: crate::derive::VpcEndpointCondition {
+                source_vpce: vec!["vpce-1".into()],
+                source_vpc: Vec::new(),
+            },
+            ..DeriveOptions::default()
+        };
+        let ctx = DeriveContext {
+            account: None,
+            region: Some("us-east-1".into()),
+        };
+        let no_role = SHAPED.replace(
+            r#""executionRoleArn":"arn:aws:iam::123456789012:role/app-exec","#,
+            "",
+        );
+        let all = vec![
+            ("shaped.json".to_string(), Ok(SHAPED.to_string())),
+            ("no-role.json".into(), Ok(no_role)),
+            ("bad.json".into(), Err("No such file".into())),
+        ];
+        let reports = derive_files(&all, &ctx, &options);
+        let mut out = Vec::new();
+        write_json(&reports, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(
+            out,
+            include_str!("../tests/fixtures/derive-report-shape.json")
+        );
     }
 
     #[test]

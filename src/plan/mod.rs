@@ -8,6 +8,7 @@
 mod baseline;
 mod effect;
 mod hold;
+mod json;
 mod render;
 mod spill;
 
@@ -20,7 +21,8 @@ use crate::policy::{self, Grant, INLINE_LIMIT, Permission, PolicyDocument};
 pub use baseline::{BASELINE_TAG, BaselineTag, is_baseline_policy_arn};
 pub use effect::{Blocked, BlockedBy, OtherPolicy, OverGrant, blocked_needs, over_grants};
 pub use hold::{HeldBack, HeldRemoval, Hold, Removals};
-pub use render::{finding_json, render_json, render_text, role_details_text};
+pub use json::{FindingJson, RequirementJson};
+pub use render::{render_json, render_text, role_details_text};
 pub use spill::{
     MAX_POLICY_VERSIONS, ManagedChange, OWNER_TAG, OwnedManagedPolicy, OwnedVersion, ROLE_TAG,
     is_spill_policy_name, spill_policy_name, spill_policy_role, version_number,

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use super::json::{FindingJson, RequirementJson};
 use super::{Change, HeldBack, Hold, INLINE_POLICY_LIMIT, Plan, RolePlan};
 use crate::derive::Finding;
 use crate::policy::Permission;
@@ -332,17 +333,15 @@ fn role_json(role: &RolePlan) -> Value {
         "role_exists": role.role_exists,
         "change": role.change.as_str(),
         "task_definitions": role.task_definitions,
-        "added": role.added.iter().map(|a| json!({
-            "action": a.permission.action,
-            "resource": a.permission.resource,
-            "conditions": a.permission.conditions,
-            "reasons": a.reasons,
+        "added": role.added.iter().map(|a| value(RequirementJson {
+            permission: &a.permission,
+            reasons: &a.reasons,
         })).collect::<Vec<_>>(),
         "removed": role.removed.iter().map(|p| json!({
             "action": p.action, "resource": p.resource, "conditions": p.conditions,
         })).collect::<Vec<_>>(),
         "removed_other": role.removed_other,
-        "policy": role.desired.as_ref().and_then(|d| serde_json::from_str::<Value>(&d.to_json()).ok()),
+        "policy": role.desired.as_ref().map(|d| value(d.sorted_keys())),
         "policy_size": role.desired_size,
         "policy_size_limit": INLINE_POLICY_LIMIT,
         "other_inline_policies": role.other_inline_policies,
@@ -387,15 +386,12 @@ fn hold_json(hold: &Hold) -> Value {
     }
 }
 
-/// A finding as JSON (shared with `derive --output json`).
-pub fn finding_json(f: &Finding) -> Value {
-    json!({
-        "kind": f.kind.as_str(),
-        "blocking": f.kind.is_blocking(),
-        "task_definition": f.task_definition,
-        "container": f.container,
-        "field": f.field,
-        "message": f.message,
-        "holds_back": f.holds,
-    })
+/// A finding as JSON ([`FindingJson`]).
+fn finding_json(f: &Finding) -> Value {
+    value(FindingJson(f))
+}
+
+/// One of the shared JSON forms as a `Value`.
+fn value(form: impl serde::Serialize) -> Value {
+    serde_json::to_value(form).expect("the JSON forms always serialise: every map key is a string")
 }

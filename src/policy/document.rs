@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use percent_encoding::percent_decode_str;
+use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -310,6 +311,77 @@ impl PolicyDocument {
     pub fn to_json(&self) -> String {
         minified(self)
     }
+
+    /// The document serialised with every object's keys sorted (`Statement` before `Version`, a statement's
+    /// `Action` first and `Sid` last), the way a `serde_json::Value` of it prints: the key order of the JSON
+    /// reports (`derive --output json`, `plan --output json`), written without building a `Value`.
+    pub fn sorted_keys(&self) -> impl Serialize + '_ {
+        SortedDocument(self)
+    }
+}
+
+/// [`PolicyDocument::sorted_keys`].
+struct SortedDocument<'a>(&'a PolicyDocument);
+
+impl Serialize for SortedDocument<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let doc = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("Statement", &SortedStatements(&doc.statements))?;
+        if let Some(version) = &doc.version {
+            map.serialize_entry("Version", version)?;
+        }
+        map.end()
+    }
+}
+
+/// A document's statements, each with its keys sorted.
+struct SortedStatements<'a>(&'a [Statement]);
+
+impl Serialize for SortedStatements<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(SortedStatement))
+    }
+}
+
+/// One statement with its keys sorted; the values are written as [`Statement`]'s own serialisation writes them.
+struct SortedStatement<'a>(&'a Statement);
+
+impl Serialize for SortedStatement<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let s = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        entry(&mut map, "Action", list(&s.action))?;
+        if !s.condition.is_empty() {
+            map.serialize_entry("Condition", &ConditionBlock(&s.condition))?;
+        }
+        map.serialize_entry("Effect", &s.effect)?;
+        entry(&mut map, "NotAction", list(&s.not_action))?;
+        entry(
+            &mut map,
+            "NotPrincipal",
+            s.not_principal.as_ref().map(SortedValue),
+        )?;
+        entry(&mut map, "NotResource", list(&s.not_resource))?;
+        entry(&mut map, "Principal", s.principal.as_ref().map(SortedValue))?;
+        entry(&mut map, "Resource", list(&s.resource))?;
+        entry(&mut map, "Sid", s.sid.as_ref())?;
+        map.end()
+    }
+}
+
+/// A list as [`StringOrList`], when present.
+fn list(list: &Option<Vec<String>>) -> Option<StringOrList<'_>> {
+    list.as_deref().map(StringOrList)
+}
+
+/// Write `key` with `value`, or nothing when there is no value.
+fn entry<M: SerializeMap>(
+    map: &mut M,
+    key: &str,
+    value: Option<impl Serialize>,
+) -> Result<(), M::Error> {
+    value.map_or(Ok(()), |value| map.serialize_entry(key, &value))
 }
 
 const STATEMENT_KEYS: [&str; 9] = [
@@ -565,24 +637,33 @@ fn serialize_principal<S: Serializer>(
 
 /// `serialize_with` for `Action`, `NotAction`, `Resource` and `NotResource` (only called when present).
 fn serialize_list<S: Serializer>(
-    list: &Option<Vec<String>>,
+    values: &Option<Vec<String>>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    list.as_deref().map(StringOrList).serialize(serializer)
+    list(values).serialize(serializer)
 }
 
-/// `serialize_with` for `Condition`: operator -> key -> string or list, keys in `BTreeMap` order.
+/// `serialize_with` for `Condition` (only called when not empty).
 fn serialize_conditions<S: Serializer>(
     conditions: &Conditions,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serializer.collect_map(conditions.iter().map(|(operator, keys)| {
-        let block: BTreeMap<&String, StringOrList<'_>> = keys
-            .iter()
-            .map(|(key, values)| (key, StringOrList(values)))
-            .collect();
-        (operator, block)
-    }))
+    ConditionBlock(conditions).serialize(serializer)
+}
+
+/// A `Condition` block: operator -> key -> string or list, keys in `BTreeMap` (sorted) order.
+struct ConditionBlock<'a>(&'a Conditions);
+
+impl Serialize for ConditionBlock<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(operator, keys)| {
+            let block: BTreeMap<&String, StringOrList<'_>> = keys
+                .iter()
+                .map(|(key, values)| (key, StringOrList(values)))
+                .collect();
+            (operator, block)
+        }))
+    }
 }
 
 /// Minified JSON of a value whose serialisation cannot fail (every map key is a string).

@@ -1,6 +1,7 @@
 //! Golden tests: the exact bytes [`PolicyDocument::to_json`] and [`Statement::to_json`] write for a
 //! representative set of documents (identity and trust policies, every statement key, string-or-list values,
-//! conditions, principals, escaping, empty lists), and the pretty form the plan and offline JSON reports print.
+//! conditions, principals, escaping, empty lists), and the pretty form the plan and offline JSON reports print
+//! (which [`PolicyDocument::sorted_keys`] writes).
 //!
 //! They pin today's output so that the serialiser can change without the written policy bytes changing; they do
 //! not test parsing (see the tests in `document.rs`).
@@ -245,7 +246,8 @@ fn each_statement_serialises_to_its_slice_of_the_document() {
 
 #[test]
 fn the_pretty_form_of_reports_is_pinned() {
-    // What `plan --output json` and `derive --output json` print for a policy: to_json read back as a Value.
+    // What `plan --output json` and `derive --output json` print for a policy: to_json read back as a Value, which
+    // `sorted_keys` writes directly (see below).
     let (_, doc, _) = trust_documents().remove(0);
     let value: Value = match serde_json::from_str(&doc.to_json()) {
         Ok(value) => value,
@@ -271,4 +273,29 @@ fn the_pretty_form_of_reports_is_pinned() {
   "Version": "2012-10-17"
 }"#
     );
+}
+
+#[test]
+fn sorted_keys_write_what_the_document_read_back_as_a_value_writes() {
+    // The JSON reports once printed `to_json` read back as a `Value`; `sorted_keys` writes the same bytes directly.
+    for (name, doc, _) in identity_documents()
+        .into_iter()
+        .chain(condition_and_escaping_documents())
+        .chain(trust_documents())
+    {
+        let value: Value = match serde_json::from_str(&doc.to_json()) {
+            Ok(value) => value,
+            Err(e) => panic!("{name}: to_json must be valid JSON: {e}"),
+        };
+        assert_eq!(
+            serde_json::to_string(&doc.sorted_keys()).ok(),
+            serde_json::to_string(&value).ok(),
+            "{name}"
+        );
+        assert_eq!(
+            serde_json::to_string_pretty(&doc.sorted_keys()).ok(),
+            serde_json::to_string_pretty(&value).ok(),
+            "{name}"
+        );
+    }
 }
