@@ -91,8 +91,13 @@ fn read_file(path: &std::path::Path) -> Input {
 fn json_files_in(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "json") {
+        let entry = entry?;
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        // The listing says which entries are plain files without a `stat` each; the others (links) are looked at.
+        if entry.file_type().is_ok_and(|kind| kind.is_file()) || path.is_file() {
             files.push(path);
         }
     }

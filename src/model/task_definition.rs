@@ -227,24 +227,20 @@ impl TaskDefinition {
         if !map.contains_key("containerDefinitions") {
             return Err(TaskDefinitionError::NotATaskDefinition);
         }
-        let containers = list(object, "containerDefinitions", "containerDefinitions")?
+        let containers = list(object, "containerDefinitions", &FieldPath::Root)?
             .iter()
             .enumerate()
             .map(|(index, c)| container(index, c))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(TaskDefinition {
-            arn: string(object, "taskDefinitionArn", "taskDefinitionArn")?,
-            family: string(object, "family", "family")?,
+            arn: string(object, "taskDefinitionArn", &FieldPath::Root)?,
+            family: string(object, "family", &FieldPath::Root)?,
             revision: object.get("revision").and_then(Value::as_i64),
-            execution_role_arn: string(object, "executionRoleArn", "executionRoleArn")?,
-            requires_compatibilities: list(
-                object,
-                "requiresCompatibilities",
-                "requiresCompatibilities",
-            )?
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
+            execution_role_arn: string(object, "executionRoleArn", &FieldPath::Root)?,
+            requires_compatibilities: list(object, "requiresCompatibilities", &FieldPath::Root)?
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
             containers,
         })
     }
@@ -276,10 +272,11 @@ impl TaskDefinition {
 }
 
 fn container(index: usize, value: &Value) -> Result<ContainerDefinition, TaskDefinitionError> {
-    let path = |field: &str| format!("containerDefinitions[{index}].{field}");
+    let containers = FieldPath::Root.key("containerDefinitions");
+    let here = containers.index(index);
     if !value.is_object() {
         return Err(TaskDefinitionError::WrongType {
-            path: format!("containerDefinitions[{index}]"),
+            path: here.to_string(),
             expected: "an object",
         });
     }
@@ -288,49 +285,54 @@ fn container(index: usize, value: &Value) -> Result<ContainerDefinition, TaskDef
         Some(Value::Array(items)) => match items.first() {
             Some(first) => Some(log_configuration(
                 first,
-                &path("logConfiguration[0]"),
+                &here.key("logConfiguration").index(0),
                 true,
             )?),
             None => None,
         },
-        Some(other) => Some(log_configuration(other, &path("logConfiguration"), false)?),
+        Some(other) => Some(log_configuration(
+            other,
+            &here.key("logConfiguration"),
+            false,
+        )?),
     };
     let repository_credentials = match value.get("repositoryCredentials") {
         None | Some(Value::Null) => None,
         Some(creds) => string(
             creds,
             "credentialsParameter",
-            &path("repositoryCredentials.credentialsParameter"),
+            &here.key("repositoryCredentials"),
         )?,
     };
     let firelens_configuration = match value.get("firelensConfiguration") {
         None | Some(Value::Null) => None,
         Some(f) => Some(FirelensConfiguration {
-            kind: string(f, "type", &path("firelensConfiguration.type"))?,
-            options: options(f, &path("firelensConfiguration.options"))?,
+            kind: string(f, "type", &here.key("firelensConfiguration"))?,
+            options: options(f, &here.key("firelensConfiguration"))?,
         }),
     };
     Ok(ContainerDefinition {
         index,
-        name: string(value, "name", &path("name"))?,
-        image: string(value, "image", &path("image"))?,
+        name: string(value, "name", &here)?,
+        image: string(value, "image", &here)?,
         log_configuration,
-        secrets: secret_entries(value, "secrets", &path("secrets"))?,
+        secrets: secret_entries(value, "secrets", &here)?,
         repository_credentials,
-        environment_files: list(value, "environmentFiles", &path("environmentFiles"))?
+        environment_files: list(value, "environmentFiles", &here)?
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                let p = format!("{}[{i}]", path("environmentFiles"));
+                let files = here.key("environmentFiles");
+                let file = files.index(i);
                 Ok(EnvironmentFile {
                     index: i,
-                    kind: string(f, "type", &format!("{p}.type"))?,
-                    value: string(f, "value", &format!("{p}.value"))?,
+                    kind: string(f, "type", &file)?,
+                    value: string(f, "value", &file)?,
                 })
             })
             .collect::<Result<_, TaskDefinitionError>>()?,
         firelens_configuration,
-        credential_specs: list(value, "credentialSpecs", &path("credentialSpecs"))?
+        credential_specs: list(value, "credentialSpecs", &here)?
             .iter()
             .filter_map(|v| v.as_str().filter(|s| !s.is_empty()).map(str::to_string))
             .collect(),
@@ -339,7 +341,7 @@ fn container(index: usize, value: &Value) -> Result<ContainerDefinition, TaskDef
 
 fn log_configuration(
     value: &Value,
-    path: &str,
+    path: &FieldPath<'_>,
     was_list: bool,
 ) -> Result<LogConfiguration, TaskDefinitionError> {
     if !value.is_object() {
@@ -349,33 +351,37 @@ fn log_configuration(
         });
     }
     Ok(LogConfiguration {
-        log_driver: string(value, "logDriver", &format!("{path}.logDriver"))?,
-        options: options(value, &format!("{path}.options"))?,
-        secret_options: secret_entries(value, "secretOptions", &format!("{path}.secretOptions"))?,
+        log_driver: string(value, "logDriver", path)?,
+        options: options(value, path)?,
+        secret_options: secret_entries(value, "secretOptions", path)?,
         was_list,
     })
 }
 
+/// The list `key` of `value` (at `parent`) of `{name, valueFrom}` entries.
 fn secret_entries(
     value: &Value,
     key: &str,
-    path: &str,
+    parent: &FieldPath<'_>,
 ) -> Result<Vec<SecretEntry>, TaskDefinitionError> {
-    list(value, key, path)?
+    let path = parent.key(key);
+    list(value, key, parent)?
         .iter()
         .enumerate()
         .map(|(index, s)| {
+            let entry = path.index(index);
             Ok(SecretEntry {
                 index,
-                name: string(s, "name", &format!("{path}[{index}].name"))?,
-                value_from: string(s, "valueFrom", &format!("{path}[{index}].valueFrom"))?,
+                name: string(s, "name", &entry)?,
+                value_from: string(s, "valueFrom", &entry)?,
             })
         })
         .collect()
 }
 
-/// `options`-style maps: string values kept, booleans and numbers as their JSON text, `null` dropped.
-fn options(value: &Value, path: &str) -> Result<Options, TaskDefinitionError> {
+/// The `options` map of `value` (at `parent`): string values kept, booleans and numbers as their JSON text, `null`
+/// dropped.
+fn options(value: &Value, parent: &FieldPath<'_>) -> Result<Options, TaskDefinitionError> {
     match value.get("options") {
         None | Some(Value::Null) => Ok(Options::default()),
         Some(Value::Object(map)) => Ok(map
@@ -388,32 +394,73 @@ fn options(value: &Value, path: &str) -> Result<Options, TaskDefinitionError> {
             })
             .collect()),
         Some(_) => Err(TaskDefinitionError::WrongType {
-            path: path.to_string(),
+            path: parent.key("options").to_string(),
             expected: "an object of strings",
         }),
     }
 }
 
-/// A string field; `null`, absent and `""` are all `None`.
-fn string(value: &Value, key: &str, path: &str) -> Result<Option<String>, TaskDefinitionError> {
+/// The string field `key` of `value` (at `parent`); `null`, absent and `""` are all `None`.
+fn string(
+    value: &Value,
+    key: &str,
+    parent: &FieldPath<'_>,
+) -> Result<Option<String>, TaskDefinitionError> {
     match value.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
         Some(_) => Err(TaskDefinitionError::WrongType {
-            path: path.to_string(),
+            path: parent.key(key).to_string(),
             expected: "a string",
         }),
     }
 }
 
-/// A list field; `null` and absent are empty.
-fn list<'a>(value: &'a Value, key: &str, path: &str) -> Result<&'a [Value], TaskDefinitionError> {
+/// Where a field is in the task definition, for the error that names it: written out only then, so parsing a
+/// valid document formats no path.
+#[derive(Clone, Copy)]
+enum FieldPath<'a> {
+    /// The task definition itself.
+    Root,
+    /// `parent.key` (just `key` at the root).
+    Key(&'a FieldPath<'a>, &'a str),
+    /// `parent[index]`.
+    Index(&'a FieldPath<'a>, usize),
+}
+
+impl<'a> FieldPath<'a> {
+    fn key(&'a self, key: &'a str) -> FieldPath<'a> {
+        FieldPath::Key(self, key)
+    }
+
+    fn index(&'a self, index: usize) -> FieldPath<'a> {
+        FieldPath::Index(self, index)
+    }
+}
+
+impl std::fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldPath::Root => Ok(()),
+            FieldPath::Key(FieldPath::Root, key) => f.write_str(key),
+            FieldPath::Key(parent, key) => write!(f, "{parent}.{key}"),
+            FieldPath::Index(parent, index) => write!(f, "{parent}[{index}]"),
+        }
+    }
+}
+
+/// The list field `key` of `value` (at `parent`); `null` and absent are empty.
+fn list<'a>(
+    value: &'a Value,
+    key: &str,
+    parent: &FieldPath<'_>,
+) -> Result<&'a [Value], TaskDefinitionError> {
     match value.get(key) {
         None | Some(Value::Null) => Ok(&[]),
         Some(Value::Array(items)) => Ok(items.as_slice()),
         Some(_) => Err(TaskDefinitionError::WrongType {
-            path: path.to_string(),
+            path: parent.key(key).to_string(),
             expected: "a list",
         }),
     }
@@ -533,6 +580,58 @@ mod tests {
             err.to_string(),
             "`containerDefinitions[0].image` must be a string"
         );
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named_by_its_whole_path() {
+        let cases = [
+            (r#""family":1"#, "`family` must be a string"),
+            (
+                r#""requiresCompatibilities":"EC2""#,
+                "`requiresCompatibilities` must be a list",
+            ),
+            (
+                r#""containerDefinitions":[{},2]"#,
+                "`containerDefinitions[1]` must be an object",
+            ),
+            (
+                r#""containerDefinitions":[{"logConfiguration":[{"options":[]}]}]"#,
+                "`containerDefinitions[0].logConfiguration[0].options` must be an object of strings",
+            ),
+            (
+                r#""containerDefinitions":[{"logConfiguration":{"secretOptions":[{"valueFrom":[]}]}}]"#,
+                "`containerDefinitions[0].logConfiguration.secretOptions[0].valueFrom` must be a string",
+            ),
+            (
+                r#""containerDefinitions":[{"repositoryCredentials":{"credentialsParameter":true}}]"#,
+                "`containerDefinitions[0].repositoryCredentials.credentialsParameter` must be a string",
+            ),
+            (
+                r#""containerDefinitions":[{"firelensConfiguration":{"type":{}}}]"#,
+                "`containerDefinitions[0].firelensConfiguration.type` must be a string",
+            ),
+            (
+                r#""containerDefinitions":[{"environmentFiles":[{"type":"s3"},{"value":0}]}]"#,
+                "`containerDefinitions[0].environmentFiles[1].value` must be a string",
+            ),
+            (
+                r#""containerDefinitions":[{"secrets":[{"name":null},{"name":[]}]}]"#,
+                "`containerDefinitions[0].secrets[1].name` must be a string",
+            ),
+            (
+                r#""containerDefinitions":[{"credentialSpecs":{}}]"#,
+                "`containerDefinitions[0].credentialSpecs` must be a list",
+            ),
+        ];
+        for (fields, message) in cases {
+            let text = if fields.contains("containerDefinitions") {
+                format!("{{{fields}}}")
+            } else {
+                format!(r#"{{"containerDefinitions":[],{fields}}}"#)
+            };
+            let err = TaskDefinition::from_json(&text).unwrap_err();
+            assert_eq!(err.to_string(), message, "{text}");
+        }
     }
 
     #[test]
