@@ -125,8 +125,9 @@ fn cross_account_registry(
     if let Some(prefix) = cache_prefix(ecr, options) {
         message.push_str(&format!(
             "; execrole cannot read that registry's pull-through-cache rules, so if `{prefix}` is a cache prefix \
-             there, ecr:BatchImportUpstreamImage and ecr:CreateRepository are not granted and both the role and \
-             that registry's policy must allow them"
+             there, ecr:BatchImportUpstreamImage and ecr:CreateRepository are not granted: allow them to the role \
+             in a policy execrole does not own (it removes from its own what it did not derive) and in that \
+             registry's policy"
         ));
     }
     needs.find(
