@@ -29,7 +29,9 @@ fn repo_root() -> PathBuf {
 
 /// The moto_server binary of the pinned virtualenv, created on first use.
 fn moto_server() -> PathBuf {
+    // Empty means unset, as in scripts/moto-venv.sh (`${EXECROLE_MOTO_VENV:-…}`).
     let venv = std::env::var_os("EXECROLE_MOTO_VENV")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/moto-venv"));
     let bin = venv.join("bin/moto_server");
