@@ -46,6 +46,7 @@ pub use reconcile::{ApplyRules, Outcome, ReconcileError, RoleReport};
 pub use reload::ReloadOutcome;
 pub use store::PlanUse;
 
+use crate::aws::IamApi;
 use crate::config::{Config, Mode, Target};
 use crate::derive::{self, DeriveContext, Finding, FindingKind, Requirement};
 use crate::metrics::Metrics;
@@ -53,7 +54,7 @@ use crate::model::RoleKey;
 use crate::plan::{DesiredRole, Plan, Removals, RolePlan};
 use role::RoleRun;
 use runtime::record_queue;
-use store::{AccountRecord, LastReconcile, PublishedRole};
+use store::{AccountRecord, LastReconcile, PublishedRole, Store, SweptRole};
 
 /// What one pass did.
 #[derive(Debug, Default)]
@@ -144,7 +145,9 @@ impl RoleFold {
 /// What one sweep of one target saw.
 struct Sweep {
     account: String,
-    roles: Vec<PublishedRole>,
+    roles: Vec<SweptRole>,
+    /// The findings of its roles.
+    findings: BTreeSet<Finding>,
     /// Findings of revisions that name no usable role.
     loose: Vec<Finding>,
     /// What could not be observed.
@@ -295,7 +298,7 @@ async fn pass_target(ctx: &Context, rt: &Runtime, index: usize, run: &PassRun<'_
         .map(|e| format!("account {}: {e}", sweep.account))
         .collect();
     let loose = sweep.loose.clone();
-    let keys: Vec<RoleKey> = sweep.roles.iter().map(|r| r.desired.key.clone()).collect();
+    let keys: Vec<RoleKey> = sweep.roles.iter().map(|r| r.key().clone()).collect();
     publish(ctx, rt, sweep);
     if !run.shutdown.is_cancelled() {
         prepare_observation(ctx, rt, index, &keys).await;
@@ -360,26 +363,19 @@ async fn sweep_target(ctx: &Context, rt: &Runtime, index: usize) -> Sweep {
         .await;
     fence::save_grace(ctx, &target.account).await;
     let iam = fence::fenced(ctx, &target.account, clients.iam.clone());
-    let complete = view.is_complete();
-    let fold = derive_all(ctx, &rt.config, target, clients, &view.task_definitions).await;
-    let (desired, loose) = desired_roles(&rt.config, target, fold);
-    // A partial view holds back every removal; a failed look-up leaves a need undecided (e.g. kms:Decrypt), so
-    // the grants that its fact could change are kept meanwhile, and only those.
-    let roles = desired
-        .into_iter()
-        .map(|d| {
-            let removals = Removals::for_role(complete, &d.findings);
-            PublishedRole {
-                desired: d,
-                iam: iam.clone(),
-                removals,
-            }
-        })
-        .collect();
+    let sweep = SweepInputs {
+        config: &rt.config,
+        target,
+        clients,
+        complete: view.is_complete(),
+        iam,
+    };
+    let swept = derive_roles(ctx, &sweep, &view.task_definitions).await;
     Sweep {
         account: target.account.clone(),
-        roles,
-        loose,
+        roles: swept.roles,
+        findings: swept.findings,
+        loose: swept.loose,
         errors: view.errors,
         watched: view.task_definitions.len(),
         in_grace: view.in_grace,
@@ -388,11 +384,9 @@ async fn sweep_target(ctx: &Context, rt: &Runtime, index: usize) -> Sweep {
 
 /// Make a sweep's roles the desired state of its account. Returns the roles that are new or whose desired
 /// state changed; roles no longer named by any in-scope revision are forgotten (never touched again).
-fn publish(ctx: &Context, rt: &Runtime, sweep: Sweep) -> Vec<RoleKey> {
-    let mut findings: BTreeSet<Finding> = sweep.loose.iter().cloned().collect();
-    for role in &sweep.roles {
-        findings.extend(role.desired.findings.iter().cloned());
-    }
+fn publish(ctx: &Context, rt: &Runtime, mut sweep: Sweep) -> Vec<RoleKey> {
+    let mut findings = std::mem::take(&mut sweep.findings);
+    findings.extend(sweep.loose.iter().cloned());
     let record = AccountRecord {
         complete: sweep.is_complete(),
         watched: sweep.watched,
@@ -524,30 +518,88 @@ fn count_pass(ctx: &Context, success: bool, world_seen: bool) {
     }
 }
 
-/// Derive every revision, answering the look-ups derivation asks for (`lookups::derive_with_lookups`), and merge
-/// the derivations by role as they are made.
-async fn derive_all(
+/// What a sweep's roles are built with: the configuration, the target and its clients, whether every in-scope
+/// revision was seen, and the (fenced) IAM client its roles are reconciled through.
+struct SweepInputs<'a> {
+    config: &'a Config,
+    target: &'a Target,
+    clients: &'a TargetClients,
+    complete: bool,
+    iam: Arc<dyn IamApi>,
+}
+
+/// A sweep's roles (new or changed in full, the others by key), their findings, and the findings of revisions
+/// that name no usable role.
+#[derive(Default)]
+struct SweptRoles {
+    roles: Vec<SweptRole>,
+    findings: BTreeSet<Finding>,
+    loose: Vec<Finding>,
+}
+
+impl SweptRoles {
+    /// Add a role: in full when it differs from what is published, otherwise by key.
+    fn add(&mut self, store: &Store, role: PublishedRole) {
+        self.findings.extend(role.desired.findings.iter().cloned());
+        self.roles.push(if store.is_published(&role) {
+            SweptRole::Unchanged {
+                key: role.desired.key,
+                iam: role.iam,
+            }
+        } else {
+            SweptRole::Changed(role)
+        });
+    }
+}
+
+/// Derive every revision, answering the look-ups derivation asks for (`lookups::derive_with_lookups`), one role
+/// at a time (the revisions grouped by the role they name): each role's desired state is built from its
+/// revisions and compared with what is published at once, so a sweep holds in full only the roles that changed.
+async fn derive_roles(
     ctx: &Context,
-    config: &Config,
-    target: &Target,
-    clients: &TargetClients,
+    sweep: &SweepInputs<'_>,
     task_definitions: &[Arc<crate::model::TaskDefinition>],
-) -> RoleFold {
-    let options = config.derive_options();
+) -> SweptRoles {
+    let options = sweep.config.derive_options();
+    let mut by_role: BTreeMap<Option<RoleKey>, Vec<&crate::model::TaskDefinition>> =
+        BTreeMap::new();
+    for td in task_definitions {
+        let role = td
+            .execution_role_arn
+            .as_deref()
+            .and_then(RoleKey::from_role_arn);
+        by_role.entry(role).or_default().push(td);
+    }
     let lookup_target = lookups::LookupTarget {
-        account: &target.account,
-        api: clients.facts.as_ref(),
-        concurrency: config.concurrency,
+        account: &sweep.target.account,
+        api: sweep.clients.facts.as_ref(),
+        concurrency: sweep.config.concurrency,
     };
     lookups::derive_with_lookups(&ctx.facts, lookup_target, &ctx.metrics, |facts, missing| {
-        let mut fold = RoleFold::default();
-        for td in task_definitions {
-            let derivation =
-                derive::required_permissions(td, &DeriveContext::default(), &options, facts);
-            lookups::note_lookups(&derivation, missing);
-            fold.add(&target.account, derivation);
+        let mut swept = SweptRoles::default();
+        for revisions in by_role.values() {
+            let mut fold = RoleFold::default();
+            for td in revisions {
+                let derivation =
+                    derive::required_permissions(td, &DeriveContext::default(), &options, facts);
+                lookups::note_lookups(&derivation, missing);
+                fold.add(&sweep.target.account, derivation);
+            }
+            let (desired, loose) = desired_roles(sweep.config, sweep.target, fold);
+            swept.loose.extend(loose);
+            // A partial view holds back every removal; a failed look-up leaves a need undecided (e.g.
+            // kms:Decrypt), so the grants that its fact could change are kept meanwhile, and only those.
+            for d in desired {
+                let removals = Removals::for_role(sweep.complete, &d.findings);
+                let role = PublishedRole {
+                    desired: d,
+                    iam: sweep.iam.clone(),
+                    removals,
+                };
+                swept.add(&ctx.store, role);
+            }
         }
-        fold
+        swept
     })
     .await
 }

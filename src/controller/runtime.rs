@@ -136,7 +136,7 @@ async fn sweep_loop(
         let complete = sweep.is_complete();
         let retryable = sweep.errors.iter().filter(|e| e.is_retryable()).count();
         let unobserved = sweep.errors.len();
-        let all: Vec<RoleKey> = sweep.roles.iter().map(|r| r.desired.key.clone()).collect();
+        let all: Vec<RoleKey> = sweep.roles.iter().map(|r| r.key().clone()).collect();
         let changed = publish(ctx, rt, sweep);
         let queued = if periodic { all } else { changed };
         // Reading the account's snapshot only reads, so a shutdown or a reload may drop it too.

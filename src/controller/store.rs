@@ -36,6 +36,25 @@ impl PublishedRole {
     }
 }
 
+/// One role a sweep saw: its new desired state, or only its key when what is published already says the same (so
+/// that a steady sweep does not hold a second copy of every role's desired state).
+pub(crate) enum SweptRole {
+    /// New, or different from what is published.
+    Changed(PublishedRole),
+    /// The same as what is published; only its account's IAM client is refreshed.
+    Unchanged { key: RoleKey, iam: Arc<dyn IamApi> },
+}
+
+impl SweptRole {
+    /// The role.
+    pub(crate) fn key(&self) -> &RoleKey {
+        match self {
+            SweptRole::Changed(published) => &published.desired.key,
+            SweptRole::Unchanged { key, .. } => key,
+        }
+    }
+}
+
 /// What a role's last reconcile did: how it ended, its plan (when it got that far) and the writes it made.
 /// `pass` takes it for its report; the drift flags are read from it.
 #[derive(Debug)]
@@ -121,6 +140,21 @@ pub(crate) struct RoleRecord {
     pub(crate) settles_at: Option<tokio::time::Instant>,
 }
 
+impl RoleRecord {
+    /// The record of a newly published role.
+    fn new(published: PublishedRole) -> RoleRecord {
+        RoleRecord {
+            published,
+            last: None,
+            drift: DriftFlags::default(),
+            backoff: None,
+            fresh_after: None,
+            per_role_cost: None,
+            settles_at: None,
+        }
+    }
+}
+
 /// What the last sweep of one account saw.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AccountRecord {
@@ -157,17 +191,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Store {
     /// Make a sweep's roles the desired state of `account`: new roles get a record, changed ones keep their
-    /// drift and backoff, roles the sweep no longer saw are forgotten.
+    /// drift and backoff, unchanged ones only take the new IAM client, roles the sweep no longer saw are
+    /// forgotten.
     pub(crate) fn publish(
         &self,
         account: &str,
-        roles: Vec<PublishedRole>,
+        roles: Vec<SweptRole>,
         sweep: AccountRecord,
     ) -> Published {
-        let fresh: BTreeMap<RoleKey, PublishedRole> = roles
-            .into_iter()
-            .map(|r| (r.desired.key.clone(), r))
-            .collect();
+        let fresh: BTreeMap<RoleKey, SweptRole> =
+            roles.into_iter().map(|r| (r.key().clone(), r)).collect();
         let mut records = lock(&self.roles);
         let gone: Vec<RoleKey> = records
             .keys()
@@ -178,34 +211,34 @@ impl Store {
             records.remove(key);
         }
         let mut changed = Vec::new();
-        for (key, published) in fresh {
-            match records.get_mut(&key) {
-                Some(record) => {
+        for (key, swept) in fresh {
+            match (records.get_mut(&key), swept) {
+                (Some(record), SweptRole::Changed(published)) => {
                     if !record.published.same_as(&published) {
                         changed.push(key);
                     }
                     record.published = published;
                 }
-                None => {
+                (Some(record), SweptRole::Unchanged { iam, .. }) => record.published.iam = iam,
+                (None, SweptRole::Changed(published)) => {
                     changed.push(key.clone());
-                    records.insert(
-                        key,
-                        RoleRecord {
-                            published,
-                            last: None,
-                            drift: DriftFlags::default(),
-                            backoff: None,
-                            fresh_after: None,
-                            per_role_cost: None,
-                            settles_at: None,
-                        },
-                    );
+                    records.insert(key, RoleRecord::new(published));
                 }
+                // Forgotten since the sweep compared it (a reload dropped its account): the next sweep of the
+                // account publishes it again if it is still a target.
+                (None, SweptRole::Unchanged { .. }) => {}
             }
         }
         drop(records);
         lock(&self.accounts).insert(account.to_string(), sweep);
         Published { changed, gone }
+    }
+
+    /// Whether `role` is what is published for it already (nothing a reconcile acts on would change).
+    pub(crate) fn is_published(&self, role: &PublishedRole) -> bool {
+        lock(&self.roles)
+            .get(&role.desired.key)
+            .is_some_and(|record| record.published.same_as(role))
     }
 
     /// A role's published desired state, or `None` when it is not managed.

@@ -362,3 +362,82 @@ fn wildcard_and_never_grant_actions_are_forbidden() {
         assert!(!safety.is_forbidden(action), "{action}");
     }
 }
+
+#[tokio::test]
+async fn a_steady_sweep_keeps_unchanged_roles_by_key_and_a_new_revision_changes_its_role() {
+    let ecs = FakeEcs::default()
+        .with(task_definition(
+            &td_arn("web", 1),
+            "app-exec",
+            vec![ecr_container("web")],
+        ))
+        .with(task_definition(
+            &td_arn("worker", 1),
+            "worker-exec",
+            vec![ecr_container("worker")],
+        ));
+    let w = World::new(
+        CONFIG,
+        ecs,
+        FakeIam::default()
+            .role("app-exec", &[])
+            .role("worker-exec", &[]),
+    )
+    .await;
+    assert!(w.pass(Mode::Enforce).await.is_success());
+    let ctx = &w.controller.ctx;
+    let kinds = |sweep: &Sweep| -> Vec<(String, bool)> {
+        sweep
+            .roles
+            .iter()
+            .map(|r| {
+                let changed = matches!(r, SweptRole::Changed(_));
+                (r.key().name.clone(), changed)
+            })
+            .collect()
+    };
+
+    // Nothing changed: every role by key only, and publishing changes nothing.
+    let sweep = sweep_target(ctx, &ctx.runtime(), 0).await;
+    assert_eq!(
+        kinds(&sweep),
+        [
+            ("app-exec".to_string(), false),
+            ("worker-exec".to_string(), false)
+        ]
+    );
+    let before = ctx.store.published(&role_key("app-exec")).unwrap().desired;
+    assert!(publish(ctx, &ctx.runtime(), sweep).is_empty());
+    let after = ctx.store.published(&role_key("app-exec")).unwrap().desired;
+    assert_eq!(before, after, "an unchanged role keeps its published state");
+    assert!(!after.requirements.is_empty());
+
+    // A new revision of one role: that role in full, the other by key.
+    w.ecs.task_definitions.lock().unwrap().insert(
+        td_arn("web", 2),
+        task_definition(&td_arn("web", 2), "app-exec", vec![ecr_container("web2")]),
+    );
+    let sweep = sweep_target(ctx, &ctx.runtime(), 0).await;
+    assert_eq!(
+        kinds(&sweep),
+        [
+            ("app-exec".to_string(), true),
+            ("worker-exec".to_string(), false)
+        ]
+    );
+    assert_eq!(publish(ctx, &ctx.runtime(), sweep), [role_key("app-exec")]);
+    let desired = ctx.store.published(&role_key("app-exec")).unwrap().desired;
+    assert_eq!(
+        desired.task_definitions.len(),
+        2,
+        "{:?}",
+        desired.task_definitions
+    );
+}
+
+fn role_key(name: &str) -> RoleKey {
+    RoleKey {
+        account: ACCOUNT.into(),
+        name: name.into(),
+    }
+}
