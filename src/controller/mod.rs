@@ -570,6 +570,7 @@ async fn derive_roles(
             .and_then(RoleKey::from_role_arn);
         by_role.entry(role).or_default().push(td);
     }
+    let template = RoleTemplate::new(sweep.config, sweep.target);
     let lookup_target = lookups::LookupTarget {
         account: &sweep.target.account,
         api: sweep.clients.facts.as_ref(),
@@ -585,7 +586,7 @@ async fn derive_roles(
                 lookups::note_lookups(&derivation, missing);
                 fold.add(&sweep.target.account, derivation);
             }
-            let (desired, loose) = desired_roles(sweep.config, sweep.target, fold);
+            let (desired, loose) = desired_roles(&template, fold);
             swept.loose.extend(loose);
             // A partial view holds back every removal; a failed look-up leaves a need undecided (e.g.
             // kms:Decrypt), so the grants that its fact could change are kept meanwhile, and only those.
@@ -606,24 +607,9 @@ async fn derive_roles(
 
 /// The desired state of each role the revisions name. Returns the roles and the findings of revisions that name
 /// no usable role.
-fn desired_roles(
-    config: &Config,
-    target: &Target,
-    fold: RoleFold,
-) -> (Vec<DesiredRole>, Vec<Finding>) {
+fn desired_roles(template: &RoleTemplate<'_>, fold: RoleFold) -> (Vec<DesiredRole>, Vec<Finding>) {
     let RoleFold { by_role, loose } = fold;
-    let partition = target
-        .regions
-        .first()
-        .map(|r| crate::model::partition_for_region(r))
-        .unwrap_or("aws");
-    let managed_policy_arn = (config.baseline == derive::Baseline::ManagedPolicy)
-        .then(|| derive::managed_policy_arn(partition));
-    let trust_policy = config
-        .trust_policy
-        .manage
-        .then(|| trust_policy(config, target, partition));
-    let insights = &config.container_insights;
+    let insights = template.insights;
     let roles = by_role
         .into_iter()
         .map(|(key, inputs)| {
@@ -637,13 +623,40 @@ fn desired_roles(
                 task_definitions: inputs.task_definitions.into_iter().collect(),
                 requirements: requirements.into_requirements(),
                 findings: inputs.findings.into_iter().collect(),
-                managed_policy_arn: managed_policy_arn.clone(),
-                trust_policy: trust_policy.clone(),
+                managed_policy_arn: template.managed_policy_arn.clone(),
+                trust_policy: template.trust_policy.clone(),
                 key,
             }
         })
         .collect();
     (roles, loose)
+}
+
+/// What every role of a target gets whatever its revisions say: the baseline's managed policy, the trust policy
+/// to enforce, and the Container Insights permissions' settings. Built once per sweep, not per role.
+struct RoleTemplate<'a> {
+    managed_policy_arn: Option<String>,
+    trust_policy: Option<crate::policy::PolicyDocument>,
+    insights: &'a crate::config::ContainerInsights,
+}
+
+impl<'a> RoleTemplate<'a> {
+    fn new(config: &'a Config, target: &Target) -> RoleTemplate<'a> {
+        let partition = target
+            .regions
+            .first()
+            .map(|r| crate::model::partition_for_region(r))
+            .unwrap_or("aws");
+        RoleTemplate {
+            managed_policy_arn: (config.baseline == derive::Baseline::ManagedPolicy)
+                .then(|| derive::managed_policy_arn(partition)),
+            trust_policy: config
+                .trust_policy
+                .manage
+                .then(|| trust_policy(config, target, partition)),
+            insights: &config.container_insights,
+        }
+    }
 }
 
 /// The trust policy to enforce: `ecs-tasks.amazonaws.com`, hardened with the account and every Region of
