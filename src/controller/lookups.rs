@@ -23,31 +23,40 @@ pub(crate) struct LookupTarget<'a> {
     pub(crate) concurrency: usize,
 }
 
+/// What a round's derivations asked for: the look-ups the facts did not answer, and those they did.
+#[derive(Default)]
+pub(crate) struct Asked {
+    missing: BTreeSet<Lookup>,
+    answered: BTreeSet<Lookup>,
+}
+
 /// Derive (with `derive`, given the facts known so far), answer the look-ups derivation asked for, and derive
-/// again, until no new look-up is asked or [`MAX_ROUNDS`] is reached. `derive` adds the look-ups it could not
-/// answer to the set it is given and returns what it made of the revisions (the caller's fold: a list, or roles
-/// being merged), so a round never has to hold every revision's derivation at once. Shared by the controller and
+/// again, until no new look-up is asked or [`MAX_ROUNDS`] is reached. The first round starts from the account's
+/// fresh cached facts, so a steady sweep derives once. `derive` notes what each derivation asked for
+/// ([`note_lookups`]) and returns what it made of the revisions (the caller's fold: a list, or roles being
+/// merged), so a round never has to hold every revision's derivation at once. Shared by the controller and
 /// `execrole derive --online`.
 pub(crate) async fn derive_with_lookups<R>(
     cache: &FactCache,
     target: LookupTarget<'_>,
     metrics: &Metrics,
-    derive: impl Fn(&Facts, &mut BTreeSet<Lookup>) -> R,
+    derive: impl Fn(&Facts, &mut Asked) -> R,
 ) -> R {
-    let mut facts = Facts::new();
+    let (mut facts, seeded) = cache.seed(target.account);
     let mut round = 0;
     loop {
-        let mut missing = BTreeSet::new();
-        let derived = derive(&facts, &mut missing);
+        let mut asked = Asked::default();
+        let derived = derive(&facts, &mut asked);
         round += 1;
-        if missing.is_empty() || round >= MAX_ROUNDS {
+        if asked.missing.is_empty() || round >= MAX_ROUNDS {
+            count_cached(metrics, asked.answered.intersection(&seeded));
             return derived;
         }
         drop(derived);
         cache
             .answer(
                 target.account,
-                missing.into_iter().collect(),
+                asked.missing.into_iter().collect(),
                 target.api,
                 &mut facts,
                 target.concurrency,
@@ -57,10 +66,20 @@ pub(crate) async fn derive_with_lookups<R>(
     }
 }
 
-/// The look-ups `derivation` asked for, added to `missing` (for the `derive` closure of
-/// [`derive_with_lookups`]).
-pub(crate) fn note_lookups(derivation: &Derivation, missing: &mut BTreeSet<Lookup>) {
-    missing.extend(derivation.lookups.iter().cloned());
+/// Count look-ups answered from the cache without a call.
+fn count_cached<'a>(metrics: &Metrics, lookups: impl Iterator<Item = &'a Lookup>) {
+    for lookup in lookups {
+        metrics
+            .lookups
+            .with_label_values(&[lookup.kind(), "cached"])
+            .inc();
+    }
+}
+
+/// What `derivation` asked for, added to `asked` (for the `derive` closure of [`derive_with_lookups`]).
+pub(crate) fn note_lookups(derivation: &Derivation, asked: &mut Asked) {
+    asked.missing.extend(derivation.lookups.iter().cloned());
+    asked.answered.extend(derivation.answered.iter().cloned());
 }
 
 /// Looked-up facts by (target account, look-up), each with the time it was fetched.
@@ -75,6 +94,21 @@ impl FactCache {
             ttl,
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Every fresh fact of `account`, and their look-ups (to count those derivation reads as cached).
+    fn seed(&self, account: &str) -> (Facts, BTreeSet<Lookup>) {
+        let mut facts = Facts::new();
+        let mut seeded = BTreeSet::new();
+        if let Ok(entries) = self.entries.lock() {
+            for ((owner, lookup), (fact, at)) in entries.iter() {
+                if owner == account && at.elapsed() < self.ttl {
+                    facts.insert(lookup.clone(), fact.clone());
+                    seeded.insert(lookup.clone());
+                }
+            }
+        }
+        (facts, seeded)
     }
 
     fn fresh(&self, account: &str, lookup: &Lookup) -> Option<Fact> {
@@ -110,10 +144,7 @@ impl FactCache {
         for lookup in lookups {
             match self.fresh(account, &lookup) {
                 Some(fact) => {
-                    metrics
-                        .lookups
-                        .with_label_values(&[lookup.kind(), "cached"])
-                        .inc();
+                    count_cached(metrics, std::iter::once(&lookup));
                     facts.insert(lookup, fact);
                 }
                 None => to_fetch.push(lookup),
@@ -203,5 +234,157 @@ async fn fetch(account: &str, lookup: &Lookup, api: &dyn FactsApi) -> Fact {
                 Err(err) => failed(err),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::derive::{
+        DeriveContext, DeriveOptions, KeyFacts, ParameterFacts, PullThroughRule, SecretFacts,
+    };
+    use crate::model::TaskDefinition;
+
+    const ACCOUNT: &str = "123456789012";
+    const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf";
+
+    /// Every secret exists under the default key; counts `DescribeSecret` calls.
+    #[derive(Default)]
+    struct Secrets {
+        calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl FactsApi for Secrets {
+        async fn describe_secret(
+            &self,
+            _: &str,
+            id: &str,
+        ) -> Result<Option<SecretFacts>, AwsError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(SecretFacts {
+                arn: id.to_string(),
+                kms_key_id: None,
+            }))
+        }
+        async fn describe_parameter(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<ParameterFacts>, AwsError> {
+            Ok(None)
+        }
+        async fn describe_key(&self, _: &str, _: &str) -> Result<Option<KeyFacts>, AwsError> {
+            Ok(None)
+        }
+        async fn pull_through_cache_rules(
+            &self,
+            _: &str,
+        ) -> Result<Vec<PullThroughRule>, AwsError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// How many rounds a sweep over one revision with a secret takes, and whether its last round had the answer.
+    async fn sweep(cache: &FactCache, api: &Secrets, metrics: &Metrics) -> (usize, bool) {
+        let td = TaskDefinition::from_json(&format!(
+            r#"{{"family":"app","revision":1,"executionRoleArn":"arn:aws:iam::{ACCOUNT}:role/app-exec",
+                "containerDefinitions":[{{"name":"app","image":"nginx","secrets":[{{"name":"S","valueFrom":"{SECRET}"}}]}}]}}"#
+        ))
+        .unwrap();
+        let rounds = AtomicUsize::new(0);
+        let target = LookupTarget {
+            account: ACCOUNT,
+            api,
+            concurrency: 2,
+        };
+        let settled = derive_with_lookups(cache, target, metrics, |facts, asked| {
+            rounds.fetch_add(1, Ordering::SeqCst);
+            let derivation = crate::derive::required_permissions(
+                &td,
+                &DeriveContext::default(),
+                &DeriveOptions::default(),
+                facts,
+            );
+            note_lookups(&derivation, asked);
+            derivation.lookups.is_empty()
+        })
+        .await;
+        (rounds.into_inner(), settled)
+    }
+
+    fn counted(metrics: &Metrics, result: &str) -> u64 {
+        metrics.lookups.with_label_values(&["secret", result]).get()
+    }
+
+    #[tokio::test]
+    async fn a_sweep_starts_from_the_cached_facts_and_derives_once() {
+        let (cache, api, metrics) = (
+            FactCache::new(Duration::from_secs(600)),
+            Secrets::default(),
+            Metrics::new(),
+        );
+        assert_eq!(
+            sweep(&cache, &api, &metrics).await,
+            (2, true),
+            "cold: derive, look up, derive"
+        );
+        assert_eq!(
+            (counted(&metrics, "found"), counted(&metrics, "cached")),
+            (1, 0)
+        );
+        assert_eq!(
+            sweep(&cache, &api, &metrics).await,
+            (1, true),
+            "warm: one round"
+        );
+        assert_eq!(sweep(&cache, &api, &metrics).await, (1, true));
+        assert_eq!(api.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            (counted(&metrics, "found"), counted(&metrics, "cached")),
+            (1, 2),
+            "each warm sweep counts the fact it read from the cache"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_cache_every_sweep_looks_up_again() {
+        let (cache, api, metrics) = (
+            FactCache::new(Duration::ZERO),
+            Secrets::default(),
+            Metrics::new(),
+        );
+        assert_eq!(sweep(&cache, &api, &metrics).await, (2, true));
+        assert_eq!(sweep(&cache, &api, &metrics).await, (2, true));
+        assert_eq!(api.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            (counted(&metrics, "found"), counted(&metrics, "cached")),
+            (2, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn cached_facts_of_another_account_are_not_used() {
+        let (cache, api, metrics) = (
+            FactCache::new(Duration::from_secs(600)),
+            Secrets::default(),
+            Metrics::new(),
+        );
+        let lookup = Lookup::Secret {
+            region: "us-east-1".into(),
+            account: ACCOUNT.into(),
+            secret_id: SECRET.into(),
+        };
+        let fact = Fact::Secret(SecretFacts {
+            arn: SECRET.into(),
+            kms_key_id: None,
+        });
+        cache.store("210987654321", &lookup, &fact);
+        assert_eq!(sweep(&cache, &api, &metrics).await, (2, true));
+        assert_eq!(api.calls.load(Ordering::SeqCst), 1);
     }
 }

@@ -576,14 +576,14 @@ async fn derive_roles(
         api: sweep.clients.facts.as_ref(),
         concurrency: sweep.config.concurrency,
     };
-    lookups::derive_with_lookups(&ctx.facts, lookup_target, &ctx.metrics, |facts, missing| {
+    lookups::derive_with_lookups(&ctx.facts, lookup_target, &ctx.metrics, |facts, asked| {
         let mut swept = SweptRoles::default();
         for revisions in by_role.values() {
             let mut fold = RoleFold::default();
             for td in revisions {
                 let derivation =
                     derive::required_permissions(td, &DeriveContext::default(), &options, facts);
-                lookups::note_lookups(&derivation, missing);
+                lookups::note_lookups(&derivation, asked);
                 fold.add(&sweep.target.account, derivation);
             }
             let (desired, loose) = desired_roles(&template, fold);

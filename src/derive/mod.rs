@@ -218,6 +218,10 @@ pub struct Derivation {
     /// as offline), so a report can count them in one line. Not serialised: `findings` has them all.
     #[serde(skip)]
     pub not_looked_up: Vec<Finding>,
+    /// Look-ups that the facts given answered (so that a caller that gave cached facts can count them). Not
+    /// serialised.
+    #[serde(skip)]
+    pub answered: Vec<Lookup>,
 }
 
 /// The account, Region and partition a task definition runs in, as far as they are known.
@@ -268,6 +272,7 @@ pub(crate) struct Needs<'f> {
     scope: TaskScope,
     facts: &'f Facts,
     lookups: BTreeSet<Lookup>,
+    answered: BTreeSet<Lookup>,
     requirements: BTreeMap<Permission, BTreeSet<Reason>>,
     findings: BTreeSet<Finding>,
     not_looked_up: BTreeSet<Finding>,
@@ -282,10 +287,14 @@ impl Needs<'_> {
         })
     }
 
-    /// The answer to a look-up, or `None` (and the look-up is recorded as needed).
+    /// The answer to a look-up (recorded as answered), or `None` (and the look-up is recorded as needed).
     pub(crate) fn fact(&mut self, lookup: Lookup) -> Option<Fact> {
         match self.facts.get(&lookup) {
-            Some(fact) => Some(fact.clone()),
+            Some(fact) => {
+                let fact = fact.clone();
+                self.answered.insert(lookup);
+                Some(fact)
+            }
             None => {
                 self.lookups.insert(lookup);
                 None
@@ -360,6 +369,7 @@ pub fn required_permissions(
         scope: TaskScope::of(td, ctx),
         facts,
         lookups: BTreeSet::new(),
+        answered: BTreeSet::new(),
         requirements: BTreeMap::new(),
         findings: BTreeSet::new(),
         not_looked_up: BTreeSet::new(),
@@ -413,6 +423,7 @@ pub fn required_permissions(
         findings: needs.findings.into_iter().collect(),
         lookups: needs.lookups.into_iter().collect(),
         not_looked_up: needs.not_looked_up.into_iter().collect(),
+        answered: needs.answered.into_iter().collect(),
     }
 }
 

@@ -46,12 +46,12 @@ pub async fn derive_files_online(
             api: api.as_ref(),
             concurrency: CONCURRENCY,
         };
-        let derivations = derive_with_lookups(&cache, lookup_target, metrics, |facts, missing| {
+        let derivations = derive_with_lookups(&cache, lookup_target, metrics, |facts, asked| {
             let derived: Vec<_> = tds
                 .iter()
                 .map(|(_, td)| derive::required_permissions(td, ctx, options, facts))
                 .collect();
-            derived.iter().for_each(|d| note_lookups(d, missing));
+            derived.iter().for_each(|d| note_lookups(d, asked));
             derived
         })
         .await;
