@@ -108,21 +108,33 @@ struct RoleInputs {
 
 /// What the revisions of one account say about its roles, merged one revision at a time (a sweep never holds
 /// every revision's derivation at once).
-#[derive(Default)]
 struct RoleFold {
     by_role: BTreeMap<RoleKey, RoleInputs>,
     /// Findings of revisions that name no usable role.
     loose: Vec<Finding>,
+    /// Whether the requirements keep their reasons (`PlanUse::Report`) or drop them (`PlanUse::CountOnly`).
+    plans: PlanUse,
 }
 
 impl RoleFold {
+    fn new(plans: PlanUse) -> RoleFold {
+        RoleFold {
+            by_role: BTreeMap::new(),
+            loose: Vec::new(),
+            plans,
+        }
+    }
+
     /// Merge one revision's derivation into its role's inputs (or its findings into the loose ones).
     fn add(&mut self, account: &str, derivation: derive::Derivation) {
         match derivation.role {
             Some(role) if role.account == account => {
                 let entry = self.by_role.entry(role).or_default();
                 entry.task_definitions.insert(derivation.task_definition);
-                for requirement in derivation.requirements {
+                for mut requirement in derivation.requirements {
+                    if self.plans == PlanUse::CountOnly {
+                        requirement.reasons = Vec::new();
+                    }
                     entry.requirements.add(requirement);
                 }
                 entry.findings.extend(derivation.findings);
@@ -291,7 +303,7 @@ struct TargetPass {
 /// One target's part of a pass: sweep it, publish, prepare the observation of its roles, and reconcile them
 /// with `concurrency` at once (its own workers, whatever the other targets are doing).
 async fn pass_target(ctx: &Context, rt: &Runtime, index: usize, run: &PassRun<'_>) -> TargetPass {
-    let sweep = sweep_target(ctx, rt, index).await;
+    let sweep = sweep_target(ctx, rt, index, run.plans).await;
     let observe_errors = sweep
         .errors
         .iter()
@@ -354,7 +366,7 @@ async fn prepare_observation(ctx: &Context, rt: &Runtime, index: usize, keys: &[
 }
 
 /// Observe one target: list, describe what is new, derive, and group by role.
-async fn sweep_target(ctx: &Context, rt: &Runtime, index: usize) -> Sweep {
+async fn sweep_target(ctx: &Context, rt: &Runtime, index: usize, plans: PlanUse) -> Sweep {
     let (target, clients) = &rt.targets[index];
     fence::restore_grace(ctx, &target.account).await;
     let view = ctx
@@ -369,6 +381,7 @@ async fn sweep_target(ctx: &Context, rt: &Runtime, index: usize) -> Sweep {
         clients,
         complete: view.is_complete(),
         iam,
+        plans,
     };
     let swept = derive_roles(ctx, &sweep, &view.task_definitions).await;
     Sweep {
@@ -526,6 +539,9 @@ struct SweepInputs<'a> {
     clients: &'a TargetClients,
     complete: bool,
     iam: Arc<dyn IamApi>,
+    /// Whether the plans made from the roles are kept for a report: only reports show the reasons behind a
+    /// permission, so the daemon's roles keep none (one per permission and revision: most of a role's state).
+    plans: PlanUse,
 }
 
 /// A sweep's roles (new or changed in full, the others by key), their findings, and the findings of revisions
@@ -579,7 +595,7 @@ async fn derive_roles(
     lookups::derive_with_lookups(&ctx.facts, lookup_target, &ctx.metrics, |facts, asked| {
         let mut swept = SweptRoles::default();
         for revisions in by_role.values() {
-            let mut fold = RoleFold::default();
+            let mut fold = RoleFold::new(sweep.plans);
             for td in revisions {
                 let derivation =
                     derive::required_permissions(td, &DeriveContext::default(), &options, facts);
@@ -608,7 +624,7 @@ async fn derive_roles(
 /// The desired state of each role the revisions name. Returns the roles and the findings of revisions that name
 /// no usable role.
 fn desired_roles(template: &RoleTemplate<'_>, fold: RoleFold) -> (Vec<DesiredRole>, Vec<Finding>) {
-    let RoleFold { by_role, loose } = fold;
+    let RoleFold { by_role, loose, .. } = fold;
     let insights = template.insights;
     let roles = by_role
         .into_iter()

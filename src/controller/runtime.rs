@@ -131,7 +131,7 @@ async fn sweep_loop(
         let sweep = tokio::select! {
             biased;
             _ = generation.cancelled() => break,
-            sweep = sweep_target(ctx, rt, index) => sweep,
+            sweep = sweep_target(ctx, rt, index, PlanUse::CountOnly) => sweep,
         };
         let complete = sweep.is_complete();
         let retryable = sweep.errors.iter().filter(|e| e.is_retryable()).count();

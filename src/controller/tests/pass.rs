@@ -398,7 +398,7 @@ async fn a_steady_sweep_keeps_unchanged_roles_by_key_and_a_new_revision_changes_
     };
 
     // Nothing changed: every role by key only, and publishing changes nothing.
-    let sweep = sweep_target(ctx, &ctx.runtime(), 0).await;
+    let sweep = sweep_target(ctx, &ctx.runtime(), 0, PlanUse::Report).await;
     assert_eq!(
         kinds(&sweep),
         [
@@ -417,7 +417,7 @@ async fn a_steady_sweep_keeps_unchanged_roles_by_key_and_a_new_revision_changes_
         td_arn("web", 2),
         task_definition(&td_arn("web", 2), "app-exec", vec![ecr_container("web2")]),
     );
-    let sweep = sweep_target(ctx, &ctx.runtime(), 0).await;
+    let sweep = sweep_target(ctx, &ctx.runtime(), 0, PlanUse::Report).await;
     assert_eq!(
         kinds(&sweep),
         [
@@ -433,6 +433,43 @@ async fn a_steady_sweep_keeps_unchanged_roles_by_key_and_a_new_revision_changes_
         "{:?}",
         desired.task_definitions
     );
+}
+
+/// The daemon's roles keep their permissions without the reasons behind them (only reports show reasons); a
+/// report's sweep keeps them. The permissions are the same either way.
+#[tokio::test]
+async fn the_daemon_keeps_no_reasons_only_reports_do() {
+    let ecs = FakeEcs::default().with(task_definition(
+        &td_arn("web", 1),
+        "app-exec",
+        vec![ecr_container("web")],
+    ));
+    let w = World::new(CONFIG, ecs, FakeIam::default().role("app-exec", &[])).await;
+    let ctx = &w.controller.ctx;
+    let desired = |plans: PlanUse| async move {
+        let sweep = sweep_target(ctx, &ctx.runtime(), 0, plans).await;
+        publish(ctx, &ctx.runtime(), sweep);
+        ctx.store.published(&role_key("app-exec")).unwrap().desired
+    };
+    let report = desired(PlanUse::Report).await;
+    let daemon = desired(PlanUse::CountOnly).await;
+    assert!(!report.requirements.is_empty());
+    assert!(
+        report.requirements.iter().all(|r| !r.reasons.is_empty()),
+        "{report:?}"
+    );
+    assert!(
+        daemon.requirements.iter().all(|r| r.reasons.is_empty()),
+        "{daemon:?}"
+    );
+    let permissions = |d: &crate::plan::DesiredRole| -> Vec<_> {
+        d.requirements
+            .iter()
+            .map(|r| r.permission.clone())
+            .collect()
+    };
+    assert_eq!(permissions(&report), permissions(&daemon));
+    assert_eq!(report.task_definitions, daemon.task_definitions);
 }
 
 fn role_key(name: &str) -> RoleKey {
