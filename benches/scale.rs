@@ -786,6 +786,12 @@ fn main() {
             Arc::new(Health::default()),
         )
         .await;
+        if let Some(kb) = status_kb("VmRSS:") {
+            println!(
+                "RSS before pass 1 (after seeding and building the controller): {:.1} MiB",
+                kb as f64 / 1024.0
+            );
+        }
         let mut passes = Vec::new();
         for name in ["pass 1 (cold)", "pass 2", "pass 3"] {
             passes.push(measured_pass(name, &controller, &metrics).await);

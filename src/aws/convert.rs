@@ -103,66 +103,64 @@ pub(crate) fn tags(list: &[iam::Tag]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// One role of `GetAccountAuthorizationDetails`; `None` without a name (IAM always sends one).
-pub(crate) fn role_detail(role: &iam::RoleDetail) -> Option<RoleDetail> {
-    let name = role.role_name()?.to_string();
+/// One role of `GetAccountAuthorizationDetails`, its strings moved (a page holds every role's documents; a copy
+/// would double it while the page is converted); `None` without a name (IAM always sends one).
+pub(crate) fn role_detail(role: iam::RoleDetail) -> Option<RoleDetail> {
+    let tags = tags(role.tags());
+    let name = role.role_name?;
     Some(RoleDetail {
         info: RoleInfo {
-            arn: role.arn().unwrap_or_default().to_string(),
-            assume_role_policy: role.assume_role_policy_document().map(str::to_string),
+            arn: role.arn.unwrap_or_default(),
+            assume_role_policy: role.assume_role_policy_document,
             permissions_boundary: role
-                .permissions_boundary()
-                .and_then(|b| b.permissions_boundary_arn())
-                .map(str::to_string),
-            path: role.path().unwrap_or("/").to_string(),
-            tags: tags(role.tags()),
+                .permissions_boundary
+                .and_then(|b| b.permissions_boundary_arn),
+            path: role.path.unwrap_or_else(|| "/".to_string()),
+            tags,
         },
         inline_policies: role
-            .role_policy_list()
-            .iter()
-            .filter_map(|p| {
-                Some((
-                    p.policy_name()?.to_string(),
-                    p.policy_document()?.to_string(),
-                ))
-            })
+            .role_policy_list
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| Some((p.policy_name?, p.policy_document?)))
             .collect(),
         attached_policies: role
-            .attached_managed_policies()
-            .iter()
-            .filter_map(|p| p.policy_arn())
-            .map(str::to_string)
+            .attached_managed_policies
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| p.policy_arn)
             .collect(),
         name,
     })
 }
 
-/// One customer managed policy of `GetAccountAuthorizationDetails`; `None` without an ARN. The name is taken from
-/// the ARN when the answer has none (moto leaves `PolicyName` out here).
-pub(crate) fn local_policy(policy: &iam::ManagedPolicyDetail) -> Option<LocalPolicy> {
-    let arn = policy.arn()?;
-    let name = policy
-        .policy_name()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| arn.rsplit('/').next().unwrap_or_default());
+/// One customer managed policy of `GetAccountAuthorizationDetails`, its strings moved; `None` without an ARN.
+/// The name is taken from the ARN when the answer has none (moto leaves `PolicyName` out here).
+pub(crate) fn local_policy(policy: iam::ManagedPolicyDetail) -> Option<LocalPolicy> {
+    let arn = policy.arn?;
+    let name = match policy.policy_name.filter(|n| !n.is_empty()) {
+        Some(name) => name,
+        None => arn.rsplit('/').next().unwrap_or_default().to_string(),
+    };
     Some(LocalPolicy {
-        arn: arn.to_string(),
-        name: name.to_string(),
-        path: policy.path().unwrap_or("/").to_string(),
-        policy_id: policy.policy_id().unwrap_or_default().to_string(),
-        default_version_id: policy.default_version_id().unwrap_or_default().to_string(),
-        attachment_count: policy.attachment_count().unwrap_or(0).max(0) as usize,
+        name,
+        path: policy.path.unwrap_or_else(|| "/".to_string()),
+        policy_id: policy.policy_id.unwrap_or_default(),
+        default_version_id: policy.default_version_id.unwrap_or_default(),
+        attachment_count: policy.attachment_count.unwrap_or(0).max(0) as usize,
         versions: policy
-            .policy_version_list()
-            .iter()
+            .policy_version_list
+            .unwrap_or_default()
+            .into_iter()
             .filter_map(|v| {
                 Some(LocalPolicyVersion {
-                    version_id: v.version_id()?.to_string(),
-                    is_default: v.is_default_version(),
-                    document: v.document().map(str::to_string),
+                    version_id: v.version_id?,
+                    is_default: v.is_default_version,
+                    document: v.document,
                 })
             })
             .collect(),
+        arn,
     })
 }
 
@@ -184,7 +182,7 @@ mod tests {
                     .build(),
             )
             .build();
-        let policy = local_policy(&detail).unwrap();
+        let policy = local_policy(detail).unwrap();
         assert_eq!(policy.name, "execrole-app-exec-1");
         assert_eq!(policy.path, "/execrole/");
         assert_eq!(policy.default_document(), Some("%7B%7D"));

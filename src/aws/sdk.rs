@@ -810,7 +810,7 @@ impl IamApi for SdkIam {
     ) -> Result<AuthorizationPage, AwsError> {
         use aws_sdk_iam::types::EntityType;
         const OP: &str = "GetAccountAuthorizationDetails";
-        let out = send(&self.caller, "iam", OP, || {
+        let mut out = send(&self.caller, "iam", OP, || {
             self.client
                 .get_account_authorization_details()
                 .filter(EntityType::Role)
@@ -820,22 +820,20 @@ impl IamApi for SdkIam {
                 .send()
         })
         .await?;
-        let mut items: Vec<AuthorizationItem> = out
-            .role_detail_list()
-            .iter()
+        let marker = out.marker.take().filter(|_| out.is_truncated);
+        let roles = out.role_detail_list.take().unwrap_or_default();
+        let policies = out.policies.take().unwrap_or_default();
+        let items = roles
+            .into_iter()
             .filter_map(convert::role_detail)
             .map(AuthorizationItem::Role)
+            .chain(
+                policies
+                    .into_iter()
+                    .filter_map(convert::local_policy)
+                    .map(AuthorizationItem::Policy),
+            )
             .collect();
-        items.extend(
-            out.policies()
-                .iter()
-                .filter_map(convert::local_policy)
-                .map(AuthorizationItem::Policy),
-        );
-        let marker = out
-            .marker()
-            .filter(|_| out.is_truncated())
-            .map(str::to_string);
         Ok(AuthorizationPage { items, marker })
     }
 }

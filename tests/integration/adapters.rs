@@ -159,3 +159,89 @@ async fn each_region_of_an_account_has_its_own_ecs_rate_limit_and_iam_one_for_th
         3
     );
 }
+
+/// The bulk snapshot says of a role what the per-role reads say: ARN, path, tags, boundary, trust policy, inline
+/// documents and attached policies; and it lists the account's customer managed policies with their documents.
+#[tokio::test]
+async fn the_bulk_snapshot_says_what_the_per_role_reads_say() {
+    let moto = Moto::start();
+    let iam = moto.iam().await;
+    let boundary = iam
+        .create_policy()
+        .policy_name("boundary")
+        .path("/execrole/")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .and_then(|p| p.arn)
+        .unwrap();
+    iam.create_role()
+        .role_name("app-exec")
+        .path("/ecs/")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+        .permissions_boundary(&boundary)
+        .tags(aws_sdk_iam::types::Tag::builder().key("team").value("a b").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    put_policy(&iam, "app-exec", "team-extra", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::a/b c"}]}"#).await;
+    iam.attach_role_policy()
+        .role_name("app-exec")
+        .policy_arn(&boundary)
+        .send()
+        .await
+        .unwrap();
+    let factory = moto.factory(Arc::new(Metrics::new())).await;
+    let (_, api, _) = factory.clients(&target()).await;
+
+    let snapshot = api.account_authorization().await.unwrap();
+    let detail = snapshot
+        .role("app-exec")
+        .expect("the role is in the snapshot");
+    let role = api.get_role("app-exec").await.unwrap().unwrap();
+    // moto URL-encodes the trust policy in GetRole but not here; both read as the same document.
+    let trust = |info: &execrole::aws::RoleInfo| {
+        PolicyDocument::parse(info.assume_role_policy.as_deref().unwrap()).unwrap()
+    };
+    assert_eq!(trust(&detail.info), trust(&role));
+    let without_trust = |info: &execrole::aws::RoleInfo| execrole::aws::RoleInfo {
+        assume_role_policy: None,
+        ..info.clone()
+    };
+    assert_eq!(without_trust(&detail.info), without_trust(&role));
+    assert_eq!(role.path, "/ecs/");
+    assert_eq!(role.tags, vec![("team".to_string(), "a b".to_string())]);
+    assert_eq!(
+        role.permissions_boundary.as_deref(),
+        Some(boundary.as_str())
+    );
+    let inline = api
+        .get_role_policy("app-exec", "team-extra")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        detail.inline_policies,
+        vec![("team-extra".to_string(), inline)]
+    );
+    assert_eq!(
+        detail.attached_policies,
+        api.list_attached_role_policies("app-exec").await.unwrap()
+    );
+    let policy = snapshot
+        .local_policies()
+        .find(|p| p.arn == boundary)
+        .expect("the customer managed policy is in the snapshot");
+    assert_eq!(
+        (policy.path.as_str(), policy.name.as_str()),
+        ("/execrole/", "boundary")
+    );
+    assert_eq!(policy.attachment_count, 1);
+    assert!(
+        policy
+            .default_document()
+            .is_some_and(|d| d.contains("Allow"))
+    );
+}
