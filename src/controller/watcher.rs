@@ -10,7 +10,7 @@
 //!
 //! It only observes; it does not derive or decide anything about roles.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -192,14 +192,14 @@ async fn list_target(
 
 /// The listed revisions to describe: in scope by family, and in the target's account; anything else that looks
 /// wrong is noted in `view`.
-fn in_scope(
+fn in_scope<'a>(
     config: &Config,
     target: &Target,
-    regions: &[(String, Arc<dyn EcsApi>)],
-    listed: &BTreeMap<String, Vec<String>>,
+    regions: &'a [(String, Arc<dyn EcsApi>)],
+    listed: &'a BTreeMap<String, Vec<String>>,
     view: &mut AccountView,
-) -> Vec<(String, Arc<dyn EcsApi>)> {
-    let mut wanted: Vec<(String, Arc<dyn EcsApi>)> = Vec::new();
+) -> Vec<(&'a str, &'a Arc<dyn EcsApi>)> {
+    let mut wanted = Vec::new();
     for (region, arns) in listed {
         let Some((_, ecs)) = regions.iter().find(|(r, _)| r == region) else {
             continue;
@@ -216,9 +216,7 @@ fn in_scope(
                 continue;
             }
             match Arn::parse(arn) {
-                Ok(parsed) if parsed.account == target.account => {
-                    wanted.push((arn.clone(), ecs.clone()))
-                }
+                Ok(parsed) if parsed.account == target.account => wanted.push((arn.as_str(), ecs)),
                 _ => {
                     // The credentials reach another account than the target names: never act on it.
                     view.errors.push(ObserveError::ForeignAccount {
@@ -246,19 +244,18 @@ impl Watcher {
         let mut listed = list_target(config, target, regions, &mut view).await;
         self.keep_for_grace(config, target, &mut listed, &mut view);
         let wanted = in_scope(config, target, regions, &listed, &mut view);
+        let misses = self.take_cached(&wanted, &mut view, metrics);
         // The futures are made before they enter the stream (not by a `Stream::map` closure), so the whole
-        // sweep future stays `Send` (rust-lang/rust#102211).
-        let describes: Vec<_> = wanted
+        // sweep future stays `Send` (rust-lang/rust#102211). Only revisions not cached yet are described.
+        let describes: Vec<_> = misses
             .into_iter()
-            .map(|(arn, ecs)| self.describe_listed(arn, ecs, metrics))
+            .map(|(arn, ecs)| self.describe_listed(arn.to_string(), ecs.clone(), metrics))
             .collect();
         let described = futures::stream::iter(describes)
             .buffer_unordered(config.concurrency)
             .collect::<Vec<_>>()
             .await;
-        let mut seen: BTreeSet<String> = BTreeSet::new();
         for (arn, result) in described {
-            seen.insert(arn.clone());
             match result {
                 Ok(td) => view.task_definitions.push(td),
                 Err(err) => {
@@ -269,8 +266,32 @@ impl Watcher {
             }
         }
         view.task_definitions.sort_by(|a, b| a.arn.cmp(&b.arn));
+        let seen: HashSet<&str> = wanted.iter().map(|(arn, _)| *arn).collect();
         self.forget_unlisted(target, &listed, &seen);
         view
+    }
+
+    /// Put the cached revisions of `wanted` in `view` (one lock for all of them); returns the others.
+    fn take_cached<'a>(
+        &self,
+        wanted: &[(&'a str, &'a Arc<dyn EcsApi>)],
+        view: &mut AccountView,
+        metrics: &Metrics,
+    ) -> Vec<(&'a str, &'a Arc<dyn EcsApi>)> {
+        let Ok(cache) = self.cache.lock() else {
+            return wanted.to_vec();
+        };
+        let mut misses = Vec::new();
+        for &(arn, ecs) in wanted {
+            match cache.get(arn) {
+                Some(td) => view.task_definitions.push(td.clone()),
+                None => misses.push((arn, ecs)),
+            }
+        }
+        metrics
+            .cache_hits
+            .inc_by((wanted.len() - misses.len()) as u64);
+        misses
     }
 
     /// Note which revisions count, and add back those that stopped counting less than the grace period ago (in
@@ -287,25 +308,29 @@ impl Watcher {
         let Ok(mut known) = self.known.lock() else {
             return;
         };
-        let counted: BTreeSet<String> = listed.values().flatten().cloned().collect();
+        let counted: HashSet<&str> = listed.values().flatten().map(String::as_str).collect();
         for arn in &counted {
-            known.insert(arn.clone(), None);
+            if let Some(missing_since) = known.get_mut(*arn) {
+                *missing_since = None;
+            } else {
+                known.insert(arn.to_string(), None);
+            }
         }
+        let mut kept: Vec<(String, String)> = Vec::new();
         known.retain(|arn, missing_since| {
             let Ok(parsed) = Arn::parse(arn) else {
                 return false;
             };
-            if parsed.account != target.account || counted.contains(arn) {
+            if parsed.account != target.account || counted.contains(arn.as_str()) {
                 return true;
             }
-            let Some(arns) = listed.get_mut(&parsed.region) else {
+            if !listed.contains_key(&parsed.region) {
                 return true;
-            };
+            }
             let since = *missing_since.get_or_insert(now);
             let in_scope = family_of(arn).is_some_and(|f| config.scope.contains_family(&f));
             if in_scope && now.duration_since(since) < config.prune_grace_period {
-                arns.push(arn.clone());
-                view.in_grace += 1;
+                kept.push((parsed.region, arn.clone()));
                 true
             } else {
                 if in_scope {
@@ -314,6 +339,10 @@ impl Watcher {
                 false
             }
         });
+        view.in_grace += kept.len();
+        for (region, arn) in kept {
+            listed.entry(region).or_default().push(arn);
+        }
     }
 
     /// The revisions of `account` that stopped counting, with when a sweep first found them so (the grace
@@ -364,17 +393,13 @@ impl Watcher {
         (arn, result)
     }
 
-    /// A task definition from the cache, or described once and cached.
+    /// Describe a revision that is not cached yet, and cache it.
     async fn describe(
         &self,
         ecs: &dyn EcsApi,
         arn: &str,
         metrics: &Metrics,
     ) -> Result<Arc<TaskDefinition>, AwsError> {
-        if let Some(td) = self.cached(arn) {
-            metrics.cache_hits.inc();
-            return Ok(td);
-        }
         metrics.cache_misses.inc();
         let td = Arc::new(ecs.describe_task_definition(arn).await?);
         if let Ok(mut cache) = self.cache.lock() {
@@ -383,16 +408,12 @@ impl Watcher {
         Ok(td)
     }
 
-    fn cached(&self, arn: &str) -> Option<Arc<TaskDefinition>> {
-        self.cache.lock().ok()?.get(arn).cloned()
-    }
-
     /// Drop cache entries of Regions that were listed but no longer list (or no longer scope) them.
     fn forget_unlisted(
         &self,
         target: &Target,
         listed: &BTreeMap<String, Vec<String>>,
-        seen: &BTreeSet<String>,
+        seen: &HashSet<&str>,
     ) {
         let Ok(mut cache) = self.cache.lock() else {
             return;
@@ -403,7 +424,7 @@ impl Watcher {
             };
             let listed_here =
                 parsed.account == target.account && listed.contains_key(&parsed.region);
-            !listed_here || seen.contains(arn)
+            !listed_here || seen.contains(arn.as_str())
         });
     }
 
