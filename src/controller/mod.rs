@@ -272,7 +272,7 @@ async fn pass(
             if let Some(error) = &error {
                 report.plan.errors.push((key.clone(), error.to_string()));
             }
-            role_plans.extend(role.plan);
+            role_plans.extend(role.plan.map(|plan| *plan));
         }
     }
     role_plans.sort_by(|a, b| a.key.cmp(&b.key));

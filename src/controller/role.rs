@@ -104,7 +104,7 @@ pub(crate) async fn reconcile(role: &RoleRun<'_>, ctx: &Context) -> Result<Actio
         key,
         LastReconcile {
             outcome,
-            plan,
+            plan: plan.map(Box::new),
             writes,
         },
         role.plans,

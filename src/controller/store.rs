@@ -61,8 +61,9 @@ impl SweptRole {
 pub(crate) struct LastReconcile {
     /// How it ended.
     pub(crate) outcome: Outcome,
-    /// The plan (what was or would be written), when the role could be observed.
-    pub(crate) plan: Option<RolePlan>,
+    /// The plan (what was or would be written), when the role could be observed. Boxed: a plan is large, and
+    /// the store keeps a record for every managed role whether or not it keeps its plan.
+    pub(crate) plan: Option<Box<RolePlan>>,
     /// IAM writes made.
     pub(crate) writes: usize,
 }
