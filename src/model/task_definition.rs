@@ -635,6 +635,233 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_key_takes_its_last_value() {
+        let td = TaskDefinition::from_json(
+            r#"{"family":1,"family":"web","revision":"x","revision":4,"containerDefinitions":[{"image":5}],
+               "containerDefinitions":[{"name":"a","name":"b","secrets":{},"secrets":null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(td.display_name(), "web:4");
+        assert_eq!(td.containers.len(), 1);
+        assert_eq!(td.containers[0].name.as_deref(), Some("b"));
+        let wrapped = TaskDefinition::from_json(
+            r#"{"taskDefinition":{"containerDefinitions":[]},"taskDefinition":"gone","family":"outer",
+               "containerDefinitions":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(wrapped.family.as_deref(), Some("outer"));
+    }
+
+    #[test]
+    fn the_wrapper_is_used_only_when_it_is_an_object() {
+        let outer = r#""family":"outer","containerDefinitions":[]"#;
+        let td =
+            TaskDefinition::from_json(&format!(r#"{{"taskDefinition":null,{outer}}}"#)).unwrap();
+        assert_eq!(td.family.as_deref(), Some("outer"));
+        let err =
+            TaskDefinition::from_json(&format!(r#"{{"taskDefinition":{{"family":"x"}},{outer}}}"#))
+                .unwrap_err();
+        assert_eq!(err, TaskDefinitionError::NotATaskDefinition);
+        // Only the outermost object is unwrapped.
+        let err = TaskDefinition::from_json(
+            r#"{"taskDefinition":{"taskDefinition":{"containerDefinitions":[]}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err, TaskDefinitionError::NotATaskDefinition);
+        let td = TaskDefinition::from_json(r#"{"containerDefinitions":null}"#).unwrap();
+        assert!(td.containers.is_empty());
+        for text in [
+            "5",
+            "\"x\"",
+            "null",
+            "true",
+            "[{\"containerDefinitions\":[]}]",
+        ] {
+            let err = TaskDefinition::from_json(text).unwrap_err();
+            assert_eq!(err, TaskDefinitionError::NotATaskDefinition, "{text}");
+        }
+    }
+
+    #[test]
+    fn invalid_json_anywhere_wins_over_a_wrong_type() {
+        let err = TaskDefinition::from_json(
+            r#"{"family":1,"containerDefinitions":[{"image":2}],"x":[1,}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "not valid JSON: expected value at line 1 column 57"
+        );
+        let err = TaskDefinition::from_json(r#"{"containerDefinitions":[]} x"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "not valid JSON: trailing characters at line 1 column 29"
+        );
+        let deep = format!(
+            r#"{{"containerDefinitions":[],"x":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let err = TaskDefinition::from_json(&deep).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "not valid JSON: recursion limit exceeded at line 1 column 158"
+        );
+        let err =
+            TaskDefinition::from_json(r#"{"containerDefinitions":[{"x":"\q"}]}"#).unwrap_err();
+        assert_eq!(err.reason(), "invalid_json");
+    }
+
+    #[test]
+    fn of_several_wrong_fields_the_first_in_reading_order_is_named() {
+        let cases = [
+            (
+                r#"{"family":1,"containerDefinitions":[{"image":2}]}"#,
+                "`containerDefinitions[0].image` must be a string",
+            ),
+            (
+                r#"{"containerDefinitions":[{"name":1,"image":2,"logConfiguration":3}]}"#,
+                "`containerDefinitions[0].logConfiguration` must be an object",
+            ),
+            (
+                r#"{"containerDefinitions":[{"name":1,"firelensConfiguration":{"options":1},
+                   "repositoryCredentials":{"credentialsParameter":1}}]}"#,
+                "`containerDefinitions[0].repositoryCredentials.credentialsParameter` must be a string",
+            ),
+            (
+                r#"{"containerDefinitions":[{"name":1,"firelensConfiguration":{"options":1,"type":2}}]}"#,
+                "`containerDefinitions[0].firelensConfiguration.type` must be a string",
+            ),
+            (
+                r#"{"containerDefinitions":[{"credentialSpecs":1,"environmentFiles":1,"secrets":1,"image":1}]}"#,
+                "`containerDefinitions[0].image` must be a string",
+            ),
+            (
+                r#"{"containerDefinitions":[{"credentialSpecs":1,"environmentFiles":1,"secrets":1}]}"#,
+                "`containerDefinitions[0].secrets` must be a list",
+            ),
+            (
+                r#"{"containerDefinitions":[{"credentialSpecs":1,"environmentFiles":[{"type":1}]}]}"#,
+                "`containerDefinitions[0].environmentFiles[0].type` must be a string",
+            ),
+            (
+                r#"{"containerDefinitions":[{"logConfiguration":{"secretOptions":1,"options":2,"logDriver":3}}]}"#,
+                "`containerDefinitions[0].logConfiguration.logDriver` must be a string",
+            ),
+            (
+                r#"{"containerDefinitions":[{"logConfiguration":{"secretOptions":1,"options":2}}]}"#,
+                "`containerDefinitions[0].logConfiguration.options` must be an object of strings",
+            ),
+            (
+                r#"{"containerDefinitions":[{},{"image":1},3]}"#,
+                "`containerDefinitions[1].image` must be a string",
+            ),
+            (
+                r#"{"requiresCompatibilities":1,"executionRoleArn":1,"family":1,"taskDefinitionArn":1,"containerDefinitions":[]}"#,
+                "`taskDefinitionArn` must be a string",
+            ),
+            (
+                r#"{"requiresCompatibilities":1,"executionRoleArn":1,"family":1,"containerDefinitions":[]}"#,
+                "`family` must be a string",
+            ),
+            (
+                r#"{"requiresCompatibilities":1,"executionRoleArn":1,"containerDefinitions":[]}"#,
+                "`executionRoleArn` must be a string",
+            ),
+            (
+                r#"{"containerDefinitions":[{"logConfiguration":[null,{"logDriver":1}]}]}"#,
+                "`containerDefinitions[0].logConfiguration[0]` must be an object",
+            ),
+        ];
+        for (text, message) in cases {
+            let err = TaskDefinition::from_json(text).unwrap_err();
+            assert_eq!(err.to_string(), message, "{text}");
+        }
+    }
+
+    #[test]
+    fn values_of_other_types_are_dropped_or_read_as_absent_where_no_error_is_due() {
+        let td = TaskDefinition::from_json(
+            r#"{"revision":"3","requiresCompatibilities":[" EC2 ","",1,null,"FARGATE"],
+               "containerDefinitions":[{"credentialSpecs":[" a ","",2,"b"],"secrets":[5,{"name":" s "}],
+               "environmentFiles":[null,{"type":"s3","value":" arn "}],"repositoryCredentials":"x",
+               "firelensConfiguration":7,"logConfiguration":[],"fam\u0069ly":1,"n\u0061me":" x\t"},
+               {"repositoryCredentials":[],"firelensConfiguration":{"type":" fluentbit ","options":{
+               "s":" v ","t":true,"f":false,"i":-3,"u":18446744073709551615,"d":1.5,"e":1e3,"n":null,"o":{},"l":[]}},
+               "logConfiguration":[{"logDriver":"awslogs"},1]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(td.revision, None);
+        assert_eq!(td.requires_compatibilities, [" EC2 ", "", "FARGATE"]);
+        let c = &td.containers[0];
+        assert_eq!(c.name.as_deref(), Some("x"));
+        assert_eq!(c.credential_specs, [" a ", "b"]);
+        assert_eq!(c.secrets[0], SecretEntry::default());
+        assert_eq!(c.secrets[1].name.as_deref(), Some("s"));
+        assert_eq!((c.secrets[1].index, c.environment_files[1].index), (1, 1));
+        assert_eq!(
+            (
+                c.environment_files[0].kind.clone(),
+                c.environment_files[0].value.clone()
+            ),
+            (None, None)
+        );
+        assert_eq!(c.environment_files[1].value.as_deref(), Some("arn"));
+        assert_eq!(c.repository_credentials, None);
+        assert_eq!(
+            c.firelens_configuration,
+            Some(FirelensConfiguration::default())
+        );
+        assert_eq!(c.log_configuration, None);
+        let c = &td.containers[1];
+        assert_eq!(c.repository_credentials, None);
+        let firelens = c.firelens_configuration.as_ref().unwrap();
+        assert_eq!(firelens.kind.as_deref(), Some("fluentbit"));
+        let options: Vec<(&str, &str)> = firelens
+            .options
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            options,
+            [
+                ("d", "1.5"),
+                ("e", "1000.0"),
+                ("f", "false"),
+                ("i", "-3"),
+                ("s", " v "),
+                ("t", "true"),
+                ("u", "18446744073709551615")
+            ]
+        );
+        let log = c.log_configuration.as_ref().unwrap();
+        assert!(log.was_list && log.log_driver.as_deref() == Some("awslogs"));
+        let big = TaskDefinition::from_json(
+            r#"{"revision":9223372036854775808,"containerDefinitions":[]}"#,
+        );
+        assert_eq!(big.unwrap().revision, None);
+        let negative = TaskDefinition::from_json(r#"{"revision":-2,"containerDefinitions":[]}"#);
+        assert_eq!(negative.unwrap().revision, Some(-2));
+    }
+
+    #[test]
+    fn a_json_value_parses_as_its_text_does() {
+        let text = r#"{"taskDefinition":{"family":"web","revision":2,"containerDefinitions":[{"name":"a",
+            "logConfiguration":{"logDriver":"awslogs","options":{"x":1.5,"y":true}},"secrets":[{"name":"s"}]}]}}"#;
+        let value: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            TaskDefinition::from_value(&value),
+            TaskDefinition::from_json(text)
+        );
+        let value: Value =
+            serde_json::from_str(r#"{"containerDefinitions":[{"image":[]}]}"#).unwrap();
+        assert_eq!(
+            TaskDefinition::from_value(&value).unwrap_err().to_string(),
+            "`containerDefinitions[0].image` must be a string"
+        );
+    }
+
+    #[test]
     fn ec2_only_means_exactly_ec2() {
         let td = |c: &[&str]| TaskDefinition {
             requires_compatibilities: c.iter().map(|s| s.to_string()).collect(),
