@@ -7,13 +7,15 @@
 //! strings and `null`, which mean "absent"); judging them is the derivation rules' job. The SDK adapter builds the
 //! same type from the ECS API's response.
 
+mod json;
+
 use serde_json::Value;
 
 use super::Arn;
 
 /// The largest JSON text [`TaskDefinition::from_json`] reads: eight times the 64 KiB ECS allows a task definition,
-/// room for describe output and pretty-printing. Parsing allocates up to a hundred times the text's size (deeply
-/// nested values), so a bound on the text bounds memory.
+/// room for describe output and pretty-printing. A bound on the text bounds the time and memory parsing takes
+/// (a `serde_json::Value` of deeply nested JSON takes up to a hundred times the text's size).
 pub const MAX_TASK_DEFINITION_BYTES: usize = 512 << 10;
 
 /// The parts of a task definition that decide what its execution role needs.
@@ -210,39 +212,15 @@ impl TaskDefinition {
         if text.len() > MAX_TASK_DEFINITION_BYTES {
             return Err(TaskDefinitionError::TooLarge { bytes: text.len() });
         }
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| TaskDefinitionError::InvalidJson(e.to_string()))?;
-        TaskDefinition::from_value(&value)
+        let mut document = serde_json::Deserializer::from_str(text);
+        json::parse(&mut document)
+            .and_then(|parsed| document.end().map(|()| parsed))
+            .map_err(|e| TaskDefinitionError::InvalidJson(e.to_string()))?
     }
 
     /// Parse a task definition from a JSON value (see [`TaskDefinition::from_json`]).
     pub fn from_value(value: &Value) -> Result<TaskDefinition, TaskDefinitionError> {
-        let object = match value.get("taskDefinition") {
-            Some(inner) if inner.is_object() => inner,
-            _ => value,
-        };
-        let Some(map) = object.as_object() else {
-            return Err(TaskDefinitionError::NotATaskDefinition);
-        };
-        if !map.contains_key("containerDefinitions") {
-            return Err(TaskDefinitionError::NotATaskDefinition);
-        }
-        let containers = list(object, "containerDefinitions", &FieldPath::Root)?
-            .iter()
-            .enumerate()
-            .map(|(index, c)| container(index, c))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(TaskDefinition {
-            arn: string(object, "taskDefinitionArn", &FieldPath::Root)?,
-            family: string(object, "family", &FieldPath::Root)?,
-            revision: object.get("revision").and_then(Value::as_i64),
-            execution_role_arn: string(object, "executionRoleArn", &FieldPath::Root)?,
-            requires_compatibilities: list(object, "requiresCompatibilities", &FieldPath::Root)?
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            containers,
-        })
+        json::parse(value).map_err(|e| TaskDefinitionError::InvalidJson(e.to_string()))?
     }
 
     /// The parsed `taskDefinitionArn`, when present and well-formed.
@@ -268,152 +246,6 @@ impl TaskDefinition {
                 .requires_compatibilities
                 .iter()
                 .all(|c| c.eq_ignore_ascii_case("EC2"))
-    }
-}
-
-fn container(index: usize, value: &Value) -> Result<ContainerDefinition, TaskDefinitionError> {
-    let containers = FieldPath::Root.key("containerDefinitions");
-    let here = containers.index(index);
-    if !value.is_object() {
-        return Err(TaskDefinitionError::WrongType {
-            path: here.to_string(),
-            expected: "an object",
-        });
-    }
-    let log_configuration = match value.get("logConfiguration") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(items)) => match items.first() {
-            Some(first) => Some(log_configuration(
-                first,
-                &here.key("logConfiguration").index(0),
-                true,
-            )?),
-            None => None,
-        },
-        Some(other) => Some(log_configuration(
-            other,
-            &here.key("logConfiguration"),
-            false,
-        )?),
-    };
-    let repository_credentials = match value.get("repositoryCredentials") {
-        None | Some(Value::Null) => None,
-        Some(creds) => string(
-            creds,
-            "credentialsParameter",
-            &here.key("repositoryCredentials"),
-        )?,
-    };
-    let firelens_configuration = match value.get("firelensConfiguration") {
-        None | Some(Value::Null) => None,
-        Some(f) => Some(FirelensConfiguration {
-            kind: string(f, "type", &here.key("firelensConfiguration"))?,
-            options: options(f, &here.key("firelensConfiguration"))?,
-        }),
-    };
-    Ok(ContainerDefinition {
-        index,
-        name: string(value, "name", &here)?,
-        image: string(value, "image", &here)?,
-        log_configuration,
-        secrets: secret_entries(value, "secrets", &here)?,
-        repository_credentials,
-        environment_files: list(value, "environmentFiles", &here)?
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let files = here.key("environmentFiles");
-                let file = files.index(i);
-                Ok(EnvironmentFile {
-                    index: i,
-                    kind: string(f, "type", &file)?,
-                    value: string(f, "value", &file)?,
-                })
-            })
-            .collect::<Result<_, TaskDefinitionError>>()?,
-        firelens_configuration,
-        credential_specs: list(value, "credentialSpecs", &here)?
-            .iter()
-            .filter_map(|v| v.as_str().filter(|s| !s.is_empty()).map(str::to_string))
-            .collect(),
-    })
-}
-
-fn log_configuration(
-    value: &Value,
-    path: &FieldPath<'_>,
-    was_list: bool,
-) -> Result<LogConfiguration, TaskDefinitionError> {
-    if !value.is_object() {
-        return Err(TaskDefinitionError::WrongType {
-            path: path.to_string(),
-            expected: "an object",
-        });
-    }
-    Ok(LogConfiguration {
-        log_driver: string(value, "logDriver", path)?,
-        options: options(value, path)?,
-        secret_options: secret_entries(value, "secretOptions", path)?,
-        was_list,
-    })
-}
-
-/// The list `key` of `value` (at `parent`) of `{name, valueFrom}` entries.
-fn secret_entries(
-    value: &Value,
-    key: &str,
-    parent: &FieldPath<'_>,
-) -> Result<Vec<SecretEntry>, TaskDefinitionError> {
-    let path = parent.key(key);
-    list(value, key, parent)?
-        .iter()
-        .enumerate()
-        .map(|(index, s)| {
-            let entry = path.index(index);
-            Ok(SecretEntry {
-                index,
-                name: string(s, "name", &entry)?,
-                value_from: string(s, "valueFrom", &entry)?,
-            })
-        })
-        .collect()
-}
-
-/// The `options` map of `value` (at `parent`): string values kept, booleans and numbers as their JSON text, `null`
-/// dropped.
-fn options(value: &Value, parent: &FieldPath<'_>) -> Result<Options, TaskDefinitionError> {
-    match value.get("options") {
-        None | Some(Value::Null) => Ok(Options::default()),
-        Some(Value::Object(map)) => Ok(map
-            .iter()
-            .filter_map(|(k, v)| match v {
-                Value::String(s) => Some((k.clone(), s.clone())),
-                Value::Bool(b) => Some((k.clone(), b.to_string())),
-                Value::Number(n) => Some((k.clone(), n.to_string())),
-                _ => None,
-            })
-            .collect()),
-        Some(_) => Err(TaskDefinitionError::WrongType {
-            path: parent.key("options").to_string(),
-            expected: "an object of strings",
-        }),
-    }
-}
-
-/// The string field `key` of `value` (at `parent`); `null`, absent and `""` are all `None`.
-fn string(
-    value: &Value,
-    key: &str,
-    parent: &FieldPath<'_>,
-) -> Result<Option<String>, TaskDefinitionError> {
-    match value.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
-        Some(_) => Err(TaskDefinitionError::WrongType {
-            path: parent.key(key).to_string(),
-            expected: "a string",
-        }),
     }
 }
 
@@ -447,22 +279,6 @@ impl std::fmt::Display for FieldPath<'_> {
             FieldPath::Key(parent, key) => write!(f, "{parent}.{key}"),
             FieldPath::Index(parent, index) => write!(f, "{parent}[{index}]"),
         }
-    }
-}
-
-/// The list field `key` of `value` (at `parent`); `null` and absent are empty.
-fn list<'a>(
-    value: &'a Value,
-    key: &str,
-    parent: &FieldPath<'_>,
-) -> Result<&'a [Value], TaskDefinitionError> {
-    match value.get(key) {
-        None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(items)) => Ok(items.as_slice()),
-        Some(_) => Err(TaskDefinitionError::WrongType {
-            path: parent.key(key).to_string(),
-            expected: "a list",
-        }),
     }
 }
 
