@@ -127,10 +127,10 @@ fn derive(args: DeriveArgs) -> Result<ExitCode> {
 /// memory does not grow with the number of files.
 fn derive_streamed(args: &DeriveArgs) -> Result<ExitCode> {
     let sources = offline::sources(&args.files, &mut std::io::stdin().lock());
-    let reports = sources.into_iter().map(|source| {
-        let input = offline::read_source(source);
-        offline::derive_one(&input, &args.ctx, &Default::default())
-    });
+    let mut reader = offline::Reader::default();
+    let reports = sources
+        .into_iter()
+        .map(|source| reader.derive(source, &args.ctx, &Default::default()));
     print_derivations(reports, args.output)
 }
 

@@ -70,21 +70,65 @@ pub fn sources(files: &[PathBuf], stdin: &mut dyn Read) -> Vec<Source> {
 /// One input's name and text (or why it cannot be read).
 pub fn read_source(source: Source) -> Input {
     match source {
-        Source::File(path) => read_file(&path),
+        Source::File(path) => {
+            let mut reader = Reader::default();
+            let text = reader.read(&path).map(str::to_string);
+            (path.display().to_string(), text)
+        }
         Source::Read(input) => input,
+    }
+}
+
+/// Reads input files one after another into one buffer, reused from file to file.
+#[derive(Debug, Default)]
+pub struct Reader {
+    buffer: Vec<u8>,
+}
+
+impl Reader {
+    /// The text of the file at `path`, or why it cannot be read (the message [`read_source`] gives).
+    pub fn read(&mut self, path: &std::path::Path) -> Result<&str, String> {
+        self.fill(path)
+            .map_err(|e| format!("cannot read the file: {e}"))
+    }
+
+    fn fill(&mut self, path: &std::path::Path) -> io::Result<&str> {
+        self.buffer.clear();
+        // Through `Take`, which reads into the buffer's spare room until the end, rather than `File`'s own
+        // `read_to_end`, which first asks for the file's size and position (two more system calls per file).
+        std::fs::File::open(path)?
+            .take(u64::MAX)
+            .read_to_end(&mut self.buffer)?;
+        std::str::from_utf8(&self.buffer).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            )
+        })
+    }
+
+    /// Read and derive one input offline (as [`derive_one`] does with what [`read_source`] gives).
+    pub fn derive(
+        &mut self,
+        source: Source,
+        ctx: &DeriveContext,
+        options: &DeriveOptions,
+    ) -> FileReport {
+        match source {
+            Source::File(path) => {
+                let text = self.read(&path);
+                derive_text(path.display().to_string(), text, ctx, options)
+            }
+            Source::Read((file, text)) => {
+                derive_text(file, text.as_deref().map_err(Clone::clone), ctx, options)
+            }
+        }
     }
 }
 
 /// Read every input ([`sources`], each read in turn).
 pub fn read_inputs(files: &[PathBuf], stdin: &mut dyn Read) -> Vec<Input> {
     sources(files, stdin).into_iter().map(read_source).collect()
-}
-
-fn read_file(path: &std::path::Path) -> Input {
-    (
-        path.display().to_string(),
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read the file: {e}")),
-    )
 }
 
 /// The `*.json` files directly in `dir`, sorted.
@@ -109,15 +153,18 @@ fn json_files_in(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
 pub fn parse_inputs(inputs: &[Input]) -> Vec<(String, Result<TaskDefinition, String>)> {
     inputs
         .iter()
-        .map(|(file, text)| (file.clone(), parse_input(text)))
+        .map(|(file, text)| {
+            (
+                file.clone(),
+                parse_input(text.as_deref().map_err(Clone::clone)),
+            )
+        })
         .collect()
 }
 
 /// One input's text parsed as a task definition, or why it cannot be.
-fn parse_input(text: &Result<String, String>) -> Result<TaskDefinition, String> {
-    text.as_ref()
-        .map_err(Clone::clone)
-        .and_then(|text| TaskDefinition::from_json(text).map_err(|e| e.to_string()))
+fn parse_input(text: Result<&str, String>) -> Result<TaskDefinition, String> {
+    text.and_then(|text| TaskDefinition::from_json(text).map_err(|e| e.to_string()))
 }
 
 /// What one input file yielded.
@@ -174,13 +221,29 @@ pub fn derive_files(
 /// Derive one input offline (no look-up made).
 pub fn derive_one(input: &Input, ctx: &DeriveContext, options: &DeriveOptions) -> FileReport {
     let (file, text) = input;
+    derive_text(
+        file.clone(),
+        text.as_deref().map_err(Clone::clone),
+        ctx,
+        options,
+    )
+}
+
+/// Derive the text of the input `file` (or report why it could not be read) offline.
+fn derive_text(
+    file: String,
+    text: Result<&str, String>,
+    ctx: &DeriveContext,
+    options: &DeriveOptions,
+) -> FileReport {
     match parse_input(text) {
         Ok(td) => {
-            let derivation = derive::required_permissions(&td, ctx, options, &Facts::new());
-            let not_looked_up = derivation.not_looked_up.clone();
-            FileReport::new(file.clone(), Ok(derivation), not_looked_up)
+            let mut derivation = derive::required_permissions(&td, ctx, options, &Facts::new());
+            // The report keeps them (the derivation's copy is read by nothing after this).
+            let not_looked_up = std::mem::take(&mut derivation.not_looked_up);
+            FileReport::new(file, Ok(derivation), not_looked_up)
         }
-        Err(error) => FileReport::new(file.clone(), Err(error), Vec::new()),
+        Err(error) => FileReport::new(file, Err(error), Vec::new()),
     }
 }
 
