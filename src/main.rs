@@ -161,7 +161,7 @@ fn print_derivations<R: std::borrow::Borrow<offline::FileReport>>(
     let reports = reports.into_iter().inspect(|r| {
         failed.set(failed.get() || r.borrow().result.is_err());
     });
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     match output {
         DeriveOutput::Text => offline::write_text(reports, &mut out)?,
         DeriveOutput::Json => offline::write_json(reports, &mut out)?,

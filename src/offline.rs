@@ -145,7 +145,13 @@ fn json_files_in(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
             files.push(path);
         }
     }
-    files.sort();
+    // By bytes: every path is `dir` joined to a name without `/`, so this is the order of `Path`'s own comparison
+    // (component by component), without splitting every path into components at each comparison.
+    files.sort_unstable_by(|a, b| {
+        a.as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.as_os_str().as_encoded_bytes())
+    });
     Ok(files)
 }
 
@@ -330,11 +336,12 @@ fn write_text_report(report: &FileReport, out: &mut dyn Write) -> io::Result<()>
         }
     }
     if let Some(doc) = doc {
+        // `iam_size` is the character count of this text: counted here rather than written twice.
+        let json = doc.to_json();
         writeln!(
             out,
-            "policy ({} of {INLINE_POLICY_LIMIT} characters):\n{}",
-            policy::iam_size(doc),
-            doc.to_json()
+            "policy ({} of {INLINE_POLICY_LIMIT} characters):\n{json}",
+            json.chars().count()
         )?;
     }
     writeln!(out)
@@ -363,12 +370,96 @@ pub fn write_json<R: Borrow<FileReport>>(
     reports: impl IntoIterator<Item = R>,
     out: &mut impl Write,
 ) -> io::Result<()> {
-    let mut serializer = serde_json::Serializer::pretty(&mut *out);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, Pretty::default());
     let files = JsonFiles(RefCell::new(Some(reports.into_iter())));
     JsonReport(files)
         .serialize(&mut serializer)
         .map_err(io::Error::other)?;
     writeln!(out)
+}
+
+/// serde_json's `PrettyFormatter` (two spaces per level), each line break written with its indentation in one
+/// piece rather than one write per level.
+#[derive(Default)]
+struct Pretty {
+    level: usize,
+    has_value: bool,
+}
+
+/// A comma, a line break and the indentation of the deepest level written in one piece.
+const LINE_BREAK: [u8; 2 + 2 * 32] = {
+    let mut line = [b' '; 2 + 2 * 32];
+    line[0] = b',';
+    line[1] = b'\n';
+    line
+};
+
+impl Pretty {
+    /// A line break (after a comma when `comma`) and the current indentation.
+    fn line_break<W: ?Sized + Write>(&self, out: &mut W, comma: bool) -> io::Result<()> {
+        let start = usize::from(!comma);
+        match LINE_BREAK.get(start..2 + 2 * self.level) {
+            Some(line) => out.write_all(line),
+            None => {
+                out.write_all(&LINE_BREAK[start..2])?;
+                (0..self.level).try_for_each(|_| out.write_all(b"  "))
+            }
+        }
+    }
+
+    fn begin<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        out.write_all(bracket)
+    }
+
+    fn end<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            self.line_break(out, false)?;
+        }
+        out.write_all(bracket)
+    }
+}
+
+impl serde_json::ser::Formatter for Pretty {
+    fn begin_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.begin(out, b"[")
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.end(out, b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
+        self.line_break(out, !first)
+    }
+
+    fn end_array_value<W: ?Sized + Write>(&mut self, _out: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.begin(out, b"{")
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        self.end(out, b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
+        self.line_break(out, !first)
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, out: &mut W) -> io::Result<()> {
+        out.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + Write>(&mut self, _out: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 /// The JSON report as a streaming [`Serialize`]: `files`, then `schema`.
@@ -503,6 +594,11 @@ mod tests {
         );
         let policy_line = render_policies(&reports);
         let doc = PolicyDocument::parse(policy_line.trim()).unwrap();
+        let size = format!(
+            "policy ({} of {INLINE_POLICY_LIMIT} characters)",
+            policy::iam_size(&doc)
+        );
+        assert!(text.contains(&size), "{text}");
         assert_eq!(
             json["files"][0]["policy"],
             serde_json::from_str::<Value>(&doc.to_json()).unwrap()
@@ -608,6 +704,24 @@ mod tests {
         assert_eq!(
             out,
             include_str!("../tests/fixtures/derive-report-shape.json")
+        );
+    }
+
+    #[test]
+    fn the_pretty_formatter_writes_what_serde_jsons_does_at_any_depth() {
+        let mut deep = serde_json::json!({"a": [1, {"b": []}, {}], "c": "d"});
+        for _ in 0..40 {
+            deep = serde_json::json!({"x": [deep, 2, {"y": null}], "z": {}});
+        }
+        let mut ours = Vec::new();
+        deep.serialize(&mut serde_json::Serializer::with_formatter(
+            &mut ours,
+            Pretty::default(),
+        ))
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            serde_json::to_string_pretty(&deep).unwrap()
         );
     }
 
