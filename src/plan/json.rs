@@ -2,9 +2,9 @@
 //! `derive --output json`. They borrow what they print and serialise directly (the derive report streams them),
 //! with every object's keys sorted: the order a `serde_json::Value` keeps, which both reports have always printed.
 
-use serde::ser::{Error as _, Serialize, SerializeMap, Serializer};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::derive::{Finding, Reason, Requirement};
+use crate::derive::{Finding, HoldScope, Reason, Requirement};
 use crate::policy::Permission;
 
 /// A finding: `{ "blocking", "container", "field", "holds_back", "kind", "message", "task_definition" }`.
@@ -13,21 +13,50 @@ pub struct FindingJson<'a>(pub &'a Finding);
 impl Serialize for FindingJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let f = self.0;
-        // The scope's own serialisation (a tagged enum, its tag first) as a `Value`, which sorts its keys.
-        let holds_back = f
-            .holds
-            .as_ref()
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(S::Error::custom)?;
         let mut map = serializer.serialize_map(Some(7))?;
         map.serialize_entry("blocking", &f.kind.is_blocking())?;
         map.serialize_entry("container", &f.container)?;
         map.serialize_entry("field", &f.field)?;
-        map.serialize_entry("holds_back", &holds_back)?;
+        map.serialize_entry("holds_back", &f.holds.as_ref().map(HoldsBackJson))?;
         map.serialize_entry("kind", f.kind.as_str())?;
         map.serialize_entry("message", &f.message)?;
         map.serialize_entry("task_definition", &f.task_definition)?;
+        map.end()
+    }
+}
+
+/// What a finding holds back: the scope's own serialisation (a tagged enum, `kind` the variant) with its keys
+/// sorted.
+struct HoldsBackJson<'a>(&'a HoldScope);
+
+impl Serialize for HoldsBackJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        match self.0 {
+            HoldScope::PullThroughCache {
+                partition,
+                region,
+                account,
+                prefix,
+            } => {
+                map.serialize_entry("account", account)?;
+                map.serialize_entry("kind", "pull_through_cache")?;
+                map.serialize_entry("partition", partition)?;
+                map.serialize_entry("prefix", prefix)?;
+                map.serialize_entry("region", region)?;
+            }
+            HoldScope::Secret { arn, region } => {
+                map.serialize_entry("arn", arn)?;
+                map.serialize_entry("kind", "secret")?;
+                map.serialize_entry("region", region)?;
+            }
+            HoldScope::Decrypt { region, account } => {
+                map.serialize_entry("account", account)?;
+                map.serialize_entry("kind", "decrypt")?;
+                map.serialize_entry("region", region)?;
+            }
+            HoldScope::CredSpecSecret => map.serialize_entry("kind", "cred_spec_secret")?,
+        }
         map.end()
     }
 }
@@ -82,5 +111,41 @@ impl Serialize for ReasonJson<'_> {
         map.serialize_entry("field", &*reason.field)?;
         map.serialize_entry("task_definition", &*reason.task_definition)?;
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_finding_holds_back_is_the_scopes_own_serialisation_with_sorted_keys() {
+        let s = |text: &str| text.to_string();
+        let scopes = [
+            HoldScope::PullThroughCache {
+                partition: s("aws"),
+                region: s("us-east-1"),
+                account: s("123456789012"),
+                prefix: s("hub"),
+            },
+            HoldScope::Secret {
+                arn: s("arn:aws:secretsmanager:us-east-1:123456789012:secret:a"),
+                region: s("us-east-1"),
+            },
+            HoldScope::Decrypt {
+                region: s("us-east-1"),
+                account: None,
+            },
+            HoldScope::Decrypt {
+                region: s("us-east-1"),
+                account: Some(s("123456789012")),
+            },
+            HoldScope::CredSpecSecret,
+        ];
+        for scope in scopes {
+            let direct = serde_json::to_string_pretty(&HoldsBackJson(&scope)).unwrap();
+            let via_value = serde_json::to_value(&scope).unwrap();
+            assert_eq!(direct, serde_json::to_string_pretty(&via_value).unwrap());
+        }
     }
 }
