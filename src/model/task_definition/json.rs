@@ -191,6 +191,12 @@ trait Fields<'de>: Default {
     fn field<A: MapAccess<'de>>(&mut self, key: &str, object: &mut A) -> Result<(), A::Error>;
 }
 
+impl<'de, T: Fields<'de>> Fields<'de> for Box<T> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, object: &mut A) -> Result<(), A::Error> {
+        (**self).field(key, object)
+    }
+}
+
 /// A value that is read as the object `T` when it is one.
 #[derive(Default)]
 enum Obj<T> {
@@ -390,7 +396,9 @@ impl<'de> Fields<'de> for Root {
 #[derive(Default)]
 struct TaskDefinitionFields {
     has_containers: bool,
-    containers: List<Obj<ContainerFields>>,
+    /// Boxed: the list then stays small, rather than a run of large slots (the allocator handles a request of a
+    /// kilobyte or more by first merging every small block freed so far).
+    containers: List<Obj<Box<ContainerFields>>>,
     arn: Str,
     family: Str,
     revision: Int,
@@ -622,13 +630,14 @@ impl TaskDefinitionFields {
 /// other fields.
 fn container(
     index: usize,
-    fields: Obj<ContainerFields>,
+    fields: Obj<Box<ContainerFields>>,
 ) -> Result<ContainerDefinition, TaskDefinitionError> {
     let containers = FieldPath::Root.key("containerDefinitions");
     let here = containers.index(index);
     let Obj::Object(c) = fields else {
         return Err(not_an_object(&here));
     };
+    let c = *c;
     let log_configuration = match c.log_configuration {
         LogField::Single(Obj::Null) | LogField::List(None) => None,
         LogField::List(Some(first)) => Some(log_configuration(
