@@ -57,29 +57,34 @@ pub(crate) fn awslogs(container: &ContainerDefinition, needs: &mut Needs) {
         needs.grant(
             Permission::new("logs:CreateLogGroup", resource),
             &at.container,
-            &at.create_group,
+            &at.option("awslogs-create-group"),
         );
     }
 }
 
-/// The container and the field paths of the awslogs options, for reasons and findings.
-struct Fields {
+/// The container and the field paths of the awslogs options, for reasons and findings: `awslogs-group`'s, which
+/// every grant names, and the others' when they are needed.
+struct Fields<'c> {
+    of: &'c ContainerDefinition,
+    base: &'static str,
     container: String,
     group: String,
-    region: String,
-    create_group: String,
 }
 
-impl Fields {
-    fn of(container: &ContainerDefinition, was_list: bool) -> Fields {
+impl Fields<'_> {
+    fn of(container: &ContainerDefinition, was_list: bool) -> Fields<'_> {
         let base = log_configuration_path(was_list);
-        let option = |name: &str| container.field_path(&format!("{base}.options.{name}"));
         Fields {
+            of: container,
+            base,
             container: container.display_name(),
-            group: option("awslogs-group"),
-            region: option("awslogs-region"),
-            create_group: option("awslogs-create-group"),
+            group: container.field_path(&format!("{base}.options.awslogs-group")),
         }
+    }
+
+    /// The field path of option `name`.
+    fn option(&self, name: &str) -> String {
+        self.of.field_path(&format!("{}.options.{name}", self.base))
     }
 
     fn find(&self, needs: &mut Needs, kind: FindingKind, field: &str, message: impl Into<String>) {
@@ -133,7 +138,7 @@ fn log_region(options: &Options, at: &Fields, needs: &mut Needs) -> Option<Strin
                 at.find(
                     needs,
                     FindingKind::IncompleteConfiguration,
-                    &at.region,
+                    &at.option("awslogs-region"),
                     format!("awslogs-region is not set; assumed the task's Region {task_region}"),
                 );
                 return Some(task_region);
@@ -145,7 +150,7 @@ fn log_region(options: &Options, at: &Fields, needs: &mut Needs) -> Option<Strin
             ),
         },
     };
-    at.find(needs, kind, &at.region, message);
+    at.find(needs, kind, &at.option("awslogs-region"), message);
     None
 }
 

@@ -82,20 +82,20 @@ pub(crate) fn grant_secret(secret: &SecretRef, site: &Site, needs: &mut Needs) {
         account: secret.account.clone(),
         secret_id: arn.clone(),
     });
-    let resource = secret_resource(secret, fact.as_ref());
+    let resource = secret_resource(secret, &arn, fact.as_ref());
     needs.grant(
         Permission::new("secretsmanager:GetSecretValue", resource),
         &site.container,
         &site.field,
     );
+    let what = format!("secret `{arn}`");
     cross_account(
         &secret.account,
-        &format!("secret `{arn}`"),
+        &what,
         "resource policy (and the key policy of the customer managed key it must use)",
         site,
         needs,
     );
-    let what = format!("secret `{arn}`");
     match fact {
         Some(Fact::Secret(facts)) => {
             if let Some(key_id) = facts.kms_key_id {
@@ -112,7 +112,7 @@ pub(crate) fn grant_secret(secret: &SecretRef, site: &Site, needs: &mut Needs) {
         }
         other => {
             let scope = HoldScope::Secret {
-                arn: arn.clone(),
+                arn,
                 region: secret.region.clone(),
             };
             kms::unresolved(other, &what, scope, site, needs)
@@ -120,17 +120,16 @@ pub(crate) fn grant_secret(secret: &SecretRef, site: &Site, needs: &mut Needs) {
     }
 }
 
-/// The IAM resource of a secret (see the module doc for the ambiguous case).
-fn secret_resource(secret: &SecretRef, fact: Option<&Fact>) -> String {
-    let arn = secret.arn();
+/// The IAM resource of a secret whose ARN (as written) is `arn` (see the module doc for the ambiguous case).
+fn secret_resource(secret: &SecretRef, arn: &str, fact: Option<&Fact>) -> String {
     if let Some(Fact::Secret(facts)) = fact {
         if facts.arn == arn {
             // DescribeSecret confirms the id is the full ARN, suffix included.
-            return arn;
+            return arn.to_string();
         }
         if facts
             .arn
-            .strip_prefix(arn.as_str())
+            .strip_prefix(arn)
             .is_some_and(|rest| rest.len() == 7 && has_random_suffix(&facts.arn))
         {
             // The id is the name: the secret's own suffix follows it.
@@ -138,7 +137,7 @@ fn secret_resource(secret: &SecretRef, fact: Option<&Fact>) -> String {
         }
     }
     if secret.has_random_suffix() {
-        arn
+        arn.to_string()
     } else {
         format!("{arn}-??????")
     }
