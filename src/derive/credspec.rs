@@ -67,7 +67,7 @@ pub(crate) fn parse_credential_spec(
 pub(crate) fn credential_specs(container: &ContainerDefinition, needs: &mut Needs) {
     let region = needs.scope.region.clone();
     for (index, text) in container.credential_specs.iter().enumerate() {
-        let site = Site::of(container, &format!("credentialSpecs[{index}]"));
+        let site = Site::of(container, format_args!("credentialSpecs[{index}]"));
         let spec = match parse_credential_spec(text, region.as_deref()) {
             Ok(spec) => spec,
             Err(err) => {

@@ -78,13 +78,14 @@ impl Fields<'_> {
             of: container,
             base,
             container: container.display_name(),
-            group: container.field_path(&format!("{base}.options.awslogs-group")),
+            group: container.field_path(format_args!("{base}.options.awslogs-group")),
         }
     }
 
     /// The field path of option `name`.
     fn option(&self, name: &str) -> String {
-        self.of.field_path(&format!("{}.options.{name}", self.base))
+        self.of
+            .field_path(format_args!("{}.options.{name}", self.base))
     }
 
     fn find(&self, needs: &mut Needs, kind: FindingKind, field: &str, message: impl Into<String>) {

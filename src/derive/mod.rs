@@ -276,6 +276,9 @@ pub(crate) struct Needs<'f> {
     requirements: BTreeMap<Permission, BTreeSet<Reason>>,
     findings: BTreeSet<Finding>,
     not_looked_up: BTreeSet<Finding>,
+    /// The reason of the last grant: a rule grants several permissions for one field in a row, and its container
+    /// name and field path are then taken from it rather than from the process's interner again.
+    last_reason: Option<Reason>,
 }
 
 impl Needs<'_> {
@@ -303,10 +306,18 @@ impl Needs<'_> {
     }
 
     pub(crate) fn grant(&mut self, permission: Permission, container: &str, field: &str) {
+        let reason = match &self.last_reason {
+            Some(last) if *last.container == *container && *last.field == *field => last.clone(),
+            _ => {
+                let reason = Reason::new(self.task_definition.clone(), container, field);
+                self.last_reason = Some(reason.clone());
+                reason
+            }
+        };
         self.requirements
             .entry(permission)
             .or_default()
-            .insert(Reason::new(self.task_definition.clone(), container, field));
+            .insert(reason);
     }
 
     pub(crate) fn find(
@@ -373,6 +384,7 @@ pub fn required_permissions(
         requirements: BTreeMap::new(),
         findings: BTreeSet::new(),
         not_looked_up: BTreeSet::new(),
+        last_reason: None,
     };
     let ecr_and_logs = options.ecr_and_logs_on_ec2 || !td.is_ec2_only();
     for container in &td.containers {

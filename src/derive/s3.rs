@@ -101,12 +101,13 @@ pub(crate) fn environment_files(container: &ContainerDefinition, needs: &mut Nee
     for file in &container.environment_files {
         let site = Site::of(
             container,
-            &format!("environmentFiles[{}].value", file.index),
+            format_args!("environmentFiles[{}].value", file.index),
         );
         match file.kind.as_deref() {
             Some("s3") => {}
             kind => {
-                let field = container.field_path(&format!("environmentFiles[{}].type", file.index));
+                let field =
+                    container.field_path(format_args!("environmentFiles[{}].type", file.index));
                 needs.find(
                     FindingKind::InvalidReference,
                     Some(&site.container),

@@ -33,7 +33,7 @@ pub(crate) fn container_secrets(container: &ContainerDefinition, needs: &mut Nee
     let log_options = container.log_configuration.iter().flat_map(|log| {
         let base = log_configuration_path(log.was_list);
         log.secret_options.iter().map(move |entry| {
-            let field = format!("{base}.secretOptions[{}].valueFrom", entry.index);
+            let field = ValueFromField::SecretOption(base, entry.index);
             (field, entry.value_from.as_deref())
         })
     });
@@ -41,19 +41,39 @@ pub(crate) fn container_secrets(container: &ContainerDefinition, needs: &mut Nee
         .secrets
         .iter()
         .map(|entry| {
-            let field = format!("secrets[{}].valueFrom", entry.index);
+            let field = ValueFromField::Secret(entry.index);
             (field, entry.value_from.as_deref())
         })
         .chain(log_options);
     for (field, value) in entries {
-        value_from(container, value, &field, place.as_ref(), needs);
+        value_from(container, value, field, place.as_ref(), needs);
+    }
+}
+
+/// Where a `valueFrom` is in its container, written out only as the site's field path.
+#[derive(Clone, Copy)]
+enum ValueFromField {
+    /// `secrets[i].valueFrom`.
+    Secret(usize),
+    /// `<logConfiguration path>.secretOptions[i].valueFrom`.
+    SecretOption(&'static str, usize),
+}
+
+impl std::fmt::Display for ValueFromField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueFromField::Secret(index) => write!(f, "secrets[{index}].valueFrom"),
+            ValueFromField::SecretOption(base, index) => {
+                write!(f, "{base}.secretOptions[{index}].valueFrom")
+            }
+        }
     }
 }
 
 fn value_from(
     container: &ContainerDefinition,
     value: Option<&str>,
-    field: &str,
+    field: ValueFromField,
     place: Option<&Place>,
     needs: &mut Needs,
 ) {

@@ -17,7 +17,7 @@ pub(crate) struct Site {
 
 impl Site {
     /// The site of `field` (a path relative to the container) in `container`.
-    pub fn of(container: &ContainerDefinition, field: &str) -> Site {
+    pub fn of(container: &ContainerDefinition, field: impl std::fmt::Display) -> Site {
         Site {
             container: container.display_name(),
             field: container.field_path(field),

@@ -67,7 +67,7 @@ impl ContainerDefinition {
     }
 
     /// The JSON path of a field of this container, e.g. `containerDefinitions[0].image`.
-    pub fn field_path(&self, field: &str) -> String {
+    pub fn field_path(&self, field: impl std::fmt::Display) -> String {
         format!("containerDefinitions[{}].{}", self.index, field)
     }
 }
