@@ -371,6 +371,18 @@ fn status_kb(field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The RSS now, split into anonymous memory (the heap, stacks) and file-backed pages (the program's code and
+/// data as far as it has run): code a pass runs for the first time counts too.
+fn print_rss_parts(name: &str) {
+    let mib = |field| status_kb(field).map_or(f64::NAN, |kb| kb as f64 / 1024.0);
+    println!(
+        "{name}: RSS {:.1} MiB: anonymous {:.1} MiB, file-backed {:.1} MiB",
+        mib("VmRSS:"),
+        mib("RssAnon:"),
+        mib("RssFile:")
+    );
+}
+
 /// Reset the peak RSS (VmHWM) to the current RSS, so each pass reports its own peak. Linux ≥ 4.0.
 fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
@@ -786,15 +798,11 @@ fn main() {
             Arc::new(Health::default()),
         )
         .await;
-        if let Some(kb) = status_kb("VmRSS:") {
-            println!(
-                "RSS before pass 1 (after seeding and building the controller): {:.1} MiB",
-                kb as f64 / 1024.0
-            );
-        }
+        print_rss_parts("before pass 1 (after seeding and building the controller)");
         let mut passes = Vec::new();
         for name in ["pass 1 (cold)", "pass 2", "pass 3"] {
             passes.push(measured_pass(name, &controller, &metrics).await);
+            print_rss_parts(&format!("end of {name}"));
         }
         let minimum = minimum(&seeded, 1);
         print_report(&seeded, &passes, &minimum, seed_time);
