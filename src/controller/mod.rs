@@ -574,17 +574,16 @@ impl SweptRoles {
 async fn derive_roles(
     ctx: &Context,
     sweep: &SweepInputs<'_>,
-    task_definitions: &[Arc<crate::model::TaskDefinition>],
+    revisions: &[Arc<watcher::Revision>],
 ) -> SweptRoles {
     let options = sweep.config.derive_options();
-    let mut by_role: BTreeMap<Option<RoleKey>, Vec<&crate::model::TaskDefinition>> =
-        BTreeMap::new();
-    for td in task_definitions {
-        let role = td
+    let mut by_role: BTreeMap<Option<RoleKey>, Vec<&watcher::Revision>> = BTreeMap::new();
+    for revision in revisions {
+        let role = revision
             .execution_role_arn
             .as_deref()
             .and_then(RoleKey::from_role_arn);
-        by_role.entry(role).or_default().push(td);
+        by_role.entry(role).or_default().push(revision);
     }
     let template = RoleTemplate::new(sweep.config, sweep.target);
     let lookup_target = lookups::LookupTarget {
@@ -596,18 +595,24 @@ async fn derive_roles(
         let mut swept = SweptRoles::default();
         for revisions in by_role.values() {
             let mut fold = RoleFold::new(sweep.plans);
-            for td in revisions {
+            let mut complete = sweep.complete;
+            for revision in revisions {
+                let Some(td) = unpack(revision) else {
+                    complete = false;
+                    continue;
+                };
                 let derivation =
-                    derive::required_permissions(td, &DeriveContext::default(), &options, facts);
+                    derive::required_permissions(&td, &DeriveContext::default(), &options, facts);
                 lookups::note_lookups(&derivation, asked);
                 fold.add(&sweep.target.account, derivation);
             }
             let (desired, loose) = desired_roles(&template, fold);
             swept.loose.extend(loose);
-            // A partial view holds back every removal; a failed look-up leaves a need undecided (e.g.
-            // kms:Decrypt), so the grants that its fact could change are kept meanwhile, and only those.
+            // A partial view (or a revision not read back) holds back every removal; a failed look-up leaves a
+            // need undecided (e.g. kms:Decrypt), so the grants that its fact could change are kept meanwhile,
+            // and only those.
             for d in desired {
-                let removals = Removals::for_role(sweep.complete, &d.findings);
+                let removals = Removals::for_role(complete, &d.findings);
                 let role = PublishedRole {
                     desired: d,
                     iam: sweep.iam.clone(),
@@ -619,6 +624,18 @@ async fn derive_roles(
         swept
     })
     .await
+}
+
+/// A cached revision read back; `None` (logged) when it cannot be, which packing's round-trip tests rule out. Its
+/// role then keeps every grant this sweep, as when a revision could not be described.
+fn unpack(revision: &watcher::Revision) -> Option<crate::model::TaskDefinition> {
+    match revision.packed.unpack() {
+        Ok(td) => Some(td),
+        Err(error) => {
+            tracing::error!(arn = %revision.arn, %error, "a cached task definition could not be read back; its role keeps every grant this sweep");
+            None
+        }
+    }
 }
 
 /// The desired state of each role the revisions name. Returns the roles and the findings of revisions that name

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::aws::{AwsError, EcsApi};
 use crate::config::{Config, Target};
 use crate::metrics::Metrics;
-use crate::model::{Arn, TaskDefinition};
+use crate::model::{Arn, PackedTaskDefinition, TaskDefinition};
 
 /// A guard against a service that keeps returning a next token: more pages than this is an error.
 const MAX_PAGES: usize = 10_000;
@@ -61,11 +61,35 @@ impl ObserveError {
     }
 }
 
+/// A described revision as the cache keeps it: its ARN and the execution role it names (to order and group
+/// revisions without unpacking them), and the task definition packed into one allocation (parsed, it takes about
+/// thirty; the cache keeps every watched revision for as long as the process runs). A sweep unpacks the revisions
+/// of one role at a time.
+#[derive(Debug)]
+pub(crate) struct Revision {
+    /// `taskDefinitionArn`.
+    pub arn: String,
+    /// `executionRoleArn`.
+    pub execution_role_arn: Option<String>,
+    /// The task definition.
+    pub packed: PackedTaskDefinition,
+}
+
+impl Revision {
+    fn new(arn: &str, td: &TaskDefinition) -> Revision {
+        Revision {
+            arn: arn.to_string(),
+            execution_role_arn: td.execution_role_arn.clone(),
+            packed: PackedTaskDefinition::pack(td),
+        }
+    }
+}
+
 /// What one pass saw in one account.
 #[derive(Debug, Default)]
 pub(crate) struct AccountView {
-    /// In-scope task definitions, described.
-    pub task_definitions: Vec<Arc<TaskDefinition>>,
+    /// In-scope revisions, described, ordered by ARN.
+    pub task_definitions: Vec<Arc<Revision>>,
     /// Errors that make the view incomplete (a Region not listed, a revision not described).
     pub errors: Vec<ObserveError>,
     /// Revisions that no longer count but are kept for the grace period.
@@ -79,10 +103,10 @@ impl AccountView {
     }
 }
 
-/// The describe cache: ARN → task definition.
+/// The describe cache: ARN → revision.
 #[derive(Default)]
 pub(crate) struct Watcher {
-    cache: Mutex<HashMap<String, Arc<TaskDefinition>>>,
+    cache: Mutex<HashMap<String, Arc<Revision>>>,
     /// Every revision that has counted (listed ACTIVE, or in use by a service): `None` while it counts, and the
     /// time a sweep first found it no longer counting.
     known: Mutex<HashMap<String, Option<Instant>>>,
@@ -388,7 +412,7 @@ impl Watcher {
         arn: String,
         ecs: Arc<dyn EcsApi>,
         metrics: &Metrics,
-    ) -> (String, Result<Arc<TaskDefinition>, AwsError>) {
+    ) -> (String, Result<Arc<Revision>, AwsError>) {
         let result = self.describe(ecs.as_ref(), &arn, metrics).await;
         (arn, result)
     }
@@ -399,13 +423,14 @@ impl Watcher {
         ecs: &dyn EcsApi,
         arn: &str,
         metrics: &Metrics,
-    ) -> Result<Arc<TaskDefinition>, AwsError> {
+    ) -> Result<Arc<Revision>, AwsError> {
         metrics.cache_misses.inc();
-        let td = Arc::new(ecs.describe_task_definition(arn).await?);
+        let td = ecs.describe_task_definition(arn).await?;
+        let revision = Arc::new(Revision::new(arn, &td));
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(arn.to_string(), td.clone());
+            cache.insert(arn.to_string(), revision.clone());
         }
-        Ok(td)
+        Ok(revision)
     }
 
     /// Drop cache entries of Regions that were listed but no longer list (or no longer scope) them.

@@ -7,11 +7,13 @@
 
 mod arn;
 mod image;
+mod packed;
 mod queue_url;
 mod task_definition;
 
 pub use arn::{Arn, ArnError, partition_for_region};
 pub use image::{EcrImage, ImageError, ImageRef};
+pub use packed::PackedTaskDefinition;
 pub use queue_url::{queue_account, queue_region};
 pub use task_definition::{
     ContainerDefinition, EnvironmentFile, FirelensConfiguration, LogConfiguration,
