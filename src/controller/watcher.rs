@@ -67,8 +67,8 @@ impl ObserveError {
 /// of one role at a time.
 #[derive(Debug)]
 pub(crate) struct Revision {
-    /// `taskDefinitionArn`.
-    pub arn: String,
+    /// `taskDefinitionArn` (the same allocation as the cache's key and the grace bookkeeping's).
+    pub arn: Arc<str>,
     /// `executionRoleArn`.
     pub execution_role_arn: Option<String>,
     /// The task definition.
@@ -76,9 +76,9 @@ pub(crate) struct Revision {
 }
 
 impl Revision {
-    fn new(arn: &str, td: &TaskDefinition) -> Revision {
+    fn new(arn: Arc<str>, td: &TaskDefinition) -> Revision {
         Revision {
-            arn: arn.to_string(),
+            arn,
             execution_role_arn: td.execution_role_arn.clone(),
             packed: PackedTaskDefinition::pack(td),
         }
@@ -106,10 +106,10 @@ impl AccountView {
 /// The describe cache: ARN → revision.
 #[derive(Default)]
 pub(crate) struct Watcher {
-    cache: Mutex<HashMap<String, Arc<Revision>>>,
+    cache: Mutex<HashMap<Arc<str>, Arc<Revision>>>,
     /// Every revision that has counted (listed ACTIVE, or in use by a service): `None` while it counts, and the
     /// time a sweep first found it no longer counting.
-    known: Mutex<HashMap<String, Option<Instant>>>,
+    known: Mutex<HashMap<Arc<str>, Option<Instant>>>,
 }
 
 /// A task definition reference from a service (`family:revision` or an ARN) as an ARN of `account` in `region`.
@@ -337,7 +337,7 @@ impl Watcher {
             if let Some(missing_since) = known.get_mut(*arn) {
                 *missing_since = None;
             } else {
-                known.insert(arn.to_string(), None);
+                known.insert(Arc::from(*arn), None);
             }
         }
         let mut kept: Vec<(String, String)> = Vec::new();
@@ -345,7 +345,7 @@ impl Watcher {
             let Ok(parsed) = Arn::parse(arn) else {
                 return false;
             };
-            if parsed.account != target.account || counted.contains(arn.as_str()) {
+            if parsed.account != target.account || counted.contains(&**arn) {
                 return true;
             }
             if !listed.contains_key(&parsed.region) {
@@ -354,7 +354,7 @@ impl Watcher {
             let since = *missing_since.get_or_insert(now);
             let in_scope = family_of(arn).is_some_and(|f| config.scope.contains_family(&f));
             if in_scope && now.duration_since(since) < config.prune_grace_period {
-                kept.push((parsed.region, arn.clone()));
+                kept.push((parsed.region, arn.to_string()));
                 true
             } else {
                 if in_scope {
@@ -378,7 +378,7 @@ impl Watcher {
         known
             .iter()
             .filter(|(arn, _)| Arn::parse(arn).is_ok_and(|a| a.account == account))
-            .filter_map(|(arn, since)| Some((arn.clone(), (*since)?)))
+            .filter_map(|(arn, since)| Some((arn.to_string(), (*since)?)))
             .collect()
     }
 
@@ -387,14 +387,14 @@ impl Watcher {
     pub(crate) fn restore_missing_since(&self, since: BTreeMap<String, Instant>) {
         if let Ok(mut known) = self.known.lock() {
             for (arn, at) in since {
-                known.entry(arn).or_insert(Some(at));
+                known.entry(Arc::from(arn)).or_insert(Some(at));
             }
         }
     }
 
     /// Forget what is known of accounts and Regions no longer watched (after a reload).
     pub(crate) fn retain_targets(&self, watched: &BTreeSet<(String, String)>) {
-        let keep = |arn: &String| {
+        let keep = |arn: &str| {
             Arn::parse(arn).is_ok_and(|a| watched.contains(&(a.account.clone(), a.region.clone())))
         };
         if let Ok(mut known) = self.known.lock() {
@@ -426,11 +426,20 @@ impl Watcher {
     ) -> Result<Arc<Revision>, AwsError> {
         metrics.cache_misses.inc();
         let td = ecs.describe_task_definition(arn).await?;
-        let revision = Arc::new(Revision::new(arn, &td));
+        let revision = Arc::new(Revision::new(self.shared_arn(arn), &td));
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(arn.to_string(), revision.clone());
+            cache.insert(revision.arn.clone(), revision.clone());
         }
         Ok(revision)
+    }
+
+    /// `arn` in the allocation the grace bookkeeping already holds (every described revision is listed first).
+    fn shared_arn(&self, arn: &str) -> Arc<str> {
+        self.known
+            .lock()
+            .ok()
+            .and_then(|known| known.get_key_value(arn).map(|(k, _)| k.clone()))
+            .unwrap_or_else(|| Arc::from(arn))
     }
 
     /// Drop cache entries of Regions that were listed but no longer list (or no longer scope) them.
@@ -449,7 +458,7 @@ impl Watcher {
             };
             let listed_here =
                 parsed.account == target.account && listed.contains_key(&parsed.region);
-            !listed_here || seen.contains(arn.as_str())
+            !listed_here || seen.contains(&**arn)
         });
     }
 
