@@ -420,7 +420,7 @@ fn plan_use() -> PlanUse {
 
 /// One pass's figures.
 struct PassFigures {
-    name: &'static str,
+    name: String,
     wall: Duration,
     report: PassSummary,
     requests: Requests,
@@ -446,11 +446,7 @@ fn lookups(metrics: &Metrics) -> BTreeMap<String, u64> {
     out
 }
 
-async fn measured_pass(
-    name: &'static str,
-    controller: &Controller,
-    metrics: &Metrics,
-) -> PassFigures {
+async fn measured_pass(name: String, controller: &Controller, metrics: &Metrics) -> PassFigures {
     let before = requests(metrics);
     let writes_before = metrics.iam_writes_total();
     let misses_before = metrics.cache_misses.get();
@@ -602,7 +598,7 @@ fn print_report(seeded: &Seeded, passes: &[PassFigures], minimum: &Minimum, seed
         .collect();
     operations.sort();
     operations.dedup();
-    let header: Vec<&str> = passes.iter().map(|p| p.name).collect();
+    let header: Vec<&str> = passes.iter().map(|p| p.name.as_str()).collect();
     println!(
         "| service | operation | {} | steady-state minimum |",
         header.join(" | ")
@@ -800,8 +796,21 @@ fn main() {
         .await;
         print_rss_parts("before pass 1 (after seeding and building the controller)");
         let mut passes = Vec::new();
-        for name in ["pass 1 (cold)", "pass 2", "pass 3"] {
-            passes.push(measured_pass(name, &controller, &metrics).await);
+        let count: usize = std::env::var("EXECROLE_SCALE_PASSES")
+            .ok()
+            .map(|v| v.parse().expect("EXECROLE_SCALE_PASSES is a number"))
+            .unwrap_or(3);
+        assert!(
+            count >= 2,
+            "EXECROLE_SCALE_PASSES must be at least 2 (a cold pass and a steady one)"
+        );
+        for n in 1..=count {
+            let name = if n == 1 {
+                "pass 1 (cold)".to_string()
+            } else {
+                format!("pass {n}")
+            };
+            passes.push(measured_pass(name.clone(), &controller, &metrics).await);
             print_rss_parts(&format!("end of {name}"));
         }
         let minimum = minimum(&seeded, 1);
