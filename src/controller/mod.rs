@@ -131,11 +131,8 @@ impl RoleFold {
             Some(role) if role.account == account => {
                 let entry = self.by_role.entry(role).or_default();
                 entry.task_definitions.insert(derivation.task_definition);
-                for mut requirement in derivation.requirements {
-                    if self.plans == PlanUse::CountOnly {
-                        requirement.reasons = Vec::new();
-                    }
-                    entry.requirements.add(requirement);
+                for requirement in derivation.requirements {
+                    entry.requirements.add(kept_for(self.plans, requirement));
                 }
                 entry.findings.extend(derivation.findings);
             }
@@ -152,6 +149,15 @@ impl RoleFold {
             None => self.loose.extend(derivation.findings),
         }
     }
+}
+
+/// A requirement as a role keeps it: with its reasons for reports (`PlanUse::Report`), without them for the daemon
+/// (`PlanUse::CountOnly`), which never shows them.
+fn kept_for(plans: PlanUse, mut requirement: derive::Requirement) -> derive::Requirement {
+    if plans == PlanUse::CountOnly {
+        requirement.reasons = Vec::new();
+    }
+    requirement
 }
 
 /// What one sweep of one target saw.
@@ -626,8 +632,8 @@ async fn derive_roles(
     .await
 }
 
-/// A cached revision read back; `None` (logged) when it cannot be, which packing's round-trip tests rule out. Its
-/// role then keeps every grant this sweep, as when a revision could not be described.
+/// A cached revision read back; `None` (logged) when it cannot be, which the watcher's check when caching and
+/// packing's round-trip tests rule out. Its role's removals then wait for a later sweep.
 fn unpack(revision: &watcher::Revision) -> Option<crate::model::TaskDefinition> {
     match revision.packed.unpack() {
         Ok(td) => Some(td),
@@ -641,7 +647,11 @@ fn unpack(revision: &watcher::Revision) -> Option<crate::model::TaskDefinition> 
 /// The desired state of each role the revisions name. Returns the roles and the findings of revisions that name
 /// no usable role.
 fn desired_roles(template: &RoleTemplate<'_>, fold: RoleFold) -> (Vec<DesiredRole>, Vec<Finding>) {
-    let RoleFold { by_role, loose, .. } = fold;
+    let RoleFold {
+        by_role,
+        loose,
+        plans,
+    } = fold;
     let insights = template.insights;
     let roles = by_role
         .into_iter()
@@ -649,7 +659,7 @@ fn desired_roles(template: &RoleTemplate<'_>, fold: RoleFold) -> (Vec<DesiredRol
             let mut requirements = inputs.requirements;
             if insights.applies_to(&key.name) {
                 for requirement in insights_requirements(insights.configure, insights.view) {
-                    requirements.add(requirement);
+                    requirements.add(kept_for(plans, requirement));
                 }
             }
             DesiredRole {

@@ -156,10 +156,6 @@ impl Snapshots {
         if let Some(read) = lock(&state.latest).clone().filter(|r| r.began > after) {
             return read;
         }
-        // The previous snapshot is not recent enough for whoever asked for this one. Dropping it now, rather than
-        // when the new one replaces it, keeps a read from holding two snapshots at once; a role observed meanwhile
-        // is read per role (`auto`) or waits for this read (`bulk`).
-        lock(&state.latest).take();
         let began = self.now();
         let result = iam.account_authorization().await.map(Arc::new);
         match &result {

@@ -63,8 +63,8 @@ impl ObserveError {
 
 /// A described revision as the cache keeps it: its ARN and the execution role it names (to order and group
 /// revisions without unpacking them), and the task definition packed into one allocation (parsed, it takes about
-/// thirty; the cache keeps every watched revision for as long as the process runs). A sweep unpacks the revisions
-/// of one role at a time.
+/// thirty; the cache keeps every revision for as long as it is watched). A sweep unpacks the revisions of one role
+/// at a time.
 #[derive(Debug)]
 pub(crate) struct Revision {
     /// `taskDefinitionArn` (the same allocation as the cache's key and the grace bookkeeping's).
@@ -427,6 +427,16 @@ impl Watcher {
         metrics.cache_misses.inc();
         let td = ecs.describe_task_definition(arn).await?;
         let revision = Arc::new(Revision::new(self.shared_arn(arn), &td));
+        // Checked once here, so that a sweep never meets a revision it cannot read back: one that does not survive
+        // packing is not cached and counts as not described (the view is incomplete, and removals wait).
+        if revision.packed.unpack().as_ref() != Ok(&td) {
+            return Err(AwsError::new(
+                "ecs",
+                "DescribeTaskDefinition",
+                crate::aws::ErrorKind::Other,
+                "the task definition does not read back as described once packed for the cache",
+            ));
+        }
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(revision.arn.clone(), revision.clone());
         }

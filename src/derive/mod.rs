@@ -219,7 +219,7 @@ pub struct Derivation {
     #[serde(skip)]
     pub not_looked_up: Vec<Finding>,
     /// Look-ups that the facts given answered (so that a caller that gave cached facts can count them). Not
-    /// serialised.
+    /// serialised; part of equality, so two derivations given different facts may differ here only.
     #[serde(skip)]
     pub answered: Vec<Lookup>,
 }

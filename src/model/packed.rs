@@ -144,9 +144,9 @@ mod tests {
     use super::*;
     use crate::model::FirelensConfiguration;
 
-    /// A string as parsing leaves it: trimmed and not empty.
+    /// A string as parsing (and the SDK adapter) leaves it: any text, trimmed and not empty.
     fn word() -> impl Strategy<Value = String> {
-        "[a-zA-Z0-9:/._\\-\"\\\\ ]{0,12}".prop_filter_map("trimmed, not empty", |s| {
+        "(\\PC|[\t\n\"\\\\ ]){0,12}".prop_filter_map("trimmed, not empty", |s| {
             let s = s.trim().to_string();
             (!s.is_empty()).then_some(s)
         })
@@ -170,7 +170,8 @@ mod tests {
     }
 
     fn options() -> impl Strategy<Value = Options> {
-        proptest::collection::vec((word(), "[ -~]{0,8}"), 0..4)
+        // Keys and values as the SDK gives them: any text, untrimmed, possibly empty.
+        proptest::collection::vec(("(\\PC|\\s){0,8}", "(\\PC|\\s){0,8}"), 0..4)
             .prop_map(|pairs| pairs.into_iter().collect())
     }
 

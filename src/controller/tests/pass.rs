@@ -444,7 +444,9 @@ async fn the_daemon_keeps_no_reasons_only_reports_do() {
         "app-exec",
         vec![ecr_container("web")],
     ));
-    let w = World::new(CONFIG, ecs, FakeIam::default().role("app-exec", &[])).await;
+    // Container Insights adds needs of its own, with reasons of its own.
+    let config = format!("{CONFIG}policy:\n  container_insights:\n    configure: true\n");
+    let w = World::new(&config, ecs, FakeIam::default().role("app-exec", &[])).await;
     let ctx = &w.controller.ctx;
     let desired = |plans: PlanUse| async move {
         let sweep = sweep_target(ctx, &ctx.runtime(), 0, plans).await;
@@ -453,7 +455,13 @@ async fn the_daemon_keeps_no_reasons_only_reports_do() {
     };
     let report = desired(PlanUse::Report).await;
     let daemon = desired(PlanUse::CountOnly).await;
-    assert!(!report.requirements.is_empty());
+    assert!(
+        report.requirements.iter().any(|r| r
+            .reasons
+            .iter()
+            .any(|why| &*why.task_definition == "(config)")),
+        "{report:?}"
+    );
     assert!(
         report.requirements.iter().all(|r| !r.reasons.is_empty()),
         "{report:?}"
