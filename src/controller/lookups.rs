@@ -241,56 +241,24 @@ async fn fetch(account: &str, lookup: &Lookup, api: &dyn FactsApi) -> Fact {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use async_trait::async_trait;
-
     use super::*;
-    use crate::derive::{
-        DeriveContext, DeriveOptions, KeyFacts, ParameterFacts, PullThroughRule, SecretFacts,
-    };
+    use crate::controller::tests::FakeFacts;
+    use crate::derive::{DeriveContext, DeriveOptions, SecretFacts};
     use crate::model::TaskDefinition;
 
     const ACCOUNT: &str = "123456789012";
     const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf";
 
-    /// Every secret exists under the default key; counts `DescribeSecret` calls.
-    #[derive(Default)]
-    struct Secrets {
-        calls: AtomicUsize,
-    }
-
-    #[async_trait]
-    impl FactsApi for Secrets {
-        async fn describe_secret(
-            &self,
-            _: &str,
-            id: &str,
-        ) -> Result<Option<SecretFacts>, AwsError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            Ok(Some(SecretFacts {
-                arn: id.to_string(),
-                kms_key_id: None,
-            }))
-        }
-        async fn describe_parameter(
-            &self,
-            _: &str,
-            _: &str,
-        ) -> Result<Option<ParameterFacts>, AwsError> {
-            Ok(None)
-        }
-        async fn describe_key(&self, _: &str, _: &str) -> Result<Option<KeyFacts>, AwsError> {
-            Ok(None)
-        }
-        async fn pull_through_cache_rules(
-            &self,
-            _: &str,
-        ) -> Result<Vec<PullThroughRule>, AwsError> {
-            Ok(Vec::new())
+    /// Look-ups where every secret exists.
+    fn secrets() -> FakeFacts {
+        FakeFacts {
+            secrets_exist: true,
+            ..FakeFacts::default()
         }
     }
 
     /// How many rounds a sweep over one revision with a secret takes, and whether its last round had the answer.
-    async fn sweep(cache: &FactCache, api: &Secrets, metrics: &Metrics) -> (usize, bool) {
+    async fn sweep(cache: &FactCache, api: &FakeFacts, metrics: &Metrics) -> (usize, bool) {
         let td = TaskDefinition::from_json(&format!(
             r#"{{"family":"app","revision":1,"executionRoleArn":"arn:aws:iam::{ACCOUNT}:role/app-exec",
                 "containerDefinitions":[{{"name":"app","image":"nginx","secrets":[{{"name":"S","valueFrom":"{SECRET}"}}]}}]}}"#
@@ -325,7 +293,7 @@ mod tests {
     async fn a_sweep_starts_from_the_cached_facts_and_derives_once() {
         let (cache, api, metrics) = (
             FactCache::new(Duration::from_secs(600)),
-            Secrets::default(),
+            secrets(),
             Metrics::new(),
         );
         assert_eq!(
@@ -343,7 +311,7 @@ mod tests {
             "warm: one round"
         );
         assert_eq!(sweep(&cache, &api, &metrics).await, (1, true));
-        assert_eq!(api.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(api.secret_calls.load(Ordering::SeqCst), 1);
         assert_eq!(
             (counted(&metrics, "found"), counted(&metrics, "cached")),
             (1, 2),
@@ -353,14 +321,10 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_cache_every_sweep_looks_up_again() {
-        let (cache, api, metrics) = (
-            FactCache::new(Duration::ZERO),
-            Secrets::default(),
-            Metrics::new(),
-        );
+        let (cache, api, metrics) = (FactCache::new(Duration::ZERO), secrets(), Metrics::new());
         assert_eq!(sweep(&cache, &api, &metrics).await, (2, true));
         assert_eq!(sweep(&cache, &api, &metrics).await, (2, true));
-        assert_eq!(api.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(api.secret_calls.load(Ordering::SeqCst), 2);
         assert_eq!(
             (counted(&metrics, "found"), counted(&metrics, "cached")),
             (2, 0)
@@ -371,7 +335,7 @@ mod tests {
     async fn cached_facts_of_another_account_are_not_used() {
         let (cache, api, metrics) = (
             FactCache::new(Duration::from_secs(600)),
-            Secrets::default(),
+            secrets(),
             Metrics::new(),
         );
         let lookup = Lookup::Secret {
@@ -385,6 +349,6 @@ mod tests {
         });
         cache.store("210987654321", &lookup, &fact);
         assert_eq!(sweep(&cache, &api, &metrics).await, (2, true));
-        assert_eq!(api.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(api.secret_calls.load(Ordering::SeqCst), 1);
     }
 }

@@ -726,18 +726,24 @@ impl IamApi for FakeIam {
     }
 }
 
-/// Look-ups in an account where no secret, parameter or key exists; its registry has `rules`, and every
-/// rules look-up is counted.
+/// Look-ups in an account where no parameter or key exists, and no secret unless `secrets_exist` (then every
+/// secret exists, under the default key); its registry has `rules`. Every secret and rules look-up is counted.
 #[derive(Default)]
-struct FakeFacts {
-    rules: Vec<PullThroughRule>,
-    rule_calls: AtomicUsize,
+pub(super) struct FakeFacts {
+    pub(super) rules: Vec<PullThroughRule>,
+    pub(super) rule_calls: AtomicUsize,
+    pub(super) secrets_exist: bool,
+    pub(super) secret_calls: AtomicUsize,
 }
 
 #[async_trait]
 impl FactsApi for FakeFacts {
-    async fn describe_secret(&self, _: &str, _: &str) -> Result<Option<SecretFacts>, AwsError> {
-        Ok(None)
+    async fn describe_secret(&self, _: &str, id: &str) -> Result<Option<SecretFacts>, AwsError> {
+        self.secret_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(self.secrets_exist.then(|| SecretFacts {
+            arn: id.to_string(),
+            kms_key_id: None,
+        }))
     }
     async fn describe_parameter(
         &self,
