@@ -23,16 +23,6 @@ impl PackedTaskDefinition {
     pub fn unpack(&self) -> Result<TaskDefinition, TaskDefinitionError> {
         TaskDefinition::from_json(&self.0)
     }
-
-    /// The packed text's size in bytes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether the packed text is empty (never: it is at least `{"containerDefinitions":[]}`).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// `key: value` into `map` when the value is present.
