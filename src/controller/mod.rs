@@ -635,7 +635,7 @@ async fn derive_roles(
 /// A cached revision read back; `None` (logged) when it cannot be, which the watcher's check when caching and
 /// packing's round-trip tests rule out. Its role's removals then wait for a later sweep.
 fn unpack(revision: &watcher::Revision) -> Option<crate::model::TaskDefinition> {
-    match revision.packed.unpack() {
+    match revision.unpack() {
         Ok(td) => Some(td),
         Err(error) => {
             tracing::error!(arn = %revision.arn, %error, "a cached task definition could not be read back; its role keeps every grant this sweep");

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::aws::{AwsError, EcsApi};
 use crate::config::{Config, Target};
 use crate::metrics::Metrics;
-use crate::model::{Arn, PackedTaskDefinition, TaskDefinition};
+use crate::model::{Arn, PackedTaskDefinition, TaskDefinition, TaskDefinitionError};
 
 /// A guard against a service that keeps returning a next token: more pages than this is an error.
 const MAX_PAGES: usize = 10_000;
@@ -62,26 +62,41 @@ impl ObserveError {
 }
 
 /// A described revision as the cache keeps it: its ARN and the execution role it names (to order and group
-/// revisions without unpacking them), and the task definition packed into one allocation (parsed, it takes about
-/// thirty; the cache keeps every revision for as long as it is watched). A sweep unpacks the revisions of one role
-/// at a time.
+/// revisions without unpacking them), and the rest of the task definition packed into one allocation (parsed, it
+/// takes about thirty; the cache keeps every revision for as long as it is watched). A sweep unpacks the revisions
+/// of one role at a time.
 #[derive(Debug)]
 pub(crate) struct Revision {
-    /// `taskDefinitionArn` (the same allocation as the cache's key and the grace bookkeeping's).
+    /// `taskDefinitionArn`: the ARN it was listed and described by (the same allocation as the cache's key and
+    /// the grace bookkeeping's).
     pub arn: Arc<str>,
     /// `executionRoleArn`.
     pub execution_role_arn: Option<String>,
-    /// The task definition.
-    pub packed: PackedTaskDefinition,
+    /// The rest of the task definition (its ARN and execution role are the fields above, not kept twice).
+    packed: PackedTaskDefinition,
 }
 
 impl Revision {
+    /// The revision listed as `arn` and described as `td`.
     fn new(arn: Arc<str>, td: &TaskDefinition) -> Revision {
+        let rest = TaskDefinition {
+            arn: None,
+            execution_role_arn: None,
+            ..td.clone()
+        };
         Revision {
             arn,
             execution_role_arn: td.execution_role_arn.clone(),
-            packed: PackedTaskDefinition::pack(td),
+            packed: PackedTaskDefinition::pack(&rest),
         }
+    }
+
+    /// The task definition again, with the ARN it was listed by as `taskDefinitionArn`.
+    pub fn unpack(&self) -> Result<TaskDefinition, TaskDefinitionError> {
+        let mut td = self.packed.unpack()?;
+        td.arn = Some(self.arn.to_string());
+        td.execution_role_arn = self.execution_role_arn.clone();
+        Ok(td)
     }
 }
 
@@ -425,11 +440,13 @@ impl Watcher {
         metrics: &Metrics,
     ) -> Result<Arc<Revision>, AwsError> {
         metrics.cache_misses.inc();
-        let td = ecs.describe_task_definition(arn).await?;
+        let mut td = ecs.describe_task_definition(arn).await?;
+        // The revision is the one listed as `arn`, whatever the description says (ECS gives the same ARN).
+        td.arn = Some(arn.to_string());
         let revision = Arc::new(Revision::new(self.shared_arn(arn), &td));
         // Checked once here, so that a sweep never meets a revision it cannot read back: one that does not survive
         // packing is not cached and counts as not described (the view is incomplete, and removals wait).
-        if revision.packed.unpack().as_ref() != Ok(&td) {
+        if revision.unpack().as_ref() != Ok(&td) {
             return Err(AwsError::new(
                 "ecs",
                 "DescribeTaskDefinition",
@@ -545,6 +562,23 @@ mod tests {
         };
         let err = list_all(&ecs).await.unwrap_err();
         assert!(err.message.contains("next token"), "{err}");
+    }
+
+    #[test]
+    fn a_revision_keeps_its_arn_and_role_once_and_reads_back_whole() {
+        let arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:3";
+        let role = "arn:aws:iam::123456789012:role/web-exec";
+        let td = TaskDefinition::from_json(&format!(
+            r#"{{"taskDefinitionArn": "{arn}", "family": "web", "revision": 3,
+                "executionRoleArn": "{role}",
+                "containerDefinitions": [{{"name": "app", "image": "nginx"}}]}}"#
+        ))
+        .unwrap();
+        let revision = Revision::new(Arc::from(arn), &td);
+        assert_eq!(revision.unpack(), Ok(td));
+        assert_eq!(revision.execution_role_arn.as_deref(), Some(role));
+        let packed = format!("{:?}", revision.packed);
+        assert!(!packed.contains(arn) && !packed.contains(role), "{packed}");
     }
 
     #[test]

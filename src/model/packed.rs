@@ -1,6 +1,8 @@
 //! A task definition written back as the JSON that [`TaskDefinition::from_json`] reads as the same value: how the
 //! controller keeps every revision it watches in one allocation (the parsed form takes about thirty, and a
-//! watcher of 10,000 revisions would hold 300,000 of them for as long as it runs). Unpacking is parsing.
+//! watcher of 10,000 revisions would hold 300,000 of them for as long as it runs). Unpacking is parsing. Empty
+//! lists and objects are left out (they read back as absent ones do): most containers have no secrets, files or
+//! credential specs, and every byte is kept once per revision.
 
 use serde_json::{Map, Value, json};
 
@@ -32,6 +34,18 @@ fn put(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
     }
 }
 
+/// `key: value` into `map` unless the value is an empty list or object, which reads back as absent does.
+fn put_filled(map: &mut Map<String, Value>, key: &str, value: Value) {
+    let empty = match &value {
+        Value::Array(list) => list.is_empty(),
+        Value::Object(object) => object.is_empty(),
+        _ => false,
+    };
+    if !empty {
+        map.insert(key.to_string(), value);
+    }
+}
+
 fn text(value: &Option<String>) -> Option<Value> {
     value.as_ref().map(|v| Value::String(v.clone()))
 }
@@ -42,12 +56,11 @@ fn task_definition(td: &TaskDefinition) -> Value {
     put(&mut map, "family", text(&td.family));
     put(&mut map, "revision", td.revision.map(Value::from));
     put(&mut map, "executionRoleArn", text(&td.execution_role_arn));
-    if !td.requires_compatibilities.is_empty() {
-        map.insert(
-            "requiresCompatibilities".into(),
-            json!(td.requires_compatibilities),
-        );
-    }
+    put_filled(
+        &mut map,
+        "requiresCompatibilities",
+        json!(td.requires_compatibilities),
+    );
     let containers = td.containers.iter().map(container).collect();
     map.insert("containerDefinitions".into(), Value::Array(containers));
     Value::Object(map)
@@ -66,7 +79,7 @@ fn container(c: &ContainerDefinition) -> Value {
         };
         map.insert("logConfiguration".into(), packed);
     }
-    map.insert("secrets".into(), secrets(&c.secrets));
+    put_filled(&mut map, "secrets", secrets(&c.secrets));
     put(
         &mut map,
         "repositoryCredentials",
@@ -75,26 +88,26 @@ fn container(c: &ContainerDefinition) -> Value {
             .map(|p| json!({ "credentialsParameter": p })),
     );
     let files = c.environment_files.iter().map(environment_file).collect();
-    map.insert("environmentFiles".into(), Value::Array(files));
+    put_filled(&mut map, "environmentFiles", Value::Array(files));
     put(
         &mut map,
         "firelensConfiguration",
         c.firelens_configuration.as_ref().map(|f| {
             let mut firelens = Map::new();
             put(&mut firelens, "type", text(&f.kind));
-            firelens.insert("options".into(), options(&f.options));
+            put_filled(&mut firelens, "options", options(&f.options));
             Value::Object(firelens)
         }),
     );
-    map.insert("credentialSpecs".into(), json!(c.credential_specs));
+    put_filled(&mut map, "credentialSpecs", json!(c.credential_specs));
     Value::Object(map)
 }
 
 fn log_configuration(log: &LogConfiguration) -> Value {
     let mut map = Map::new();
     put(&mut map, "logDriver", text(&log.log_driver));
-    map.insert("options".into(), options(&log.options));
-    map.insert("secretOptions".into(), secrets(&log.secret_options));
+    put_filled(&mut map, "options", options(&log.options));
+    put_filled(&mut map, "secretOptions", secrets(&log.secret_options));
     Value::Object(map)
 }
 
@@ -262,6 +275,24 @@ mod tests {
             let packed = PackedTaskDefinition::pack(&td);
             prop_assert_eq!(packed.unpack(), Ok(td));
         }
+    }
+
+    #[test]
+    fn packing_leaves_out_what_reads_back_as_absent() {
+        let td = TaskDefinition::from_json(
+            r#"{"family": "web", "revision": 3, "requiresCompatibilities": [],
+                "containerDefinitions": [{"name": "app", "image": "nginx", "secrets": [],
+                  "environmentFiles": [], "credentialSpecs": [],
+                  "logConfiguration": {"logDriver": "awslogs", "options": {}, "secretOptions": []},
+                  "firelensConfiguration": {"type": "fluentbit", "options": {}}}]}"#,
+        )
+        .unwrap();
+        let packed = PackedTaskDefinition::pack(&td);
+        assert_eq!(
+            &*packed.0,
+            r#"{"containerDefinitions":[{"firelensConfiguration":{"type":"fluentbit"},"image":"nginx","logConfiguration":{"logDriver":"awslogs"},"name":"app"}],"family":"web","revision":3}"#
+        );
+        assert_eq!(packed.unpack(), Ok(td));
     }
 
     #[test]
