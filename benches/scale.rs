@@ -38,6 +38,10 @@ use tokio_util::sync::CancellationToken;
 
 use support::{ACCOUNT, Moto, REGION};
 
+// The daemon's allocator and its options (src/main.rs), so that the memory figures are the daemon's.
+#[cfg(not(target_env = "msvc"))]
+execrole::use_jemalloc!();
+
 /// Revisions per family (and per execution role).
 const REVISIONS_PER_FAMILY: usize = 5;
 /// ListTaskDefinitions page size (`maxResults`) the controller asks for; real ECS honours it, moto does not.

@@ -22,9 +22,12 @@
 //! * [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! * [`cli`]: the command-line types.
 //! * [`settings`]: rate-limit and backoff settings shared by `config` and `aws`, their defaults written once.
+//! * [`allocator`]: the daemon's memory allocator (jemalloc) and its options.
 
 #![deny(missing_docs)]
 
+#[cfg(not(target_env = "msvc"))]
+pub mod allocator;
 pub mod aws;
 pub mod cli;
 pub mod config;

@@ -21,6 +21,9 @@ use execrole::metrics::Metrics;
 use execrole::model::{is_account_id, is_region};
 use execrole::{offline, plan};
 
+#[cfg(not(target_env = "msvc"))]
+execrole::use_jemalloc!();
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -274,3 +274,21 @@ fn promtool_checks_metrics(metrics: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The binary allocates through jemalloc with the options `src/allocator.rs` gives it (an options symbol the linker
+/// dropped would leave jemalloc's defaults, silently): jemalloc prints the options it runs with when asked to.
+#[cfg(not(target_env = "msvc"))]
+#[test]
+fn the_binary_runs_on_jemalloc_with_its_options() {
+    let (code, _, stderr) = run(Command::new(env!("CARGO_BIN_EXE_execrole"))
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true"));
+    assert_eq!(code, 0, "{stderr}");
+    for option in [
+        "opt.narenas: 1\n",
+        "opt.dirty_decay_ms: 0 ",
+        "opt.muzzy_decay_ms: 0 ",
+    ] {
+        assert!(stderr.contains(option), "{option:?} not in:\n{stderr}");
+    }
+}
