@@ -8,10 +8,15 @@
 //! Consistency: every role carries the [`Moment`] of its last known change (the sweep or event that queued it, or
 //! its own last write; see the store), and a snapshot is used for it only when its read began after that moment.
 //! A role written in this pass is therefore never judged again from the snapshot read before the write: it is read
-//! per role (`auto`) or from a new snapshot (`bulk`). It does not read roles itself (`observe`) nor schedule them.
+//! per role (`auto`) or from a new snapshot (`bulk`). A role observed while a read is in progress waits for it (the
+//! read began after every change marked before it) rather than being read on its own.
+//!
+//! Memory: an account's snapshot is let go of when the next read begins, so that two are never held at once (a
+//! snapshot of 2,000 roles is a few megabytes, its read as much again). It does not read roles itself (`observe`)
+//! nor schedule them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::aws::{AccountAuthorization, AwsError, IamApi};
@@ -33,8 +38,10 @@ struct Read {
 /// What is known of bulk reads in one account.
 #[derive(Default)]
 struct Account {
-    /// The latest read.
+    /// The latest read, until the next one begins (two snapshots of an account are never held at once).
     latest: Mutex<Option<Read>>,
+    /// Pages of the last snapshot read, 0 before the first.
+    pages: AtomicUsize,
     /// Held while a snapshot is read: one read at a time per account.
     reading: tokio::sync::Mutex<()>,
     /// `auto` met a terminal error (access denied): per-role reads until the next reload.
@@ -114,7 +121,12 @@ impl Snapshots {
         iam: &dyn IamApi,
         metrics: &Metrics,
     ) -> Result<Option<Arc<AccountAuthorization>>, AwsError> {
+        if mode == ObserveMode::PerRole {
+            return Ok(None);
+        }
         let state = self.account(account);
+        // A read in progress is waited for: it began after every change marked before it.
+        drop(state.reading.lock().await);
         let is_fresh = |read: &Read| fresh_after.is_none_or(|at| read.began > at);
         let latest = lock(&state.latest).clone().filter(is_fresh);
         match mode {
@@ -156,15 +168,20 @@ impl Snapshots {
         if let Some(read) = lock(&state.latest).clone().filter(|r| r.began > after) {
             return read;
         }
+        // The previous snapshot goes first: roles still observed from it keep their own reference.
+        drop(lock(&state.latest).take());
         let began = self.now();
         let result = iam.account_authorization().await.map(Arc::new);
         match &result {
-            Ok(snapshot) => tracing::debug!(
-                account,
-                pages = snapshot.pages,
-                roles = snapshot.role_count(),
-                "read the account's IAM in bulk"
-            ),
+            Ok(snapshot) => {
+                state.pages.store(snapshot.pages, Ordering::SeqCst);
+                tracing::debug!(
+                    account,
+                    pages = snapshot.pages,
+                    roles = snapshot.role_count(),
+                    "read the account's IAM in bulk"
+                )
+            }
             Err(error) => fall_back(mode, account, state, error, metrics),
         }
         let read = Read { began, result };
@@ -175,10 +192,7 @@ impl Snapshots {
 
 /// Pages of the account's last snapshot, or one when none was read yet.
 fn estimated_pages(state: &Account) -> usize {
-    match lock(&state.latest).as_ref().map(|r| &r.result) {
-        Some(Ok(snapshot)) => snapshot.pages.max(1),
-        _ => 1,
-    }
+    state.pages.load(Ordering::SeqCst).max(1)
 }
 
 /// A failed bulk read: `auto` reads per role instead (for good after a terminal error such as access denied,
@@ -203,5 +217,145 @@ fn fall_back(
         tracing::warn!(account, error = %error, "reading the account's IAM in bulk failed; its roles are read one by one this time");
     } else if !state.denied.swap(true, Ordering::SeqCst) {
         tracing::warn!(account, error = %error, "reading the account's IAM in bulk (iam:GetAccountAuthorizationDetails) is not possible; its roles are read one by one until the config is reloaded");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Weak;
+    use std::sync::atomic::AtomicUsize;
+
+    use async_trait::async_trait;
+    use tokio::sync::{Notify, Semaphore};
+
+    use super::*;
+    use crate::aws::RoleInfo;
+
+    /// An IAM whose bulk read announces that it began, waits for the gate, and checks that the snapshot the test
+    /// handed back (`previous`) is gone by then. Nothing else is called.
+    struct GatedIam {
+        began: Notify,
+        gate: Semaphore,
+        reads: AtomicUsize,
+        previous: Mutex<Option<Weak<AccountAuthorization>>>,
+        previous_alive: AtomicBool,
+    }
+
+    #[async_trait]
+    impl IamApi for GatedIam {
+        async fn get_role(&self, _: &str) -> Result<Option<RoleInfo>, AwsError> {
+            unreachable!("per-role read")
+        }
+        async fn list_role_policies(&self, _: &str) -> Result<Vec<String>, AwsError> {
+            unreachable!("per-role read")
+        }
+        async fn get_role_policy(&self, _: &str, _: &str) -> Result<Option<String>, AwsError> {
+            unreachable!("per-role read")
+        }
+        async fn put_role_policy(&self, _: &str, _: &str, _: &str) -> Result<(), AwsError> {
+            unreachable!("write")
+        }
+        async fn delete_role_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            unreachable!("write")
+        }
+        async fn list_attached_role_policies(&self, _: &str) -> Result<Vec<String>, AwsError> {
+            unreachable!("per-role read")
+        }
+        async fn attach_role_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            unreachable!("write")
+        }
+        async fn update_assume_role_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            unreachable!("write")
+        }
+        async fn account_authorization(&self) -> Result<AccountAuthorization, AwsError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let previous = lock(&self.previous).take();
+            let alive = previous.is_some_and(|weak| weak.upgrade().is_some());
+            self.previous_alive.store(alive, Ordering::SeqCst);
+            self.began.notify_one();
+            self.gate.acquire().await.expect("gate open").forget();
+            Ok(AccountAuthorization::new(Vec::new(), 1))
+        }
+    }
+
+    impl GatedIam {
+        /// Gate closed: every read waits for a permit.
+        fn new() -> GatedIam {
+            GatedIam {
+                began: Notify::new(),
+                gate: Semaphore::new(0),
+                reads: AtomicUsize::new(0),
+                previous: Mutex::new(None),
+                previous_alive: AtomicBool::new(false),
+            }
+        }
+    }
+
+    const ACCOUNT: &str = "111111111111";
+
+    #[tokio::test]
+    async fn a_new_read_lets_go_of_the_previous_snapshot_before_it_begins() {
+        let (snapshots, iam, metrics) = (Snapshots::default(), GatedIam::new(), Metrics::new());
+        iam.gate.add_permits(2);
+        let first = snapshots
+            .for_role(ObserveMode::Bulk, ACCOUNT, None, &iam, &metrics)
+            .await
+            .unwrap()
+            .expect("a snapshot");
+        *lock(&iam.previous) = Some(Arc::downgrade(&first));
+        drop(first);
+        let marked = snapshots.now();
+        snapshots
+            .prepare(ObserveMode::Bulk, ACCOUNT, &iam, 4, marked, &metrics)
+            .await;
+        assert_eq!(iam.reads.load(Ordering::SeqCst), 2);
+        assert!(
+            !iam.previous_alive.load(Ordering::SeqCst),
+            "the previous snapshot was still held while the next was read"
+        );
+    }
+
+    #[tokio::test]
+    async fn auto_waits_for_a_read_in_progress_instead_of_reading_the_role_alone() {
+        let snapshots = Arc::new(Snapshots::default());
+        let iam = Arc::new(GatedIam::new());
+        let metrics = Arc::new(Metrics::new());
+        let marked = snapshots.now();
+        let reading = tokio::spawn({
+            let (snapshots, iam, metrics) = (snapshots.clone(), iam.clone(), metrics.clone());
+            async move {
+                snapshots
+                    .prepare(
+                        ObserveMode::Auto,
+                        ACCOUNT,
+                        iam.as_ref(),
+                        4,
+                        marked,
+                        &metrics,
+                    )
+                    .await
+            }
+        });
+        iam.began.notified().await;
+        let open_gate = async {
+            tokio::task::yield_now().await;
+            iam.gate.add_permits(1);
+        };
+        let (observed, ()) = tokio::join!(
+            snapshots.for_role(
+                ObserveMode::Auto,
+                ACCOUNT,
+                Some(marked),
+                iam.as_ref(),
+                &metrics
+            ),
+            open_gate
+        );
+        reading.await.unwrap();
+        assert!(
+            observed.unwrap().is_some(),
+            "a role marked before the read began is observed from it"
+        );
+        assert_eq!(iam.reads.load(Ordering::SeqCst), 1);
     }
 }
