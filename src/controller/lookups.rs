@@ -350,5 +350,33 @@ mod tests {
         cache.store("210987654321", &lookup, &fact);
         assert_eq!(sweep(&cache, &api, &metrics).await, (2, true));
         assert_eq!(api.secret_calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            (counted(&metrics, "found"), counted(&metrics, "cached")),
+            (1, 0)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fact_older_than_the_ttl_is_looked_up_again() {
+        let ttl = Duration::from_secs(600);
+        let (cache, api, metrics) = (FactCache::new(ttl), secrets(), Metrics::new());
+        assert_eq!(sweep(&cache, &api, &metrics).await, (2, true));
+        tokio::time::advance(ttl - Duration::from_secs(1)).await;
+        assert_eq!(
+            sweep(&cache, &api, &metrics).await,
+            (1, true),
+            "still fresh"
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            sweep(&cache, &api, &metrics).await,
+            (2, true),
+            "expired: derive, look up, derive"
+        );
+        assert_eq!(api.secret_calls.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            (counted(&metrics, "found"), counted(&metrics, "cached")),
+            (2, 1)
+        );
     }
 }
