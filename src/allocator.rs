@@ -29,9 +29,9 @@ pub const OPTIONS: MallocConf = MallocConf(c"narenas:1,dirty_decay_ms:0,muzzy_de
 macro_rules! use_jemalloc {
     () => {
         #[global_allocator]
-        static ALLOCATOR: $crate::allocator::Jemalloc = $crate::allocator::Jemalloc;
+        static EXECROLE_ALLOCATOR: $crate::allocator::Jemalloc = $crate::allocator::Jemalloc;
 
         #[unsafe(export_name = "_rjem_malloc_conf")]
-        static MALLOC_CONF: $crate::allocator::MallocConf = $crate::allocator::OPTIONS;
+        static EXECROLE_MALLOC_CONF: $crate::allocator::MallocConf = $crate::allocator::OPTIONS;
     };
 }

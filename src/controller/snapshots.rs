@@ -8,12 +8,12 @@
 //! Consistency: every role carries the [`Moment`] of its last known change (the sweep or event that queued it, or
 //! its own last write; see the store), and a snapshot is used for it only when its read began after that moment.
 //! A role written in this pass is therefore never judged again from the snapshot read before the write: it is read
-//! per role (`auto`) or from a new snapshot (`bulk`). A role observed while a read is in progress waits for it (the
-//! read began after every change marked before it) rather than being read on its own.
+//! per role (`auto`) or from a new snapshot (`bulk`). A role observed while a read is in progress that began after
+//! its last change waits for that read rather than being read on its own.
 //!
-//! Memory: an account's snapshot is let go of when the next read begins, so that two are never held at once (a
-//! snapshot of 2,000 roles is a few megabytes, its read as much again). It does not read roles itself (`observe`)
-//! nor schedule them.
+//! Memory: the account lets go of its snapshot when the next read begins, rather than keeping it through the read
+//! (a snapshot of 2,000 roles is a few megabytes, its read as much again); reconciles still observing from it keep
+//! their own reference until they are done. It does not read roles itself (`observe`) nor schedule them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -38,9 +38,11 @@ struct Read {
 /// What is known of bulk reads in one account.
 #[derive(Default)]
 struct Account {
-    /// The latest read, until the next one begins (two snapshots of an account are never held at once).
+    /// The latest read, until the next one begins (the account does not keep it through the next read).
     latest: Mutex<Option<Read>>,
-    /// Pages of the last snapshot read, 0 before the first.
+    /// When the read in progress began, if one is.
+    in_progress: Mutex<Option<Moment>>,
+    /// Pages of the last snapshot read, 0 before the first and after a failed read.
     pages: AtomicUsize,
     /// Held while a snapshot is read: one read at a time per account.
     reading: tokio::sync::Mutex<()>,
@@ -125,33 +127,34 @@ impl Snapshots {
             return Ok(None);
         }
         let state = self.account(account);
-        // A read in progress is waited for: it began after every change marked before it.
-        drop(state.reading.lock().await);
-        let is_fresh = |read: &Read| fresh_after.is_none_or(|at| read.began > at);
-        let latest = lock(&state.latest).clone().filter(is_fresh);
-        match mode {
-            ObserveMode::PerRole => Ok(None),
-            ObserveMode::Auto => Ok(latest
-                .filter(|_| !state.denied.load(Ordering::SeqCst))
-                .and_then(|read| read.result.ok())),
-            ObserveMode::Bulk => {
-                let read = match latest {
-                    // A read that failed and may succeed if tried again is not reused by a retry: the retries
-                    // that come after it share one new read.
-                    Some(read) if read.result.as_ref().is_err_and(|e| e.is_retryable()) => {
-                        self.read_after(mode, account, &state, iam, read.began, metrics)
-                            .await
-                    }
-                    Some(read) => read,
-                    None => {
-                        let after = fresh_after.unwrap_or_else(|| self.now());
-                        self.read_after(mode, account, &state, iam, after, metrics)
-                            .await
-                    }
-                };
-                read.result.map(Some)
-            }
+        let is_fresh = |began: Moment| fresh_after.is_none_or(|at| began > at);
+        // A read in progress that began after the role's last change is waited for, not read around.
+        if lock(&state.in_progress).is_some_and(is_fresh) {
+            drop(state.reading.lock().await);
         }
+        let latest = lock(&state.latest)
+            .clone()
+            .filter(|read| is_fresh(read.began));
+        if mode == ObserveMode::Auto {
+            return Ok(latest
+                .filter(|_| !state.denied.load(Ordering::SeqCst))
+                .and_then(|read| read.result.ok()));
+        }
+        let read = match latest {
+            // A read that failed and may succeed if tried again is not reused by a retry: the retries that come
+            // after it share one new read.
+            Some(read) if read.result.as_ref().is_err_and(|e| e.is_retryable()) => {
+                self.read_after(mode, account, &state, iam, read.began, metrics)
+                    .await
+            }
+            Some(read) => read,
+            None => {
+                let after = fresh_after.unwrap_or_else(|| self.now());
+                self.read_after(mode, account, &state, iam, after, metrics)
+                    .await
+            }
+        };
+        read.result.map(Some)
     }
 
     /// The latest read if it began after `after`, or a new one (one at a time per account).
@@ -168,29 +171,34 @@ impl Snapshots {
         if let Some(read) = lock(&state.latest).clone().filter(|r| r.began > after) {
             return read;
         }
-        // The previous snapshot goes first: roles still observed from it keep their own reference.
-        drop(lock(&state.latest).take());
+        // The previous snapshot goes first (roles still observed from it keep their own reference), freed outside
+        // the lock.
+        let previous = lock(&state.latest).take();
+        drop(previous);
         let began = self.now();
+        *lock(&state.in_progress) = Some(began);
         let result = iam.account_authorization().await.map(Arc::new);
+        state.pages.store(
+            result.as_ref().map_or(0, |snapshot| snapshot.pages),
+            Ordering::SeqCst,
+        );
         match &result {
-            Ok(snapshot) => {
-                state.pages.store(snapshot.pages, Ordering::SeqCst);
-                tracing::debug!(
-                    account,
-                    pages = snapshot.pages,
-                    roles = snapshot.role_count(),
-                    "read the account's IAM in bulk"
-                )
-            }
+            Ok(snapshot) => tracing::debug!(
+                account,
+                pages = snapshot.pages,
+                roles = snapshot.role_count(),
+                "read the account's IAM in bulk"
+            ),
             Err(error) => fall_back(mode, account, state, error, metrics),
         }
         let read = Read { began, result };
         *lock(&state.latest) = Some(read.clone());
+        *lock(&state.in_progress) = None;
         read
     }
 }
 
-/// Pages of the account's last snapshot, or one when none was read yet.
+/// Pages of the account's last snapshot, or one when none was read yet or the last read failed.
 fn estimated_pages(state: &Account) -> usize {
     state.pages.load(Ordering::SeqCst).max(1)
 }
@@ -357,5 +365,46 @@ mod tests {
             "a role marked before the read began is observed from it"
         );
         assert_eq!(iam.reads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn auto_does_not_wait_for_a_read_that_began_before_the_roles_change() {
+        let snapshots = Arc::new(Snapshots::default());
+        let iam = Arc::new(GatedIam::new());
+        let metrics = Arc::new(Metrics::new());
+        let marked = snapshots.now();
+        let reading = tokio::spawn({
+            let (snapshots, iam, metrics) = (snapshots.clone(), iam.clone(), metrics.clone());
+            async move {
+                snapshots
+                    .prepare(
+                        ObserveMode::Auto,
+                        ACCOUNT,
+                        iam.as_ref(),
+                        4,
+                        marked,
+                        &metrics,
+                    )
+                    .await
+            }
+        });
+        iam.began.notified().await;
+        let changed = snapshots.now();
+        let observe = snapshots.for_role(
+            ObserveMode::Auto,
+            ACCOUNT,
+            Some(changed),
+            iam.as_ref(),
+            &metrics,
+        );
+        let observed = tokio::time::timeout(std::time::Duration::from_secs(10), observe)
+            .await
+            .expect("for_role waited for a read that cannot serve the role");
+        assert!(
+            observed.unwrap().is_none(),
+            "read on its own at once: the read in progress is older than the change"
+        );
+        iam.gate.add_permits(1);
+        reading.await.unwrap();
     }
 }
