@@ -45,12 +45,14 @@ COPY deploy/docker/healthprobe.c /tmp/healthprobe.c
 RUN gcc -static -Os -s -Wall -Wextra -Werror -o /build/healthprobe /tmp/healthprobe.c
 
 # 3. The real sources. `touch` makes sure cargo sees them as newer than the dummy build, whatever mtimes the build
-#    context carried.
+#    context carried. The last check: the binary allocates through jemalloc with its own options (src/allocator.rs),
+#    which jemalloc prints when asked to.
 COPY src ./src
 RUN find src -type f -exec touch {} + \
  && cargo build --release --locked --bin execrole \
  && strip target/release/execrole \
- && ./target/release/execrole --help > /dev/null
+ && ./target/release/execrole --help > /dev/null \
+ && _RJEM_MALLOC_CONF=stats_print:true ./target/release/execrole --version 2>&1 | grep -q 'opt.narenas: 1'
 
 ############################################################################
 # Runtime
