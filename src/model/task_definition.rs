@@ -123,16 +123,6 @@ impl FromIterator<(String, String)> for Options {
     }
 }
 
-impl std::ops::Index<&str> for Options {
-    type Output = String;
-
-    /// The value of option `name`; panics when it is absent (as a map's index does).
-    fn index(&self, name: &str) -> &String {
-        self.get(name)
-            .unwrap_or_else(|| panic!("no option `{name}`"))
-    }
-}
-
 /// An entry of `secrets` or `secretOptions`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecretEntry {
@@ -293,7 +283,7 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(options.get("b").map(String::as_str), Some("3"));
-        assert_eq!(options["a"], "2");
+        assert_eq!(options.get("a").map(String::as_str), Some("2"));
         assert_eq!(options.get("c"), None);
         let names: Vec<&String> = options.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["a", "b"]);
@@ -342,7 +332,10 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.display_name(), "web:3");
         let log = a.containers[0].log_configuration.as_ref().unwrap();
-        assert_eq!(log.options["awslogs-create-group"], "true");
+        assert_eq!(
+            log.options.get("awslogs-create-group").map(String::as_str),
+            Some("true")
+        );
         assert_eq!(a.parsed_arn().unwrap().region, "us-east-1");
     }
 

@@ -44,8 +44,9 @@ async fn ecs_adapter_lists_and_describes_task_definitions_as_our_model() {
     assert_eq!(c.image.as_deref(), Some(ecr_image("team/web").as_str()));
     let log = c.log_configuration.as_ref().unwrap();
     assert_eq!(log.log_driver.as_deref(), Some("awslogs"));
-    assert_eq!(log.options["awslogs-group"], "/ecs/web");
-    assert_eq!(log.options["awslogs-create-group"], "true");
+    let option = |name: &str| log.options.get(name).map(String::as_str);
+    assert_eq!(option("awslogs-group"), Some("/ecs/web"));
+    assert_eq!(option("awslogs-create-group"), Some("true"));
     assert_eq!(
         metrics.aws_requests("ecs", "DescribeTaskDefinition", "success"),
         1
