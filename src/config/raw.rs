@@ -276,7 +276,7 @@ pub(crate) struct RawTarget {
     #[serde(default)]
     pub external_id: Option<String>,
     #[serde(default)]
-    pub session_name: Option<String>,
+    pub session_name: Option<SessionName>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -566,19 +566,40 @@ impl<'de> Deserialize<'de> for RoleArn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PolicyName(pub String);
 
+/// Whether `text` is `lengths` long in IAM's name characters: letters, digits and `+=,.@_-`.
+fn is_iam_name(text: &str, lengths: std::ops::RangeInclusive<usize>) -> bool {
+    lengths.contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
 impl<'de> Deserialize<'de> for PolicyName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        let valid = !text.is_empty()
-            && text.len() <= 128
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
-        if valid {
+        if is_iam_name(&text, 1..=128) {
             Ok(PolicyName(text))
         } else {
             Err(de::Error::custom(format!(
                 "`{text}` is not an IAM policy name (1-128 letters, digits and +=,.@_-)"
+            )))
+        }
+    }
+}
+
+/// An STS role session name (`targets[].session_name`): 2–64 of letters, digits and `+=,.@_-`, as `AssumeRole`
+/// accepts (anything else would fail every request to the account, long after the config was loaded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SessionName(pub String);
+
+impl<'de> Deserialize<'de> for SessionName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if is_iam_name(&text, 2..=64) {
+            Ok(SessionName(text))
+        } else {
+            Err(de::Error::custom(format!(
+                "`{text}` is not a role session name (2-64 letters, digits and +=,.@_-)"
             )))
         }
     }

@@ -241,6 +241,12 @@ fn errors_name_the_file_the_key_path_and_the_line() {
             "not in the target's account",
         ),
         (
+            "targets:\n  - account: \"123456789012\"\n    regions: [us-east-1]\n    session_name: ops team\n",
+            "execrole.yaml:2",
+            "targets[0].session_name",
+            "not a role session name",
+        ),
+        (
             "targets: []\n",
             "execrole.yaml:1",
             "targets",

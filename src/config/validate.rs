@@ -132,8 +132,8 @@ fn targets(at: &Source, raw: &[raw::RawTarget]) -> Result<Vec<Target>, ConfigErr
             external_id: t.external_id.clone(),
             session_name: t
                 .session_name
-                .clone()
-                .unwrap_or_else(|| "execrole".to_string()),
+                .as_ref()
+                .map_or_else(|| "execrole".to_string(), |name| name.0.clone()),
         });
     }
     Ok(targets)
