@@ -566,24 +566,32 @@ impl<'de> Deserialize<'de> for RoleArn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PolicyName(pub String);
 
-/// Whether `text` is `lengths` long in IAM's name characters: letters, digits and `+=,.@_-`.
-fn is_iam_name(text: &str, lengths: std::ops::RangeInclusive<usize>) -> bool {
-    lengths.contains(&text.len())
+/// A name of `lengths` characters among IAM's name characters (letters, digits and `+=,.@_-`), or an error that
+/// says it is not `what`.
+fn iam_name<'de, D: Deserializer<'de>>(
+    d: D,
+    lengths: std::ops::RangeInclusive<usize>,
+    what: &str,
+) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    let valid = lengths.contains(&text.len())
         && text
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    if valid {
+        Ok(text)
+    } else {
+        Err(de::Error::custom(format!(
+            "`{text}` is not {what} ({}-{} letters, digits and +=,.@_-)",
+            lengths.start(),
+            lengths.end()
+        )))
+    }
 }
 
 impl<'de> Deserialize<'de> for PolicyName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        if is_iam_name(&text, 1..=128) {
-            Ok(PolicyName(text))
-        } else {
-            Err(de::Error::custom(format!(
-                "`{text}` is not an IAM policy name (1-128 letters, digits and +=,.@_-)"
-            )))
-        }
+        iam_name(d, 1..=128, "an IAM policy name").map(PolicyName)
     }
 }
 
@@ -594,14 +602,7 @@ pub(crate) struct SessionName(pub String);
 
 impl<'de> Deserialize<'de> for SessionName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        if is_iam_name(&text, 2..=64) {
-            Ok(SessionName(text))
-        } else {
-            Err(de::Error::custom(format!(
-                "`{text}` is not a role session name (2-64 letters, digits and +=,.@_-)"
-            )))
-        }
+        iam_name(d, 2..=64, "a role session name").map(SessionName)
     }
 }
 

@@ -285,17 +285,18 @@ mod tests {
         (rounds.into_inner(), settled)
     }
 
+    /// A cache with `ttl`, look-ups where every secret exists, and fresh metrics.
+    fn world(ttl: Duration) -> (FactCache, FakeFacts, Metrics) {
+        (FactCache::new(ttl), secrets(), Metrics::new())
+    }
+
     fn counted(metrics: &Metrics, result: &str) -> u64 {
         metrics.lookups.with_label_values(&["secret", result]).get()
     }
 
     #[tokio::test]
     async fn a_sweep_starts_from_the_cached_facts_and_derives_once() {
-        let (cache, api, metrics) = (
-            FactCache::new(Duration::from_secs(600)),
-            secrets(),
-            Metrics::new(),
-        );
+        let (cache, api, metrics) = world(Duration::from_secs(600));
         assert_eq!(
             sweep(&cache, &api, &metrics).await,
             (2, true),
@@ -321,7 +322,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_cache_every_sweep_looks_up_again() {
-        let (cache, api, metrics) = (FactCache::new(Duration::ZERO), secrets(), Metrics::new());
+        let (cache, api, metrics) = world(Duration::ZERO);
         assert_eq!(sweep(&cache, &api, &metrics).await, (2, true));
         assert_eq!(sweep(&cache, &api, &metrics).await, (2, true));
         assert_eq!(api.secret_calls.load(Ordering::SeqCst), 2);
@@ -333,11 +334,7 @@ mod tests {
 
     #[tokio::test]
     async fn cached_facts_of_another_account_are_not_used() {
-        let (cache, api, metrics) = (
-            FactCache::new(Duration::from_secs(600)),
-            secrets(),
-            Metrics::new(),
-        );
+        let (cache, api, metrics) = world(Duration::from_secs(600));
         let lookup = Lookup::Secret {
             region: "us-east-1".into(),
             account: ACCOUNT.into(),
@@ -359,7 +356,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_fact_older_than_the_ttl_is_looked_up_again() {
         let ttl = Duration::from_secs(600);
-        let (cache, api, metrics) = (FactCache::new(ttl), secrets(), Metrics::new());
+        let (cache, api, metrics) = world(ttl);
         assert_eq!(sweep(&cache, &api, &metrics).await, (2, true));
         tokio::time::advance(ttl - Duration::from_secs(1)).await;
         assert_eq!(

@@ -301,6 +301,31 @@ mod tests {
 
     const ACCOUNT: &str = "111111111111";
 
+    /// An `auto` read of the roles marked at the returned moment, begun and held at the gate.
+    async fn a_read_in_progress() -> (
+        Arc<Snapshots>,
+        Arc<GatedIam>,
+        Arc<Metrics>,
+        Moment,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let snapshots = Arc::new(Snapshots::default());
+        let iam = Arc::new(GatedIam::new());
+        let metrics = Arc::new(Metrics::new());
+        let marked = snapshots.now();
+        let reading = tokio::spawn({
+            let (snapshots, iam, metrics) = (snapshots.clone(), iam.clone(), metrics.clone());
+            async move {
+                let iam = iam.as_ref();
+                snapshots
+                    .prepare(ObserveMode::Auto, ACCOUNT, iam, 4, marked, &metrics)
+                    .await
+            }
+        });
+        iam.began.notified().await;
+        (snapshots, iam, metrics, marked, reading)
+    }
+
     #[tokio::test]
     async fn a_new_read_lets_go_of_the_previous_snapshot_before_it_begins() {
         let (snapshots, iam, metrics) = (Snapshots::default(), GatedIam::new(), Metrics::new());
@@ -325,26 +350,7 @@ mod tests {
 
     #[tokio::test]
     async fn auto_waits_for_a_read_in_progress_instead_of_reading_the_role_alone() {
-        let snapshots = Arc::new(Snapshots::default());
-        let iam = Arc::new(GatedIam::new());
-        let metrics = Arc::new(Metrics::new());
-        let marked = snapshots.now();
-        let reading = tokio::spawn({
-            let (snapshots, iam, metrics) = (snapshots.clone(), iam.clone(), metrics.clone());
-            async move {
-                snapshots
-                    .prepare(
-                        ObserveMode::Auto,
-                        ACCOUNT,
-                        iam.as_ref(),
-                        4,
-                        marked,
-                        &metrics,
-                    )
-                    .await
-            }
-        });
-        iam.began.notified().await;
+        let (snapshots, iam, metrics, marked, reading) = a_read_in_progress().await;
         let open_gate = async {
             tokio::task::yield_now().await;
             iam.gate.add_permits(1);
@@ -369,26 +375,7 @@ mod tests {
 
     #[tokio::test]
     async fn auto_does_not_wait_for_a_read_that_began_before_the_roles_change() {
-        let snapshots = Arc::new(Snapshots::default());
-        let iam = Arc::new(GatedIam::new());
-        let metrics = Arc::new(Metrics::new());
-        let marked = snapshots.now();
-        let reading = tokio::spawn({
-            let (snapshots, iam, metrics) = (snapshots.clone(), iam.clone(), metrics.clone());
-            async move {
-                snapshots
-                    .prepare(
-                        ObserveMode::Auto,
-                        ACCOUNT,
-                        iam.as_ref(),
-                        4,
-                        marked,
-                        &metrics,
-                    )
-                    .await
-            }
-        });
-        iam.began.notified().await;
+        let (snapshots, iam, metrics, _, reading) = a_read_in_progress().await;
         let changed = snapshots.now();
         let observe = snapshots.for_role(
             ObserveMode::Auto,
